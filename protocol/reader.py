@@ -1,0 +1,199 @@
+"""Incremental frame reader.
+
+``FrameReader.feed(data)`` returns every complete frame in the bytes received so
+far, as tuples whose first element is a ``K_*`` kind from ``constants``:
+
+* ``(K_PUBLISH, ch, exchange, routing_key, mandatory, immediate, exrk)`` where
+  ``exrk`` is the raw shortstr-encoded exchange + routing key, reused verbatim
+  in Basic.Deliver so the hot path never re-encodes them;
+* ``(K_ACK, ch, tag, multiple)``, ``(K_NACK, ch, tag, multiple, requeue)``,
+  ``(K_REJECT, ch, tag, requeue)``;
+* ``(K_HEADER, ch, class_id, body_size, raw_payload)``;
+* ``(K_BODY, ch, payload)``; ``(K_HEARTBEAT, ch)``;
+* ``(K_METHOD, ch, pamqp_method)`` for every other method (decoded by pamqp);
+* ``(K_ERROR, ch, FrameError)`` last, when the stream is broken; the reader
+  then refuses further input.
+
+The per-message frames are parsed by hand with precompiled structs; everything
+else goes through pamqp, the codec of record.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pamqp import commands
+from pamqp.exceptions import UnmarshalingException
+
+from .constants import (
+    BASIC_ACK,
+    BASIC_NACK,
+    BASIC_PUBLISH,
+    BASIC_REJECT,
+    FRAME_BODY,
+    FRAME_END,
+    FRAME_ERROR,
+    FRAME_HEADER,
+    FRAME_HEARTBEAT,
+    FRAME_METHOD,
+    K_ACK,
+    K_BODY,
+    K_HEADER,
+    K_HEARTBEAT,
+    K_METHOD,
+    K_NACK,
+    K_PUBLISH,
+    K_REJECT,
+    NOT_IMPLEMENTED,
+    SYNTAX_ERROR,
+)
+from .errors import FrameError
+
+K_ERROR = 99
+
+_FRAME_HDR = struct.Struct(">BHI")
+_U32 = struct.Struct(">I")
+_HDR_PAYLOAD = struct.Struct(">HHQ")
+_ACK = struct.Struct(">QB")
+_PUBLISH_ID = BASIC_PUBLISH
+_ACK_ID = BASIC_ACK
+_NACK_ID = BASIC_NACK
+_REJECT_ID = BASIC_REJECT
+
+
+def decode_method(payload: bytes | memoryview) -> commands.base.Frame:
+    """Decode a method frame payload with pamqp; FrameError on anything wrong."""
+    if len(payload) < 4:
+        raise FrameError(SYNTAX_ERROR, "method frame too short")
+    (index,) = _U32.unpack_from(payload, 0)
+    cls = commands.INDEX_MAPPING.get(index)
+    if cls is None:
+        raise FrameError(
+            NOT_IMPLEMENTED if (index >> 16) in _KNOWN_CLASSES else FRAME_ERROR,
+            f"unknown method class {index >> 16} method {index & 0xFFFF}",
+            index >> 16,
+            index & 0xFFFF,
+        )
+    method = cls()
+    try:
+        method.unmarshal(bytes(payload[4:]))
+    except (struct.error, ValueError, UnmarshalingException, UnicodeDecodeError, IndexError, TypeError) as exc:
+        raise FrameError(
+            SYNTAX_ERROR, f"cannot decode {cls.name}: {exc}", index >> 16, index & 0xFFFF
+        ) from exc
+    return method
+
+
+_KNOWN_CLASSES = frozenset({10, 20, 40, 50, 60, 85, 90})
+
+
+class FrameReader:
+    """Turns a byte stream (after the protocol header) into frame tuples."""
+
+    __slots__ = ("_buf", "max_payload", "broken")
+
+    def __init__(self, frame_max: int = 131072) -> None:
+        self._buf = b""
+        self.max_payload = frame_max - 8
+        self.broken = False
+
+    def set_frame_max(self, frame_max: int) -> None:
+        self.max_payload = (frame_max or 0xFFFFFFFF) - 8
+
+    def feed(self, data: bytes) -> list[tuple]:
+        if self.broken:
+            return []
+        if self._buf:
+            data = self._buf + data
+        out: list[tuple] = []
+        append = out.append
+        unpack_hdr = _FRAME_HDR.unpack_from
+        n = len(data)
+        pos = 0
+        max_payload = self.max_payload
+        try:
+            while n - pos >= 8:
+                ftype, ch, size = unpack_hdr(data, pos)
+                if size > max_payload:
+                    raise FrameError(
+                        FRAME_ERROR,
+                        f"frame size {size + 8} exceeds negotiated frame_max {max_payload + 8}",
+                    )
+                end = pos + 7 + size
+                if end >= n:
+                    break
+                if data[end] != FRAME_END:
+                    raise FrameError(FRAME_ERROR, f"frame end octet is {data[end]:#x}, not 0xce")
+                start = pos + 7
+                if ftype == FRAME_METHOD:
+                    if size < 4:
+                        raise FrameError(FRAME_ERROR, "method frame too short")
+                    (mid,) = _U32.unpack_from(data, start)
+                    if mid == _PUBLISH_ID:
+                        # ticket(2) exchange(shortstr) routing_key(shortstr) bits(1)
+                        p = start + 6
+                        exl = data[p]
+                        ex_end = p + 1 + exl
+                        rkl = data[ex_end]
+                        rk_end = ex_end + 1 + rkl
+                        if rk_end >= end:
+                            raise FrameError(SYNTAX_ERROR, "truncated basic.publish", 60, 40)
+                        bits = data[rk_end]
+                        append(
+                            (
+                                K_PUBLISH,
+                                ch,
+                                data[p + 1 : ex_end].decode(),
+                                data[ex_end + 1 : rk_end].decode(),
+                                bits & 1,
+                                bits & 2,
+                                data[p:rk_end],
+                            )
+                        )
+                    elif mid == _ACK_ID:
+                        if size < 13:
+                            raise FrameError(SYNTAX_ERROR, "truncated basic.ack", 60, 80)
+                        tag, bits = _ACK.unpack_from(data, start + 4)
+                        append((K_ACK, ch, tag, bits & 1))
+                    elif mid == _NACK_ID:
+                        if size < 13:
+                            raise FrameError(SYNTAX_ERROR, "truncated basic.nack", 60, 120)
+                        tag, bits = _ACK.unpack_from(data, start + 4)
+                        append((K_NACK, ch, tag, bits & 1, bits & 2))
+                    elif mid == _REJECT_ID:
+                        if size < 13:
+                            raise FrameError(SYNTAX_ERROR, "truncated basic.reject", 60, 90)
+                        tag, bits = _ACK.unpack_from(data, start + 4)
+                        append((K_REJECT, ch, tag, bits & 1))
+                    else:
+                        append((K_METHOD, ch, decode_method(data[start:end])))
+                elif ftype == FRAME_HEADER:
+                    if size < 14:
+                        raise FrameError(FRAME_ERROR, "content header frame too short")
+                    class_id, _weight, body_size = _HDR_PAYLOAD.unpack_from(data, start)
+                    append((K_HEADER, ch, class_id, body_size, data[start:end]))
+                elif ftype == FRAME_BODY:
+                    append((K_BODY, ch, data[start:end]))
+                elif ftype == FRAME_HEARTBEAT:
+                    if ch != 0:
+                        raise FrameError(FRAME_ERROR, f"heartbeat frame on channel {ch}")
+                    append((K_HEARTBEAT, ch))
+                else:
+                    raise FrameError(FRAME_ERROR, f"unknown frame type {ftype}")
+                pos = end + 1
+        except FrameError as exc:
+            self.broken = True
+            self._buf = b""
+            append((K_ERROR, 0, exc))
+            return out
+        except (UnicodeDecodeError, IndexError, struct.error) as exc:
+            self.broken = True
+            self._buf = b""
+            append((K_ERROR, 0, FrameError(SYNTAX_ERROR, f"malformed frame: {exc}")))
+            return out
+        self._buf = data[pos:] if pos < n else b""
+        return out
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)

@@ -1,0 +1,1 @@
+"""warren broker: listener, connections, channels, vhosts, exchanges, queues."""

@@ -1,0 +1,81 @@
+"""Users, password hashes (RabbitMQ's salted SHA-256 format) and permissions."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+
+from pamqp import decode
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """rabbit_password_hashing_sha256: base64(salt(4) + sha256(salt + password))."""
+    salt = os.urandom(4) if salt is None else salt
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def check_password(password: str, password_hash: str) -> bool:
+    try:
+        raw = base64.b64decode(password_hash)
+    except ValueError:
+        return False
+    salt = raw[:4]
+    return hash_password(password, salt) == password_hash
+
+
+@dataclass
+class Permission:
+    """configure/write/read regular expressions for one user on one vhost."""
+
+    configure: str = ".*"
+    write: str = ".*"
+    read: str = ".*"
+
+    def _ok(self, pattern: str, name: str) -> bool:
+        if pattern == ".*":
+            return True
+        if pattern == "":
+            return False
+        return re.match(pattern, name) is not None and re.match(pattern, name).end() == len(name)
+
+    def can_configure(self, name: str) -> bool:
+        return self._ok(self.configure, name)
+
+    def can_write(self, name: str) -> bool:
+        return self._ok(self.write, name)
+
+    def can_read(self, name: str) -> bool:
+        return self._ok(self.read, name)
+
+
+@dataclass
+class User:
+    name: str
+    password_hash: str
+    tags: list[str] = field(default_factory=list)
+    permissions: dict[str, Permission] = field(default_factory=dict)
+
+
+def parse_plain(response: bytes) -> tuple[str, str]:
+    """PLAIN: authzid NUL authcid NUL password."""
+    parts = response.split(b"\x00")
+    if len(parts) != 3:
+        raise ValueError("malformed PLAIN response")
+    return parts[1].decode(), parts[2].decode()
+
+
+def parse_amqplain(response: bytes) -> tuple[str, str]:
+    """AMQPLAIN: a field table without its length prefix, with LOGIN and PASSWORD."""
+    _, table = decode.field_table(len(response).to_bytes(4, "big") + response)
+    login = table.get("LOGIN")
+    password = table.get("PASSWORD")
+    if isinstance(login, bytes):
+        login = login.decode()
+    if isinstance(password, bytes):
+        password = password.decode()
+    if not isinstance(login, str) or not isinstance(password, str):
+        raise ValueError("malformed AMQPLAIN response")
+    return login, password

@@ -1,0 +1,896 @@
+"""An AMQP channel: content assembly, publishing, consumers, acks, confirms, tx."""
+
+from __future__ import annotations
+
+import logging
+import os
+from base64 import urlsafe_b64encode
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from pamqp import commands as C
+
+from protocol import hotpath
+from protocol.constants import (
+    ACCESS_REFUSED,
+    CHANNEL_ERROR,
+    COMMAND_INVALID,
+    FRAME_ERROR,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    NOT_IMPLEMENTED,
+    PRECONDITION_FAILED,
+    SYNTAX_ERROR,
+    UNEXPECTED_FRAME,
+)
+from protocol.errors import AMQPError
+from protocol.properties import scan
+
+from .consumer import Consumer
+from .errors import (
+    ChannelError,
+    ConnectionError_,
+    access_refused,
+    fmt_bool,
+    inequivalent,
+    not_found_exchange,
+    not_found_queue,
+    precondition,
+    resource_locked,
+)
+from .exchanges import Exchange
+from .message import Message
+from .queue import Queue
+from .queue_args import validate_queue_arguments
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+log = logging.getLogger("warren.channel")
+
+REPLY_TO = "amq.rabbitmq.reply-to"
+REPLY_TO_PREFIX = "amq.rabbitmq.reply-to."
+
+# queue arguments RabbitMQ compares on redeclare
+_EQUIV_QUEUE_ARGS = (
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-type",
+    "x-single-active-consumer",
+    "x-delivery-limit",
+)
+
+
+def _gen_name(prefix: str) -> str:
+    return prefix + urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+
+
+def _fmt_arg(v: Any) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return f"'{fmt_bool(v)}'"
+    if isinstance(v, int):
+        return f"the value '{v}' of type 'long'"
+    if isinstance(v, (bytes, str)):
+        s = v.decode() if isinstance(v, bytes) else v
+        return f"the value '{s}' of type 'longstr'"
+    return f"the value '{v}'"
+
+
+class Channel:
+    """One channel of a connection."""
+
+    def __init__(self, conn: Connection, number: int) -> None:
+        self.conn = conn
+        self.number = number
+        self.vhost = conn.vhost
+        self.closing = False
+        self.next_tag = 1
+        self.unacked: dict[int, tuple[Queue | None, int, Message, Consumer | None]] = {}
+        self.unacked_order: deque[int] = deque()
+        self.consumers: dict[str, Consumer] = {}
+        self.prefetch = 0
+        self.global_prefetch = 0
+        self.global_unacked = 0
+        self.flow = True
+        self.confirm = False
+        self.tx = False
+        self._tx_publishes: list[tuple] = []
+        self._tx_acks: list[tuple] = []
+        # publisher confirms
+        self.confirm_seq = 0
+        self._confirm_acked = 0
+        self._confirm_dirty = False
+        self._nacks: list[int] = []
+        self._sync_stores: set = set()
+        self._pending_batches: deque[list] = deque()
+        # content assembly
+        self._publish: tuple | None = None
+        self._header: bytes | None = None
+        self._body_size = 0
+        self._body: list[bytes] = []
+        self._received = 0
+        self.last_queue: str | None = None
+        self.reply_token: str | None = None
+        self.reply_consumer: Consumer | None = None
+        # counters
+        self.published = 0
+        self.delivered = 0
+        self.acked = 0
+
+    # ------------------------------------------------------------------ output
+    def send(self, method: Any) -> None:
+        self.conn.send_method(self.number, method)
+
+    # ------------------------------------------------------------------ credit
+    def can_deliver(self) -> bool:
+        if not self.flow or self.closing:
+            return False
+        if self.global_prefetch and self.global_unacked >= self.global_prefetch:
+            return False
+        return self.conn.can_write()
+
+    # ------------------------------------------------------------------ content frames
+    def on_publish(self, exchange: str, routing_key: str, mandatory: int, immediate: int, exrk: bytes) -> None:
+        if self._publish is not None:
+            raise ConnectionError_(
+                UNEXPECTED_FRAME,
+                "expected content header for class 60, got non content header frame instead",
+                60,
+                40,
+            )
+        self._publish = (exchange, routing_key, mandatory, immediate, exrk)
+
+    def on_header(self, class_id: int, body_size: int, payload: bytes) -> None:
+        if self._publish is None or self._header is not None:
+            raise ConnectionError_(
+                UNEXPECTED_FRAME, "expected method frame, got non method frame instead"
+            )
+        if class_id != 60:
+            raise ConnectionError_(
+                UNEXPECTED_FRAME,
+                f"expected content header for class 60, got one for class {class_id} instead",
+            )
+        limit = self.conn.broker.config.max_message_size
+        if body_size > limit:
+            self._publish = None
+            raise precondition(
+                f"message size {body_size} is larger than configured max size {limit}"
+            )
+        if body_size == 0:
+            self._complete(payload, b"")
+            return
+        self._header = payload
+        self._body_size = body_size
+        self._received = 0
+
+    def on_body(self, payload: bytes) -> None:
+        if self._header is None:
+            raise ConnectionError_(
+                UNEXPECTED_FRAME, "expected method frame, got non method frame instead"
+            )
+        n = self._received + len(payload)
+        if n >= self._body_size:
+            if n > self._body_size:
+                raise ConnectionError_(
+                    FRAME_ERROR,
+                    f"content body is {n} bytes, more than the {self._body_size} declared",
+                )
+            if self._body:
+                self._body.append(payload)
+                body = b"".join(self._body)
+                self._body = []
+            else:
+                body = payload
+            header = self._header
+            self._header = None
+            self._complete(header, body)
+        else:
+            self._received = n
+            self._body.append(payload)
+
+    def expecting_content(self) -> bool:
+        return self._publish is not None
+
+    # ------------------------------------------------------------------ publish
+    def _complete(self, header: bytes, body: bytes) -> None:
+        exchange, routing_key, mandatory, immediate, exrk = self._publish
+        self._publish = None
+        vhost = self.vhost
+        ex = vhost.exchanges.get(exchange)
+        if ex is None:
+            raise not_found_exchange(exchange, vhost.name)
+        if immediate:
+            raise ConnectionError_(NOT_IMPLEMENTED, "immediate=true", 60, 40)
+        if ex.internal:
+            raise access_refused(
+                f"cannot publish to internal exchange '{exchange}' in vhost '{vhost.name}'"
+            )
+        conn = self.conn
+        if not conn.perm_all and not conn.permission.can_write(exchange):
+            raise access_refused(
+                f"access to exchange '{exchange}' in vhost '{vhost.name}' refused for user '{conn.user.name}'"
+            )
+        try:
+            props = scan(header)
+        except (ValueError, IndexError, UnicodeDecodeError) as exc:
+            raise ConnectionError_(SYNTAX_ERROR, f"malformed content header: {exc}", 60, 40) from None
+        msg = Message(exchange, routing_key, exrk, header, body, props)
+        extra: list[str] | None = None
+        if props.flags:
+            if props.user_id is not None and props.user_id != conn.user.name:
+                raise precondition(
+                    f"user_id property set to '{props.user_id}' but authenticated user was '{conn.user.name}'"
+                )
+            if props.headers_len:
+                extra = self._sender_selected(msg)
+            if props.reply_to is not None and props.reply_to == REPLY_TO:
+                self._rewrite_reply_to(msg)
+        self.published += 1
+        if self.tx:
+            self._tx_publishes.append((ex, routing_key, msg, mandatory, extra))
+            return
+        self._route(ex, routing_key, msg, mandatory, extra)
+
+    def _sender_selected(self, msg: Message) -> list[str] | None:
+        """CC and BCC headers add routing keys; BCC is removed before delivery."""
+        headers = msg.headers
+        extra: list[str] = []
+        for name in ("CC", "BCC"):
+            v = headers.get(name)
+            if v is None:
+                continue
+            if not isinstance(v, list):
+                raise precondition(f"Invalid header '{name}': expected array, got {type(v).__name__}")
+            for k in v:
+                extra.append(k.decode() if isinstance(k, bytes) else str(k))
+        if "BCC" in headers:
+            props = msg.properties
+            props.headers = {k: v for k, v in headers.items() if k != "BCC"}
+            msg.set_properties(props)
+        return extra or None
+
+    def _rewrite_reply_to(self, msg: Message) -> None:
+        if self.reply_consumer is None:
+            raise precondition("fast reply consumer does not exist")
+        props = msg.properties
+        props.reply_to = REPLY_TO_PREFIX + self.reply_token
+        msg.set_properties(props)
+
+    def _route(self, ex: Exchange, routing_key: str, msg: Message, mandatory: int, extra: list[str] | None) -> None:
+        vhost = self.vhost
+        ex.published_in += 1
+        if self.confirm:
+            self.confirm_seq += 1
+            self._confirm_dirty = True
+        if not ex.name and routing_key.startswith(REPLY_TO_PREFIX):
+            target = self.conn.broker.reply_channels.get(routing_key[len(REPLY_TO_PREFIX):])
+            if target is not None and target.reply_consumer is not None:
+                target.deliver_reply(msg)
+                return
+            queues = ()
+        else:
+            queues = vhost.route(ex, routing_key, msg, extra)
+        if not queues:
+            if mandatory:
+                self.conn.send_return(self.number, msg, 312, "NO_ROUTE")
+            return
+        ex.published_out += 1
+        first = True
+        conn = self.conn
+        for q in queues:
+            if first:
+                m = msg
+                first = False
+            else:
+                m = msg.copy()
+            if not q.publish(m):
+                if self.confirm:
+                    self._nacks.append(self.confirm_seq)
+                continue
+            if m.persistent and q.durable_store:
+                self._sync_stores.add(q.store)
+            if q.consumers and len(q.store) >= q.flow_high:
+                conn.throttle(q)
+
+    def end_batch(self) -> None:
+        """Called once per read: emit publisher confirms for what this read published."""
+        if not self._confirm_dirty:
+            return
+        self._confirm_dirty = False
+        seq = self.confirm_seq
+        if self._nacks:
+            nacks = self._nacks
+            self._nacks = []
+            # acks before the first nack, then each nack on its own
+            for tag in nacks:
+                if not self._pending_batches and tag - 1 > self._confirm_acked:
+                    self._write_ack(tag - 1)
+                self.conn.write(hotpath.confirm_nack_frame(self.number, tag, False))
+                if not self._pending_batches and tag > self._confirm_acked:
+                    self._confirm_acked = tag
+        if self._sync_stores:
+            stores = self._sync_stores
+            self._sync_stores = set()
+            batch = [seq, len(stores), True]
+            self._pending_batches.append(batch)
+            for store in stores:
+                store.sync(lambda ok=True, b=batch: self._synced(b, ok))
+            return
+        if self._pending_batches:
+            self._pending_batches.append([seq, 0, True])
+            return
+        if seq > self._confirm_acked:
+            self._write_ack(seq)
+
+    def _synced(self, batch: list, ok: bool) -> None:
+        batch[1] -= 1
+        if not ok:
+            batch[2] = False
+        pb = self._pending_batches
+        upto = 0
+        while pb and pb[0][1] <= 0:
+            b = pb.popleft()
+            if not b[2]:
+                if upto:
+                    self._write_ack(upto)
+                    upto = 0
+                self.conn.write(hotpath.confirm_nack_frame(self.number, b[0], True))
+                self._confirm_acked = b[0]
+            else:
+                upto = b[0]
+        if upto:
+            self._write_ack(upto)
+        self.conn.flush_soon()
+
+    def _write_ack(self, tag: int) -> None:
+        if tag <= self._confirm_acked or self.closing:
+            return
+        multiple = tag - self._confirm_acked > 1
+        self._confirm_acked = tag
+        self.conn.write(hotpath.confirm_ack_frame(self.number, tag, multiple))
+
+    # ------------------------------------------------------------------ deliveries
+    def deliver(self, consumer: Consumer, queue: Queue, pos: int, msg: Message) -> None:
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        if consumer.no_ack:
+            queue.ack(pos)
+        else:
+            self.unacked[tag] = (queue, pos, msg, consumer)
+            self.unacked_order.append(tag)
+            consumer.unacked += 1
+            self.global_unacked += 1
+            queue.unacked += 1
+        queue.delivered += 1
+        if msg.redelivered:
+            queue.redelivered += 1
+        self.delivered += 1
+        consumer.delivered += 1
+        n = self.number
+        conn = self.conn
+        conn.write_parts(
+            hotpath.deliver_frame(n, consumer.prefix, tag, msg.redelivered, msg.exrk),
+            hotpath.content_frames(n, msg.header, msg.body, conn.max_body),
+            len(msg.body),
+        )
+
+    def deliver_reply(self, msg: Message) -> None:
+        c = self.reply_consumer
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        n = self.number
+        self.conn.write_parts(
+            hotpath.deliver_frame(n, c.prefix, tag, False, msg.exrk),
+            hotpath.content_frames(n, msg.header, msg.body, self.conn.max_body),
+            len(msg.body),
+        )
+
+    # ------------------------------------------------------------------ acks
+    def _take(self, tag: int, multiple: int) -> list[tuple]:
+        unacked = self.unacked
+        if multiple:
+            if tag != 0 and tag not in unacked:
+                raise precondition(f"unknown delivery tag {tag}")
+            out = []
+            order = self.unacked_order
+            while order and (tag == 0 or order[0] <= tag):
+                t = order.popleft()
+                e = unacked.pop(t, None)
+                if e is not None:
+                    out.append(e)
+            return out
+        e = unacked.pop(tag, None)
+        if e is None:
+            raise precondition(f"unknown delivery tag {tag}")
+        if self.unacked_order and self.unacked_order[0] == tag:
+            self.unacked_order.popleft()
+        return [e]
+
+    def _release(self, entries: list[tuple]) -> set:
+        wake = set()
+        for q, _pos, _msg, c in entries:
+            if c is not None:
+                c.unacked -= 1
+                self.global_unacked -= 1
+                wake.add(q)
+            if q is not None:
+                q.unacked -= 1
+        return wake
+
+    def on_ack(self, tag: int, multiple: int) -> None:
+        if self.tx:
+            self._check_tag(tag, multiple)
+            self._tx_acks.append((0, tag, multiple, False))
+            return
+        entries = self._take(tag, multiple)
+        for q, pos, _msg, _c in entries:
+            if q is not None:
+                q.ack(pos)
+        self.acked += len(entries)
+        for q in self._release(entries):
+            if q is not None:
+                q.schedule_dispatch()
+
+    def on_nack(self, tag: int, multiple: int, requeue: int) -> None:
+        if self.tx:
+            self._check_tag(tag, multiple)
+            self._tx_acks.append((1, tag, multiple, requeue))
+            return
+        self._reject(self._take(tag, multiple), requeue)
+
+    def _check_tag(self, tag: int, multiple: int) -> None:
+        if (multiple and tag == 0) or tag in self.unacked:
+            return
+        raise precondition(f"unknown delivery tag {tag}")
+
+    def _reject(self, entries: list[tuple], requeue: int) -> None:
+        wake = self._release(entries)
+        for q, pos, msg, _c in entries:
+            if q is None or q.deleted:
+                continue
+            if requeue:
+                q.requeue(pos, msg)
+            else:
+                q.discard(pos, msg, "rejected")
+        for q in wake:
+            if q is not None:
+                q.schedule_dispatch()
+
+    def requeue_all(self) -> None:
+        """Return every unacked message to its queue (channel close, recover)."""
+        entries = [self.unacked[t] for t in sorted(self.unacked)]
+        self.unacked.clear()
+        self.unacked_order.clear()
+        self._reject(entries, True)
+
+    # ------------------------------------------------------------------ server-side cancel
+    def consumer_cancelled_by_server(self, consumer: Consumer) -> None:
+        self.consumers.pop(consumer.tag, None)
+        if self.conn.capabilities.get("consumer_cancel_notify") and not self.closing:
+            self.send(C.Basic.Cancel(consumer_tag=consumer.tag, nowait=True))
+
+    # ------------------------------------------------------------------ close
+    def close(self) -> None:
+        """Release everything this channel holds (consumers, unacked messages)."""
+        self.closing = True
+        for c in list(self.consumers.values()):
+            c.queue.remove_consumer(c)
+        self.consumers.clear()
+        if self.reply_token is not None:
+            self.conn.broker.reply_channels.pop(self.reply_token, None)
+            self.reply_token = None
+            self.reply_consumer = None
+        self.requeue_all()
+        self._tx_publishes.clear()
+        self._tx_acks.clear()
+        self._publish = None
+        self._header = None
+        self._body = []
+
+    # ------------------------------------------------------------------ methods
+    def handle(self, m: Any) -> None:
+        handler = _HANDLERS.get(type(m))
+        if handler is None:
+            raise ConnectionError_(
+                COMMAND_INVALID if isinstance(m, (C.Connection.Start, C.Connection.Tune)) else NOT_IMPLEMENTED,
+                f"method {m.name} not valid on a channel",
+                *_ids(m),
+            )
+        try:
+            handler(self, m)
+        except AMQPError as exc:
+            if not exc.class_id:
+                exc.class_id, exc.method_id = _ids(m)
+            raise
+
+    # exchange.* -------------------------------------------------------------
+    def _exchange_declare(self, m: C.Exchange.Declare) -> None:
+        vhost = self.vhost
+        name = m.exchange
+        ex = vhost.exchanges.get(name)
+        if m.passive:
+            if ex is None:
+                raise not_found_exchange(name, vhost.name)
+            if not m.nowait:
+                self.send(C.Exchange.DeclareOk())
+            return
+        if name == "":
+            raise access_refused("operation not permitted on the default exchange")
+        if name.startswith("amq."):
+            raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        self._check_configure(name, "exchange")
+        args = dict(m.arguments or {})
+        if ex is not None:
+            if ex.describe_type() != m.exchange_type:
+                raise inequivalent(
+                    "type", "exchange", name, vhost.name, f"'{m.exchange_type}'", f"'{ex.describe_type()}'"
+                )
+            for arg, got, cur in (
+                ("durable", m.durable, ex.durable),
+                ("auto_delete", m.auto_delete, ex.auto_delete),
+                ("internal", m.internal, ex.internal),
+            ):
+                if bool(got) != bool(cur):
+                    raise inequivalent(arg, "exchange", name, vhost.name, f"'{fmt_bool(got)}'", f"'{fmt_bool(cur)}'")
+            for key in ("alternate-exchange",):
+                if args.get(key) != ex.arguments.get(key):
+                    raise inequivalent(key, "exchange", name, vhost.name, _fmt_arg(args.get(key)), _fmt_arg(ex.arguments.get(key)))
+        else:
+            cls = self.conn.broker.exchange_type(m.exchange_type)
+            if cls is None:
+                raise ConnectionError_(COMMAND_INVALID, f"invalid exchange type '{m.exchange_type}'", 40, 10)
+            ex = cls(vhost, name, bool(m.durable), bool(m.auto_delete), bool(m.internal), args)
+            vhost.add_exchange(ex)
+            self.conn.broker.definitions_changed(ex.durable)
+        if not m.nowait:
+            self.send(C.Exchange.DeclareOk())
+
+    def _exchange_delete(self, m: C.Exchange.Delete) -> None:
+        vhost = self.vhost
+        name = m.exchange
+        if name == "" or name.startswith("amq."):
+            if name == "":
+                raise access_refused("operation not permitted on the default exchange")
+            raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        ex = vhost.exchanges.get(name)
+        if ex is not None:
+            self._check_configure(name, "exchange")
+            if m.if_unused and ex.bindings:
+                raise precondition(f"exchange '{name}' in vhost '{vhost.name}' in use")
+            vhost.delete_exchange(ex)
+        if not m.nowait:
+            self.send(C.Exchange.DeleteOk())
+
+    def _exchange_bind(self, m: Any) -> None:
+        vhost = self.vhost
+        unbind = isinstance(m, C.Exchange.Unbind)
+        if m.destination == "" or m.source == "":
+            raise access_refused("operation not permitted on the default exchange")
+        dest = vhost.exchanges.get(m.destination)
+        src = vhost.exchanges.get(m.source)
+        if dest is None:
+            raise not_found_exchange(m.destination, vhost.name)
+        if src is None:
+            raise not_found_exchange(m.source, vhost.name)
+        self._check_bind_perms(m.source, m.destination, "exchange")
+        if unbind:
+            if src.unbind(dest, m.routing_key, m.arguments or {}) is not None:
+                vhost._maybe_auto_delete_exchange(src)
+                self.conn.broker.definitions_changed(src.durable and dest.durable)
+            if not m.nowait:
+                self.send(C.Exchange.UnbindOk())
+        else:
+            src.bind(dest, m.routing_key, dict(m.arguments or {}))
+            self.conn.broker.definitions_changed(src.durable and dest.durable)
+            if not m.nowait:
+                self.send(C.Exchange.BindOk())
+
+    # queue.* ------------------------------------------------------------------
+    def _lookup_queue(self, name: str) -> Queue:
+        if name == "":
+            if self.last_queue is None:
+                raise ChannelError(NOT_FOUND, "no previously declared queue")
+            name = self.last_queue
+        q = self.vhost.queues.get(name)
+        if q is None:
+            raise not_found_queue(name, self.vhost.name)
+        if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
+            raise resource_locked(name, self.vhost.name)
+        return q
+
+    def _queue_declare(self, m: C.Queue.Declare) -> None:
+        vhost = self.vhost
+        name = m.queue
+        if m.passive:
+            if name == REPLY_TO:
+                self.send(C.Queue.DeclareOk(queue=name, message_count=0, consumer_count=0))
+                return
+            q = self._lookup_queue(name)
+            self.last_queue = q.name
+            if not m.nowait:
+                self.send(C.Queue.DeclareOk(queue=q.name, message_count=len(q.store), consumer_count=len(q.consumers)))
+            return
+        if name == "":
+            name = _gen_name("amq.gen-")
+        elif name.startswith("amq."):
+            raise access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        args = dict(m.arguments or {})
+        q = vhost.queues.get(name)
+        if q is not None:
+            if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
+                raise resource_locked(name, vhost.name)
+            if bool(m.exclusive) != q.exclusive:
+                raise resource_locked(name, vhost.name)
+            self._check_configure(name, "queue")
+            for arg, got, cur in (("durable", m.durable, q.durable), ("auto_delete", m.auto_delete, q.auto_delete)):
+                if bool(got) != bool(cur):
+                    raise inequivalent(arg, "queue", name, vhost.name, f"'{fmt_bool(got)}'", f"'{fmt_bool(cur)}'")
+            for key in _EQUIV_QUEUE_ARGS:
+                a, b = args.get(key), q.arguments.get(key)
+                if a != b:
+                    raise inequivalent(key, "queue", name, vhost.name, _fmt_arg(a), _fmt_arg(b))
+        else:
+            self._check_configure(name, "queue")
+            validate_queue_arguments(args, name, vhost.name)
+            q = self.conn.broker.create_queue(
+                vhost, name, bool(m.durable), self.conn if m.exclusive else None, bool(m.auto_delete), args
+            )
+            if m.exclusive:
+                self.conn.exclusive_queues.append(q)
+        self.last_queue = name
+        if not m.nowait:
+            self.send(C.Queue.DeclareOk(queue=name, message_count=len(q.store), consumer_count=len(q.consumers)))
+
+    def _queue_bind(self, m: Any) -> None:
+        vhost = self.vhost
+        unbind = isinstance(m, C.Queue.Unbind)
+        q = self._lookup_queue(m.queue)
+        if m.exchange == "":
+            raise access_refused("operation not permitted on the default exchange")
+        ex = vhost.exchanges.get(m.exchange)
+        if ex is None:
+            raise not_found_exchange(m.exchange, vhost.name)
+        self._check_bind_perms(m.exchange, q.name, "queue")
+        if unbind:
+            b = ex.unbind(q, m.routing_key, m.arguments or {})
+            if b is not None:
+                vhost._maybe_auto_delete_exchange(ex)
+                self.conn.broker.definitions_changed(q.durable and ex.durable)
+            self.send(C.Queue.UnbindOk())
+        else:
+            ex.bind(q, m.routing_key, dict(m.arguments or {}))
+            self.conn.broker.definitions_changed(q.durable and ex.durable)
+            if not m.nowait:
+                self.send(C.Queue.BindOk())
+
+    def _queue_purge(self, m: C.Queue.Purge) -> None:
+        q = self._lookup_queue(m.queue)
+        self._check_perm("read", q.name, "queue")
+        n = q.purge()
+        if not m.nowait:
+            self.send(C.Queue.PurgeOk(message_count=n))
+
+    def _queue_delete(self, m: C.Queue.Delete) -> None:
+        vhost = self.vhost
+        q = vhost.queues.get(m.queue or (self.last_queue or ""))
+        if q is None:
+            if not m.nowait:
+                self.send(C.Queue.DeleteOk(message_count=0))
+            return
+        if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
+            raise resource_locked(q.name, vhost.name)
+        self._check_configure(q.name, "queue")
+        if m.if_unused and q.consumers:
+            raise precondition(f"queue '{q.name}' in vhost '{vhost.name}' in use")
+        if m.if_empty and len(q.store):
+            raise precondition(f"queue '{q.name}' in vhost '{vhost.name}' not empty")
+        n = vhost.delete_queue(q)
+        if q in self.conn.exclusive_queues:
+            self.conn.exclusive_queues.remove(q)
+        if not m.nowait:
+            self.send(C.Queue.DeleteOk(message_count=n))
+
+    # basic.* ------------------------------------------------------------------
+    def _basic_qos(self, m: C.Basic.Qos) -> None:
+        if m.prefetch_size:
+            raise ConnectionError_(NOT_IMPLEMENTED, f"prefetch_size!=0 ({m.prefetch_size})", 60, 10)
+        if m.global_:
+            self.global_prefetch = m.prefetch_count
+            for c in self.consumers.values():
+                c.queue.schedule_dispatch()
+        else:
+            self.prefetch = m.prefetch_count
+        self.send(C.Basic.QosOk())
+
+    def _basic_consume(self, m: C.Basic.Consume) -> None:
+        tag = m.consumer_tag or _gen_name("amq.ctag-")
+        if tag in self.consumers or (self.reply_consumer is not None and self.reply_consumer.tag == tag):
+            raise ConnectionError_(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", 60, 20)
+        if m.queue == REPLY_TO:
+            if not m.no_ack:
+                raise precondition("reply consumer cannot acknowledge")
+            if self.reply_consumer is not None:
+                raise precondition("reply consumer already set")
+            self.reply_token = urlsafe_b64encode(os.urandom(18)).decode()
+            self.reply_consumer = Consumer(tag, self, None, True, False, 0, {})  # type: ignore[arg-type]
+            self.conn.broker.reply_channels[self.reply_token] = self
+            if not m.nowait:
+                self.send(C.Basic.ConsumeOk(consumer_tag=tag))
+            return
+        q = self._lookup_queue(m.queue)
+        self._check_perm("read", q.name, "queue")
+        for other in q.consumers:
+            if other.exclusive or m.exclusive:
+                raise access_refused(f"queue '{q.name}' in vhost '{self.vhost.name}' in exclusive use")
+        args = dict(m.arguments or {})
+        prio = args.get("x-priority", 0)
+        if not isinstance(prio, int) or isinstance(prio, bool):
+            raise precondition(f"invalid arg 'x-priority' for queue '{q.name}' in vhost '{self.vhost.name}'")
+        c = Consumer(tag, self, q, bool(m.no_ack), bool(m.exclusive), self.prefetch, args, prio)
+        self.consumers[tag] = c
+        if not m.nowait:
+            self.send(C.Basic.ConsumeOk(consumer_tag=tag))
+        q.add_consumer(c)
+
+    def _basic_cancel(self, m: C.Basic.Cancel) -> None:
+        tag = m.consumer_tag
+        if self.reply_consumer is not None and self.reply_consumer.tag == tag:
+            self.conn.broker.reply_channels.pop(self.reply_token, None)
+            self.reply_consumer = None
+            self.reply_token = None
+        c = self.consumers.pop(tag, None)
+        if not m.nowait:
+            self.send(C.Basic.CancelOk(consumer_tag=tag))
+        if c is not None:
+            c.queue.remove_consumer(c)
+
+    def _basic_get(self, m: C.Basic.Get) -> None:
+        q = self._lookup_queue(m.queue)
+        self._check_perm("read", q.name, "queue")
+        item = q.get()
+        if item is None:
+            self.send(C.Basic.GetEmpty())
+            return
+        pos, msg = item
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        if m.no_ack:
+            q.ack(pos)
+        else:
+            self.unacked[tag] = (q, pos, msg, None)
+            self.unacked_order.append(tag)
+            q.unacked += 1
+        n = self.number
+        self.conn.write_parts(
+            hotpath.get_ok_frame(n, tag, msg.redelivered, msg.exrk, len(q.store)),
+            hotpath.content_frames(n, msg.header, msg.body, self.conn.max_body),
+            len(msg.body),
+        )
+
+    def _basic_reject(self, m: C.Basic.Reject) -> None:
+        self.on_nack(m.delivery_tag, 0, m.requeue)
+
+    def _basic_ack(self, m: C.Basic.Ack) -> None:
+        self.on_ack(m.delivery_tag, m.multiple)
+
+    def _basic_nack(self, m: C.Basic.Nack) -> None:
+        self.on_nack(m.delivery_tag, m.multiple, m.requeue)
+
+    def _basic_recover(self, m: Any) -> None:
+        if not m.requeue:
+            raise ConnectionError_(NOT_IMPLEMENTED, "requeue=false", 60, 110)
+        self.requeue_all()
+        if isinstance(m, C.Basic.Recover):
+            self.send(C.Basic.RecoverOk())
+
+    def _basic_publish_pamqp(self, m: C.Basic.Publish) -> None:  # pragma: no cover - reader fast path
+        exrk = hotpath.shortstr(m.exchange) + hotpath.shortstr(m.routing_key)
+        self.on_publish(m.exchange, m.routing_key, m.mandatory, m.immediate, exrk)
+
+    # channel.*, confirm.*, tx.* -------------------------------------------------
+    def _channel_flow(self, m: C.Channel.Flow) -> None:
+        self.flow = bool(m.active)
+        self.send(C.Channel.FlowOk(active=self.flow))
+        if self.flow:
+            for c in self.consumers.values():
+                c.queue.schedule_dispatch()
+
+    def _confirm_select(self, m: C.Confirm.Select) -> None:
+        if self.tx:
+            raise precondition("cannot switch from tx to confirm mode")
+        self.confirm = True
+        if not m.nowait:
+            self.send(C.Confirm.SelectOk())
+
+    def _tx_select(self, m: C.Tx.Select) -> None:
+        if self.confirm:
+            raise precondition("cannot switch from confirm to tx mode")
+        self.tx = True
+        self.send(C.Tx.SelectOk())
+
+    def _tx_commit(self, m: C.Tx.Commit) -> None:
+        if not self.tx:
+            raise precondition("channel is not transactional")
+        pubs, acks = self._tx_publishes, self._tx_acks
+        self._tx_publishes, self._tx_acks = [], []
+        for ex, rk, msg, mandatory, extra in pubs:
+            self._route(ex, rk, msg, mandatory, extra)
+        self.tx = False
+        try:
+            for kind, tag, multiple, requeue in acks:
+                if kind == 0:
+                    self.on_ack(tag, multiple)
+                else:
+                    self.on_nack(tag, multiple, requeue)
+        finally:
+            self.tx = True
+        self.send(C.Tx.CommitOk())
+
+    def _tx_rollback(self, m: C.Tx.Rollback) -> None:
+        if not self.tx:
+            raise precondition("channel is not transactional")
+        self._tx_publishes.clear()
+        self._tx_acks.clear()
+        self.send(C.Tx.RollbackOk())
+
+    # permissions ----------------------------------------------------------------
+    def _check_perm(self, kind: str, name: str, what: str) -> None:
+        conn = self.conn
+        if conn.perm_all:
+            return
+        ok = getattr(conn.permission, f"can_{kind}")(name)
+        if not ok:
+            raise access_refused(
+                f"access to {what} '{name}' in vhost '{self.vhost.name}' refused for user '{conn.user.name}'"
+            )
+
+    def _check_configure(self, name: str, what: str) -> None:
+        self._check_perm("configure", name, what)
+
+    def _check_bind_perms(self, source: str, dest: str, dest_kind: str) -> None:
+        self._check_perm("write", dest, dest_kind)
+        self._check_perm("read", source, "exchange")
+
+
+def _ids(m: Any) -> tuple[int, int]:
+    idx = getattr(m, "index", 0)
+    return idx >> 16, idx & 0xFFFF
+
+
+_HANDLERS = {
+    C.Exchange.Declare: Channel._exchange_declare,
+    C.Exchange.Delete: Channel._exchange_delete,
+    C.Exchange.Bind: Channel._exchange_bind,
+    C.Exchange.Unbind: Channel._exchange_bind,
+    C.Queue.Declare: Channel._queue_declare,
+    C.Queue.Bind: Channel._queue_bind,
+    C.Queue.Unbind: Channel._queue_bind,
+    C.Queue.Purge: Channel._queue_purge,
+    C.Queue.Delete: Channel._queue_delete,
+    C.Basic.Qos: Channel._basic_qos,
+    C.Basic.Consume: Channel._basic_consume,
+    C.Basic.Cancel: Channel._basic_cancel,
+    C.Basic.Get: Channel._basic_get,
+    C.Basic.Ack: Channel._basic_ack,
+    C.Basic.Nack: Channel._basic_nack,
+    C.Basic.Reject: Channel._basic_reject,
+    C.Basic.Recover: Channel._basic_recover,
+    C.Basic.RecoverAsync: Channel._basic_recover,
+    C.Basic.Publish: Channel._basic_publish_pamqp,
+    C.Channel.Flow: Channel._channel_flow,
+    C.Confirm.Select: Channel._confirm_select,
+    C.Tx.Select: Channel._tx_select,
+    C.Tx.Commit: Channel._tx_commit,
+    C.Tx.Rollback: Channel._tx_rollback,
+}
+
+_unused = (ACCESS_REFUSED, CHANNEL_ERROR, PRECONDITION_FAILED)

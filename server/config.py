@@ -1,0 +1,93 @@
+"""Broker configuration: defaults < TOML file < WARREN_* environment < command-line flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+def default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "warren")
+
+
+@dataclass
+class Config:
+    """Every setting the broker reads; names match the TOML keys and WARREN_<NAME> variables."""
+
+    host: str = "0.0.0.0"
+    port: int = 5672
+    data_dir: str = field(default_factory=default_data_dir)
+    frame_max: int = 131072
+    channel_max: int = 2047
+    heartbeat: int = 60
+    handshake_timeout: float = 10.0
+    close_timeout: float = 3.0
+    max_message_size: int = 134217728
+    default_user: str = "guest"
+    default_pass: str = "guest"
+    loopback_users: list[str] = field(default_factory=lambda: ["guest"])
+    log_level: str = "INFO"
+    cluster_name: str = "warren"
+
+    @classmethod
+    def load(cls, argv: list[str] | None = None) -> Config:
+        parser = argparse.ArgumentParser(prog="warren", description="warren AMQP 0-9-1 broker")
+        parser.add_argument("--config", help="TOML config file (env WARREN_CONFIG)")
+        for f in fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            if f.name == "loopback_users":
+                parser.add_argument(flag, help="comma-separated users allowed only from loopback ('' for none)")
+            else:
+                parser.add_argument(flag, type=str, default=None, help=f"(default {_default_of(f)!r})")
+        ns = parser.parse_args(argv)
+        values: dict = {}
+        path = ns.config or os.environ.get("WARREN_CONFIG")
+        if path:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+            values.update(data.get("warren", data))
+        for f in fields(cls):
+            env = os.environ.get("WARREN_" + f.name.upper())
+            if env is not None:
+                values[f.name] = env
+            flag_v = getattr(ns, f.name)
+            if flag_v is not None:
+                values[f.name] = flag_v
+        cfg = cls()
+        for f in fields(cls):
+            if f.name in values:
+                setattr(cfg, f.name, _coerce(f, values[f.name]))
+        return cfg
+
+
+def _default_of(f: object) -> object:
+    d = getattr(f, "default", None)
+    if d is None or str(d).startswith("<dataclasses"):
+        factory = getattr(f, "default_factory", None)
+        return factory() if callable(factory) else None
+    return d
+
+
+def _coerce(f: object, v: object) -> object:
+    t = f.type
+    if t == "int":
+        return int(v)  # type: ignore[arg-type]
+    if t == "float":
+        return float(v)  # type: ignore[arg-type]
+    if t == "list[str]":
+        if isinstance(v, list):
+            return [str(x) for x in v]
+        return [s for s in str(v).split(",") if s]
+    if t == "str":
+        return str(v)
+    return v
+
+
+def ensure_dir(path: str) -> Path:
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    return p

@@ -1,0 +1,608 @@
+"""One client connection: handshake, heartbeats, frame dispatch, batched writes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from pamqp import commands as C
+
+from protocol import hotpath
+from protocol.constants import (
+    ACCESS_REFUSED,
+    CHANNEL_ERROR,
+    COMMAND_INVALID,
+    CONNECTION_FORCED,
+    FRAME_ERROR,
+    FRAME_MIN_SIZE,
+    K_ACK,
+    K_BODY,
+    K_HEADER,
+    K_HEARTBEAT,
+    K_METHOD,
+    K_NACK,
+    K_PUBLISH,
+    K_REJECT,
+    NOT_ALLOWED,
+    PROTOCOL_HEADER,
+    UNEXPECTED_FRAME,
+)
+from protocol.errors import AMQPError
+from protocol.methods import method_frame
+from protocol.reader import K_ERROR, FrameReader
+
+from .auth import check_password, parse_amqplain, parse_plain
+from .channel import Channel
+from .errors import ChannelError, ConnectionError_
+
+if TYPE_CHECKING:
+    from .broker import Broker
+    from .message import Message
+    from .queue import Queue
+
+log = logging.getLogger("warren.connection")
+
+S_HEADER, S_START_OK, S_TUNE_OK, S_OPEN, S_OPENED, S_CLOSING, S_CLOSED = range(7)
+
+#: stop dispatching to a connection with this many bytes queued for one flush
+OUT_HIGH = 1 << 20
+#: a read this large means a busy publisher: yield to the loop before reading more
+READ_BUDGET = 1 << 16
+
+SERVER_CAPABILITIES = {
+    "publisher_confirms": True,
+    "exchange_exchange_bindings": True,
+    "basic.nack": True,
+    "consumer_cancel_notify": True,
+    "connection.blocked": True,
+    "consumer_priorities": True,
+    "authentication_failure_close": True,
+    "per_consumer_qos": True,
+    "direct_reply_to": True,
+}
+
+
+class Connection(asyncio.Protocol):
+    """asyncio protocol for one AMQP connection."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.config = broker.config
+        self.loop = asyncio.get_event_loop()
+        self.transport: asyncio.Transport | None = None
+        self.state = S_HEADER
+        self._hdr = b""
+        self.reader = FrameReader(self.config.frame_max)
+        self.channels: dict[int, Channel] = {}
+        self.channel_max = self.config.channel_max
+        self.frame_max = self.config.frame_max
+        self.max_body = self.frame_max - 8
+        self.heartbeat = 0
+        self.vhost: Any = None
+        self.user: Any = None
+        self.permission: Any = None
+        self.perm_all = False
+        self.capabilities: dict[str, Any] = {}
+        self.client_properties: dict[str, Any] = {}
+        self.exclusive_queues: list[Queue] = []
+        self.name = ""
+        self.peer: tuple = ("", 0)
+        self.connected_at = time.time()
+        # output
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._flush_pending = False
+        self.write_paused = False
+        self._dispatch_blocked = False
+        # input flow control
+        self._pause_reasons: set = set()
+        self._throttled_by: set[Queue] = set()
+        # heartbeats
+        self._recv_activity = True
+        self._sent_activity = False
+        self._missed = 0
+        self._hb_handle: asyncio.TimerHandle | None = None
+        self._handshake_handle: asyncio.TimerHandle | None = None
+        self._close_handle: asyncio.TimerHandle | None = None
+        self._batch: set[Channel] = set()
+        self.recv_bytes = 0
+        self.sent_bytes = 0
+        self.blocked = False
+
+    # ------------------------------------------------------------------ asyncio
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        sock = transport.get_extra_info("sockname") or ("?", 0)
+        self.peer = peer
+        self.name = f"{peer[0]}:{peer[1]} -> {sock[0]}:{sock[1]}"
+        transport.set_write_buffer_limits(high=4 * OUT_HIGH)  # type: ignore[attr-defined]
+        self.broker.connections.add(self)
+        self._handshake_handle = self.loop.call_later(
+            self.config.handshake_timeout, self._handshake_timeout
+        )
+        log.debug("connection accepted conn=%s", self.name)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.state != S_CLOSED:
+            if self.state == S_OPENED:
+                log.info("connection closed abruptly conn=%s user=%s", self.name, getattr(self.user, "name", "-"))
+            self._cleanup()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_consumers()
+
+    def data_received(self, data: bytes) -> None:
+        self._recv_activity = True
+        self.recv_bytes += len(data)
+        if self.state == S_HEADER:
+            data = self._header_received(data)
+            if not data:
+                return
+        if self.state >= S_CLOSING:
+            if self.state == S_CLOSING:
+                self._closing_frames(self.reader.feed(data))
+            return
+        frames = self.reader.feed(data)
+        channels = self.channels
+        for f in frames:
+            kind = f[0]
+            try:
+                ch = channels.get(f[1])
+                if ch is None or ch.closing:
+                    self._frame_without_channel(f, ch)
+                    if self.state >= S_CLOSING:
+                        return
+                    continue
+                if kind == K_BODY:
+                    ch.on_body(f[2])
+                elif kind == K_PUBLISH:
+                    ch.on_publish(f[2], f[3], f[4], f[5], f[6])
+                elif kind == K_HEADER:
+                    ch.on_header(f[2], f[3], f[4])
+                    if ch.confirm:
+                        self._batch.add(ch)
+                elif kind == K_ACK:
+                    self._no_content(ch)
+                    ch.on_ack(f[2], f[3])
+                elif kind == K_METHOD:
+                    self._no_content(ch)
+                    ch.handle(f[2])
+                    if ch.confirm:
+                        self._batch.add(ch)
+                elif kind == K_NACK:
+                    self._no_content(ch)
+                    ch.on_nack(f[2], f[3], f[4])
+                elif kind == K_REJECT:
+                    self._no_content(ch)
+                    ch.on_nack(f[2], 0, f[3])
+                elif kind == K_HEARTBEAT:
+                    pass
+                else:  # K_ERROR
+                    raise f[2]
+            except ChannelError as exc:
+                self._channel_error(ch, exc)
+            except AMQPError as exc:
+                self.connection_error(exc)
+                return
+        if self._batch:
+            for ch in self._batch:
+                ch.end_batch()
+            self._batch.clear()
+        if len(data) >= READ_BUDGET and "budget" not in self._pause_reasons:
+            self._pause("budget")
+            self.loop.call_soon(self._resume, "budget")
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    # ------------------------------------------------------------------ frames outside open channels
+    def _no_content(self, ch: Channel) -> None:
+        if ch._publish is not None:
+            raise ConnectionError_(
+                UNEXPECTED_FRAME,
+                "expected content header for class 60, got non content header frame instead",
+            )
+
+    def _frame_without_channel(self, f: tuple, ch: Channel | None) -> None:
+        kind, num = f[0], f[1]
+        if kind == K_ERROR:
+            raise f[2]
+        if kind == K_HEARTBEAT:
+            return
+        if num == 0:
+            if kind != K_METHOD:
+                raise ConnectionError_(UNEXPECTED_FRAME, f"expected method frame on channel 0, got frame type {kind}")
+            self._connection_method(f[2])
+            return
+        m = f[2] if kind == K_METHOD else None
+        if ch is not None:  # closing: discard all but close / close-ok
+            if isinstance(m, C.Channel.CloseOk):
+                del self.channels[num]
+            elif isinstance(m, C.Channel.Close):
+                self.send_method(num, C.Channel.CloseOk())
+                del self.channels[num]
+            return
+        if isinstance(m, C.Channel.Open):
+            if num > self.channel_max:
+                raise ConnectionError_(
+                    NOT_ALLOWED, f"channel number {num} exceeds negotiated channel_max {self.channel_max}", 20, 10
+                )
+            self.channels[num] = Channel(self, num)
+            self.send_method(num, C.Channel.OpenOk())
+            return
+        raise ConnectionError_(CHANNEL_ERROR, "expected 'channel.open'", *( (m.index >> 16, m.index & 0xFFFF) if m else (0, 0)))
+
+    def _channel_error(self, ch: Channel, exc: AMQPError) -> None:
+        log.info(
+            "channel error conn=%s channel=%d code=%d text=%r", self.name, ch.number, exc.code, exc.text
+        )
+        ch.close()
+        self.send_method(
+            ch.number,
+            C.Channel.Close(reply_code=exc.code, reply_text=exc.reply_text, class_id=exc.class_id, method_id=exc.method_id),
+        )
+
+    # ------------------------------------------------------------------ handshake
+    def _header_received(self, data: bytes) -> bytes:
+        buf = self._hdr + data
+        if len(buf) < 8:
+            if PROTOCOL_HEADER.startswith(buf):
+                self._hdr = buf
+                return b""
+        if buf[:8] != PROTOCOL_HEADER:
+            log.info("bad protocol header conn=%s got=%r", self.name, bytes(buf[:8]))
+            self.transport.write(PROTOCOL_HEADER)
+            self._abort()
+            return b""
+        self._hdr = b""
+        self.state = S_START_OK
+        self._send_now(
+            method_frame(
+                0,
+                C.Connection.Start(
+                    version_major=0,
+                    version_minor=9,
+                    server_properties={
+                        "product": "warren",
+                        "version": "0.1.0",
+                        "platform": "Python",
+                        "copyright": "warren authors",
+                        "information": "https://github.com/warren-broker",
+                        "cluster_name": self.broker.cluster_name,
+                        "capabilities": SERVER_CAPABILITIES,
+                    },
+                    mechanisms="PLAIN AMQPLAIN",
+                    locales="en_US",
+                ),
+            )
+        )
+        return buf[8:]
+
+    def _handshake_timeout(self) -> None:
+        if self.state < S_OPENED:
+            log.info("handshake timeout conn=%s state=%d", self.name, self.state)
+            self._abort()
+
+    def _connection_method(self, m: Any) -> None:
+        st = self.state
+        if isinstance(m, C.Connection.Close):
+            self._send_now(method_frame(0, C.Connection.CloseOk()))
+            log.info("connection closed by client conn=%s user=%s", self.name, getattr(self.user, "name", "-"))
+            self._cleanup()
+            self.transport.close()
+            return
+        if st == S_START_OK and isinstance(m, C.Connection.StartOk):
+            self._start_ok(m)
+        elif st == S_TUNE_OK and isinstance(m, C.Connection.TuneOk):
+            self._tune_ok(m)
+        elif st == S_OPEN and isinstance(m, C.Connection.Open):
+            self._open(m)
+        elif st == S_OPENED and isinstance(m, C.Connection.CloseOk):
+            self._cleanup()
+            self.transport.close()
+        elif isinstance(m, (C.Connection.Blocked, C.Connection.Unblocked)):
+            return
+        else:
+            raise ConnectionError_(
+                COMMAND_INVALID if st == S_OPENED else CHANNEL_ERROR,
+                f"unexpected method {m.name} on channel 0",
+                m.index >> 16,
+                m.index & 0xFFFF,
+            )
+
+    def _start_ok(self, m: C.Connection.StartOk) -> None:
+        self.client_properties = dict(m.client_properties or {})
+        caps = self.client_properties.get("capabilities") or {}
+        self.capabilities = dict(caps) if isinstance(caps, dict) else {}
+        mech = m.mechanism
+        try:
+            raw = m.response.encode("latin-1") if isinstance(m.response, str) else bytes(m.response)
+            if mech == "PLAIN":
+                username, password = parse_plain(raw)
+            elif mech == "AMQPLAIN":
+                username, password = parse_amqplain(raw)
+            else:
+                raise ConnectionError_(ACCESS_REFUSED, f"unsupported authentication mechanism '{mech}'", 10, 11)
+        except (ValueError, UnicodeDecodeError):
+            username, password = "", ""
+        user = self.broker.users.get(username)
+        if user is None or not check_password(password, user.password_hash):
+            log.warning("authentication failed conn=%s user=%r mechanism=%s", self.name, username, mech)
+            self._refuse(
+                f"Login was refused using authentication mechanism {mech}. For details see the broker logfile."
+            )
+            return
+        if username in self.config.loopback_users and not _is_loopback(self.peer[0]):
+            log.warning("user %r can only connect via localhost conn=%s", username, self.name)
+            self._refuse(f"User '{username}' can only connect via localhost")
+            return
+        self.user = user
+        self.state = S_TUNE_OK
+        self._send_now(
+            method_frame(
+                0,
+                C.Connection.Tune(
+                    channel_max=self.config.channel_max,
+                    frame_max=self.config.frame_max,
+                    heartbeat=self.config.heartbeat,
+                ),
+            )
+        )
+
+    def _refuse(self, text: str) -> None:
+        self.connection_error(ConnectionError_(ACCESS_REFUSED, text, 10, 11))
+
+    def _tune_ok(self, m: C.Connection.TuneOk) -> None:
+        cmax = self.config.channel_max
+        self.channel_max = m.channel_max if 0 < m.channel_max <= cmax else cmax
+        fmax = m.frame_max or self.config.frame_max
+        if fmax < FRAME_MIN_SIZE:
+            raise ConnectionError_(NOT_ALLOWED, f"frame_max={fmax} < {FRAME_MIN_SIZE} min size", 10, 31)
+        if fmax > self.config.frame_max:
+            raise ConnectionError_(
+                NOT_ALLOWED, f"frame_max={fmax} > {self.config.frame_max} max size", 10, 31
+            )
+        self.frame_max = fmax
+        self.max_body = fmax - 8
+        self.reader.set_frame_max(fmax)
+        self.heartbeat = m.heartbeat
+        self.state = S_OPEN
+
+    def _open(self, m: C.Connection.Open) -> None:
+        vhost = self.broker.vhosts.get(m.virtual_host)
+        if vhost is None:
+            raise ConnectionError_(NOT_ALLOWED, f"vhost {m.virtual_host} not found", 10, 40)
+        perm = self.user.permissions.get(m.virtual_host)
+        if perm is None:
+            raise ConnectionError_(
+                NOT_ALLOWED, f"access to vhost '{m.virtual_host}' refused for user '{self.user.name}'", 10, 40
+            )
+        self.vhost = vhost
+        self.permission = perm
+        self.perm_all = perm.configure == perm.write == perm.read == ".*"
+        self.state = S_OPENED
+        if self._handshake_handle is not None:
+            self._handshake_handle.cancel()
+            self._handshake_handle = None
+        self._send_now(method_frame(0, C.Connection.OpenOk()))
+        if self.heartbeat:
+            self._hb_handle = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
+        log.info(
+            "connection opened conn=%s user=%s vhost=%s client=%s",
+            self.name,
+            self.user.name,
+            vhost.name,
+            self.client_properties.get("product", "?"),
+        )
+        if self.broker.alarm_active:
+            self.set_blocked(True, self.broker.alarm_reason)
+
+    # ------------------------------------------------------------------ heartbeats
+    def _heartbeat_tick(self) -> None:
+        if self.state >= S_CLOSING:
+            return
+        if self._recv_activity:
+            self._recv_activity = False
+            self._missed = 0
+        else:
+            self._missed += 1
+            if self._missed >= 4:  # ticks are half an interval: two intervals of silence
+                log.warning(
+                    "missed heartbeats from client, timeout: %ds conn=%s", self.heartbeat, self.name
+                )
+                self._cleanup()
+                self.transport.abort()
+                return
+        if not self._sent_activity:
+            self._send_now(hotpath.heartbeat_frame())
+        self._sent_activity = False
+        self._hb_handle = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
+
+    # ------------------------------------------------------------------ output
+    def _send_now(self, data: bytes) -> None:
+        if self._out:
+            self._out.append(data)
+            self._flush()
+        elif self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+            self.sent_bytes += len(data)
+            self._sent_activity = True
+
+    def send_method(self, channel: int, method: Any) -> None:
+        self.write(method_frame(channel, method))
+
+    def send_return(self, channel: int, msg: Message, code: int, text: str) -> None:
+        self.write(
+            method_frame(
+                channel,
+                C.Basic.Return(reply_code=code, reply_text=text, exchange=msg.exchange, routing_key=msg.routing_key),
+            )
+        )
+        self._out.extend(hotpath.content_frames(channel, msg.header, msg.body, self.max_body))
+
+    def write(self, data: bytes) -> None:
+        self._out.append(data)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._flush)
+
+    def write_parts(self, frame: bytes, parts: list, nbytes: int) -> None:
+        out = self._out
+        out.append(frame)
+        out.extend(parts)
+        self._out_bytes += nbytes
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._flush)
+
+    def flush_soon(self) -> None:
+        if self._out and not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        out = self._out
+        if not out:
+            return
+        data = b"".join(out)
+        out.clear()
+        self._out_bytes = 0
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        t.write(data)
+        self.sent_bytes += len(data)
+        self._sent_activity = True
+        if self._dispatch_blocked and not self.write_paused:
+            self._wake_consumers()
+
+    def can_write(self) -> bool:
+        if self.write_paused or self._out_bytes >= OUT_HIGH:
+            self._dispatch_blocked = True
+            return False
+        return True
+
+    def _wake_consumers(self) -> None:
+        self._dispatch_blocked = False
+        for ch in self.channels.values():
+            for c in ch.consumers.values():
+                c.queue.schedule_dispatch()
+
+    # ------------------------------------------------------------------ input flow control
+    def _pause(self, reason: str) -> None:
+        if not self._pause_reasons and self.transport is not None:
+            self.transport.pause_reading()
+        self._pause_reasons.add(reason)
+
+    def _resume(self, reason: str) -> None:
+        self._pause_reasons.discard(reason)
+        if not self._pause_reasons and self.transport is not None and self.state < S_CLOSED:
+            self.transport.resume_reading()
+
+    def throttle(self, q: Queue) -> None:
+        """Stop reading from this publisher until ``q`` drains (credit-flow analogue)."""
+        if q in self._throttled_by:
+            return
+        for c in q.consumers:
+            if c.channel.conn is self:
+                return  # pausing would also stop this connection's acks: deadlock
+        self._throttled_by.add(q)
+        q.throttled.add(self)
+        self._pause("flow")
+
+    def unthrottle(self, q: Queue) -> None:
+        self._throttled_by.discard(q)
+        if not self._throttled_by:
+            self._resume("flow")
+
+    def set_blocked(self, blocked: bool, reason: str = "") -> None:
+        """connection.blocked / unblocked for resource alarms (if the client supports it)."""
+        if blocked == self.blocked or self.state != S_OPENED:
+            return
+        self.blocked = blocked
+        if self.capabilities.get("connection.blocked"):
+            if blocked:
+                self.send_method(0, C.Connection.Blocked(reason=reason))
+            else:
+                self.send_method(0, C.Connection.Unblocked())
+
+    # ------------------------------------------------------------------ closing
+    def connection_error(self, exc: AMQPError) -> None:
+        log.warning(
+            "connection error conn=%s code=%d text=%r", self.name, exc.code, exc.text
+        )
+        if self.state in (S_HEADER,):
+            self._abort()
+            return
+        self._send_now(
+            method_frame(
+                0,
+                C.Connection.Close(
+                    reply_code=exc.code, reply_text=exc.reply_text, class_id=exc.class_id, method_id=exc.method_id
+                ),
+            )
+        )
+        self._cleanup(closing=True)
+        self._close_handle = self.loop.call_later(self.config.close_timeout, self._abort)
+
+    def close_by_broker(self, code: int = CONNECTION_FORCED, text: str = "broker forced connection closure with reason 'shutdown'") -> None:
+        if self.state >= S_CLOSING:
+            return
+        if self.state != S_OPENED:
+            self._abort()
+            return
+        self.connection_error(ConnectionError_(code, text))
+
+    def _closing_frames(self, frames: list) -> None:
+        for f in frames:
+            if f[0] == K_METHOD and f[1] == 0 and isinstance(f[2], (C.Connection.CloseOk, C.Connection.Close)):
+                if isinstance(f[2], C.Connection.Close):
+                    self._send_now(method_frame(0, C.Connection.CloseOk()))
+                self.state = S_CLOSED
+                if self._close_handle is not None:
+                    self._close_handle.cancel()
+                self.transport.close()
+                return
+
+    def _abort(self) -> None:
+        self._cleanup()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _cleanup(self, closing: bool = False) -> None:
+        if self.state >= S_CLOSING:
+            if not closing:
+                self.state = S_CLOSED
+            return
+        self.state = S_CLOSING if closing else S_CLOSED
+        for h in (self._hb_handle, self._handshake_handle):
+            if h is not None:
+                h.cancel()
+        for ch in list(self.channels.values()):
+            if not ch.closing:
+                ch.close()
+        self.channels.clear()
+        for q in list(self.exclusive_queues):
+            q.vhost.delete_queue(q, reason="exclusive owner closed")
+        self.exclusive_queues.clear()
+        for q in self._throttled_by:
+            q.throttled.discard(self)
+        self._throttled_by.clear()
+        self.broker.connections.discard(self)
+        if self.transport is not None and self._pause_reasons:
+            self._pause_reasons.clear()
+
+
+def _is_loopback(host: str) -> bool:
+    return host.startswith("127.") or host in ("::1", "localhost") or host.startswith("::ffff:127.")
+
+
+_unused = (FRAME_ERROR,)

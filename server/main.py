@@ -1,0 +1,41 @@
+"""``warren`` command: run the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from .broker import Broker
+from .config import Config
+
+
+async def serve(config: Config) -> None:
+    broker = Broker(config)
+    await broker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await broker.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = Config.load(argv)
+    logging.basicConfig(
+        level=getattr(logging, config.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        import uvloop
+
+        uvloop.run(serve(config))
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

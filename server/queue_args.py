@@ -1,0 +1,76 @@
+"""Validation of ``x-`` queue arguments, with RabbitMQ's error texts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import precondition
+
+_INT_TYPES = (int,)
+
+
+def _type_name(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (str, bytes)):
+        return "longstr"
+    if isinstance(v, float):
+        return "double"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, dict):
+        return "table"
+    return type(v).__name__
+
+
+def _err(key: str, qname: str, vhost: str, detail: str) -> Exception:
+    return precondition(f"invalid arg '{key}' for queue '{qname}' in vhost '{vhost}': {detail}")
+
+
+def _int(key: str, v: Any, qname: str, vhost: str, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(v, bool) or not isinstance(v, _INT_TYPES):
+        raise _err(key, qname, vhost, f"{{unacceptable_type,{_type_name(v)}}}")
+    if v < minimum:
+        raise _err(key, qname, vhost, f"{{value_negative,{v}}}" if minimum == 0 else f"{{value_zero,{v}}}")
+    if maximum is not None and v > maximum:
+        raise _err(key, qname, vhost, f"{{value_too_large,{v},{maximum}}}")
+
+
+def _str(v: Any) -> str | None:
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, str):
+        return v
+    return None
+
+
+def validate_queue_arguments(args: dict, qname: str = "", vhost: str = "/") -> None:
+    """Raise a 406 ChannelError for a wrongly typed or valued ``x-`` argument."""
+    for key, v in args.items():
+        if key == "x-max-priority":
+            _int(key, v, qname, vhost, 0, 255)
+        elif key in ("x-message-ttl", "x-max-length", "x-max-length-bytes", "x-delivery-limit"):
+            _int(key, v, qname, vhost, 0)
+        elif key == "x-expires":
+            _int(key, v, qname, vhost, 1)
+        elif key in ("x-dead-letter-exchange", "x-dead-letter-routing-key"):
+            if _str(v) is None:
+                raise _err(key, qname, vhost, f"{{unacceptable_type,{_type_name(v)}}}")
+        elif key == "x-overflow":
+            s = _str(v)
+            if s not in ("drop-head", "reject-publish", "reject-publish-dlx"):
+                raise _err(key, qname, vhost, f"{{invalid_value,<<\"{v}\">>}}" if s else f"{{unacceptable_type,{_type_name(v)}}}")
+        elif key == "x-single-active-consumer":
+            if not isinstance(v, bool):
+                raise _err(key, qname, vhost, f"{{unacceptable_type,{_type_name(v)}}}")
+        elif key == "x-queue-mode":
+            if _str(v) not in ("default", "lazy"):
+                raise _err(key, qname, vhost, f"{{unacceptable_type,{_type_name(v)}}}")
+        elif key == "x-queue-type":
+            if _str(v) not in ("classic",):
+                raise _err(key, qname, vhost, f"{{invalid_value,<<\"{v}\">>}}")
+    if "x-dead-letter-routing-key" in args and "x-dead-letter-exchange" not in args:
+        raise precondition(
+            f"invalid arg 'x-dead-letter-routing-key' for queue '{qname}' in vhost '{vhost}': "
+            "x-dead-letter-exchange must be set"
+        )

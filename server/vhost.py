@@ -1,0 +1,122 @@
+"""A virtual host: its exchanges, queues and the routing of a published message."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .exchanges import EXCHANGE_TYPES, DirectExchange, Exchange
+from .queue import Queue
+
+if TYPE_CHECKING:
+    from .broker import Broker
+    from .message import Message
+
+log = logging.getLogger("warren.vhost")
+
+DEFAULT_EXCHANGES = (
+    ("amq.direct", "direct"),
+    ("amq.fanout", "fanout"),
+    ("amq.topic", "topic"),
+    ("amq.headers", "headers"),
+    ("amq.match", "headers"),
+)
+
+
+class DefaultExchange(DirectExchange):
+    """The nameless exchange: routing key = queue name, no explicit bindings."""
+
+    def match(self, routing_key: str, message: Any) -> Any:
+        q = self.vhost.queues.get(routing_key)
+        return (q,) if q is not None else ()
+
+
+class VHost:
+    """Exchanges and queues of one vhost, and routing across them."""
+
+    def __init__(self, broker: Broker, name: str) -> None:
+        self.broker = broker
+        self.name = name
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        self.exchanges[""] = DefaultExchange(self, "", durable=True)
+        for name_, type_ in DEFAULT_EXCHANGES:
+            self.exchanges[name_] = EXCHANGE_TYPES[type_](self, name_, durable=True)
+
+    # -- exchanges --------------------------------------------------------
+    def add_exchange(self, ex: Exchange) -> None:
+        self.exchanges[ex.name] = ex
+
+    def delete_exchange(self, ex: Exchange) -> None:
+        if self.exchanges.get(ex.name) is not ex:
+            return
+        del self.exchanges[ex.name]
+        # bindings where it is the source
+        for b in list(ex.bindings.values()):
+            ex.unbind(b.destination, b.routing_key, b.arguments)
+            self._after_unbind_destination(b.destination)
+        # bindings where it is the destination
+        for other in list(self.exchanges.values()):
+            if other.e2e_count and other.unbind_destination(ex):
+                self._maybe_auto_delete_exchange(other)
+        self.broker.definitions_changed(ex.durable)
+
+    def _after_unbind_destination(self, dest: Any) -> None:
+        if isinstance(dest, Queue):
+            dest.bindings = {k for k in dest.bindings if k[0] in self.exchanges}
+
+    def _maybe_auto_delete_exchange(self, ex: Exchange) -> None:
+        if ex.auto_delete and not ex.bindings and self.exchanges.get(ex.name) is ex:
+            self.delete_exchange(ex)
+
+    # -- queues -----------------------------------------------------------
+    def add_queue(self, q: Queue) -> None:
+        self.queues[q.name] = q
+
+    def delete_queue(self, q: Queue, reason: str = "deleted") -> int:
+        """Remove a queue, its bindings and consumers; return the ready count it had."""
+        if self.queues.get(q.name) is not q:
+            return 0
+        del self.queues[q.name]
+        count = len(q.store)
+        for ex in list(self.exchanges.values()):
+            if ex.unbind_destination(q):
+                self._maybe_auto_delete_exchange(ex)
+        for c in list(q.consumers):
+            c.channel.consumer_cancelled_by_server(c)
+        q.consumers.clear()
+        q.close()
+        q.store.delete()
+        self.broker.queue_deleted(q)
+        self.broker.definitions_changed(q.durable)
+        log.debug("queue deleted vhost=%s queue=%s reason=%s", self.name, q.name, reason)
+        return count
+
+    # -- routing ----------------------------------------------------------
+    def route(self, ex: Exchange, routing_key: str, msg: Message, extra_keys: list[str] | None) -> Any:
+        """Queues a message published to ``ex`` reaches (e2e bindings, alternate exchanges, CC/BCC)."""
+        dests = ex.match(routing_key, msg)
+        if not ex.e2e_count and not extra_keys and (dests or ex.alternate is None):
+            return dests
+        found: dict[Queue, None] = {}
+        seen: set[int] = set()
+        self._route_into(ex, [routing_key] + (extra_keys or []), msg, found, seen)
+        return list(found)
+
+    def _route_into(
+        self, ex: Exchange, keys: list[str], msg: Message, found: dict, seen: set[int]
+    ) -> None:
+        if id(ex) in seen:
+            return
+        seen.add(id(ex))
+        before = len(found)
+        for key in keys:
+            for d in ex.match(key, msg):
+                if isinstance(d, Exchange):
+                    self._route_into(d, keys, msg, found, seen)
+                else:
+                    found[d] = None
+        if len(found) == before and ex.alternate is not None:
+            ae = self.exchanges.get(ex.alternate)
+            if ae is not None:
+                self._route_into(ae, keys, msg, found, seen)
