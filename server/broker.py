@@ -6,9 +6,13 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from protocol.constants import PRECONDITION_FAILED
+
 from .auth import Permission, User, hash_password
 from .config import Config, ensure_dir
+from .errors import ChannelError
 from .exchanges import EXCHANGE_TYPES, Exchange
+from .policies import Policy
 from .queue import Queue
 from .vhost import VHost
 
@@ -64,15 +68,89 @@ class Broker:
     def definitions_changed(self, durable: bool) -> None:
         """Hook: durable definitions changed (persisted by the storage layer)."""
 
+    # -- vhosts, policies ---------------------------------------------------
+    def add_vhost(self, name: str) -> VHost:
+        vh = self.vhosts.get(name)
+        if vh is None:
+            vh = self.vhosts[name] = VHost(self, name)
+            self.definitions_changed(True)
+        return vh
+
+    def delete_vhost(self, name: str) -> bool:
+        vh = self.vhosts.pop(name, None)
+        if vh is None:
+            return False
+        for conn in list(self.connections):
+            if conn.vhost is vh:
+                conn.close_by_broker(320, f"vhost '{name}' is deleted")
+        for q in list(vh.queues.values()):
+            vh.delete_queue(q)
+        for u in self.users.values():
+            u.permissions.pop(name, None)
+        self.definitions_changed(True)
+        return True
+
+    def set_policy(self, policy: Policy) -> None:
+        vh = self.vhosts[policy.vhost]
+        vh.policies[policy.name] = policy
+        vh.reapply_policies()
+        self.definitions_changed(True)
+
+    def delete_policy(self, vhost: str, name: str) -> bool:
+        vh = self.vhosts.get(vhost)
+        if vh is None or vh.policies.pop(name, None) is None:
+            return False
+        vh.reapply_policies()
+        self.definitions_changed(True)
+        return True
+
+    # -- consumer timeout ------------------------------------------------------
+    def _check_consumer_timeouts(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        default = self.config.consumer_timeout
+        for conn in list(self.connections):
+            for ch in list(conn.channels.values()):
+                if ch.closing or not ch.unacked:
+                    continue
+                oldest = ch.oldest_unacked()
+                if oldest is None:
+                    continue
+                t, q = oldest
+                limit = q.consumer_timeout if q is not None and q.consumer_timeout is not None else default
+                if limit and (now - t) * 1000 > limit:
+                    conn.channel_error_async(
+                        ch,
+                        ChannelError(
+                            PRECONDITION_FAILED,
+                            f"delivery acknowledgement on channel {ch.number} timed out. Timeout value used: "
+                            f"{limit} ms. This timeout value can be configured, see consumers doc guide to learn more",
+                        ),
+                    )
+        self._timeout_handle = loop.call_later(self._timeout_interval(), self._check_consumer_timeouts)
+
+    def _timeout_interval(self) -> float:
+        ct = self.config.consumer_timeout
+        return max(0.05, min(1.0, ct / 4000.0)) if ct else 1.0
+
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
         ensure_dir(self.config.data_dir)
+        if self.config.definitions:
+            import json
+
+            from .definitions import import_definitions
+
+            with open(self.config.definitions) as fh:
+                import_definitions(self, json.load(fh))
+            log.info("imported definitions file=%s", self.config.definitions)
         loop = asyncio.get_running_loop()
         from .connection import Connection
 
         self._server = await loop.create_server(
             lambda: Connection(self), self.config.host, self.config.port, backlog=1024, reuse_address=True
         )
+        self._timeout_handle = loop.call_later(self._timeout_interval(), self._check_consumer_timeouts)
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
         log.info("listening amqp=%s data_dir=%s", addrs, self.config.data_dir)
 
@@ -84,6 +162,8 @@ class Broker:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        if getattr(self, "_timeout_handle", None) is not None:
+            self._timeout_handle.cancel()
         for conn in list(self.connections):
             conn.close_by_broker()
         # give clients a moment to answer close-ok

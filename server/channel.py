@@ -38,7 +38,8 @@ from .errors import (
     precondition,
     resource_locked,
 )
-from .exchanges import Exchange
+from .exchanges import DelayedExchange, Exchange
+from .exchanges.delayed import delay_of
 from .message import Message
 from .queue import Queue
 from .queue_args import validate_queue_arguments
@@ -94,7 +95,7 @@ class Channel:
         self.vhost = conn.vhost
         self.closing = False
         self.next_tag = 1
-        self.unacked: dict[int, tuple[Queue | None, int, Message, Consumer | None]] = {}
+        self.unacked: dict[int, tuple[Queue | None, int, Message, Consumer | None, float]] = {}
         self.unacked_order: deque[int] = deque()
         self.consumers: dict[str, Consumer] = {}
         self.prefetch = 0
@@ -230,6 +231,8 @@ class Channel:
                 raise precondition(
                     f"user_id property set to '{props.user_id}' but authenticated user was '{conn.user.name}'"
                 )
+            if props.expiration is not None:
+                _check_expiration(props.expiration)
             if props.headers_len:
                 extra = self._sender_selected(msg)
             if props.reply_to is not None and props.reply_to == REPLY_TO:
@@ -271,6 +274,14 @@ class Channel:
         if self.confirm:
             self.confirm_seq += 1
             self._confirm_dirty = True
+        if type(ex) is DelayedExchange and msg.props.headers_len:
+            delay = delay_of(msg.headers)
+            if delay > 0:
+                if mandatory and not vhost.route(ex, routing_key, msg, extra):
+                    self.conn.send_return(self.number, msg, 312, "NO_ROUTE")
+                    return
+                ex.hold(delay, routing_key, msg, extra)
+                return
         if not ex.name and routing_key.startswith(REPLY_TO_PREFIX):
             target = self.conn.broker.reply_channels.get(routing_key[len(REPLY_TO_PREFIX):])
             if target is not None and target.reply_consumer is not None:
@@ -365,7 +376,7 @@ class Channel:
         if consumer.no_ack:
             queue.ack(pos)
         else:
-            self.unacked[tag] = (queue, pos, msg, consumer)
+            self.unacked[tag] = (queue, pos, msg, consumer, self.conn.loop_time())
             self.unacked_order.append(tag)
             consumer.unacked += 1
             self.global_unacked += 1
@@ -417,7 +428,7 @@ class Channel:
 
     def _release(self, entries: list[tuple]) -> set:
         wake = set()
-        for q, _pos, _msg, c in entries:
+        for q, _pos, _msg, c, _t in entries:
             if c is not None:
                 c.unacked -= 1
                 self.global_unacked -= 1
@@ -432,7 +443,7 @@ class Channel:
             self._tx_acks.append((0, tag, multiple, False))
             return
         entries = self._take(tag, multiple)
-        for q, pos, _msg, _c in entries:
+        for q, pos, _msg, _c, _t in entries:
             if q is not None:
                 q.ack(pos)
         self.acked += len(entries)
@@ -454,7 +465,7 @@ class Channel:
 
     def _reject(self, entries: list[tuple], requeue: int) -> None:
         wake = self._release(entries)
-        for q, pos, msg, _c in entries:
+        for q, pos, msg, _c, _t in entries:
             if q is None or q.deleted:
                 continue
             if requeue:
@@ -471,6 +482,18 @@ class Channel:
         self.unacked.clear()
         self.unacked_order.clear()
         self._reject(entries, True)
+
+    def oldest_unacked(self) -> tuple[float, Queue | None] | None:
+        """Delivery time and queue of the oldest unacked consumer delivery."""
+        unacked = self.unacked
+        order = self.unacked_order
+        while order and order[0] not in unacked:
+            order.popleft()
+        for t in order:
+            e = unacked.get(t)
+            if e is not None and e[3] is not None:
+                return e[4], e[0]
+        return None
 
     # ------------------------------------------------------------------ server-side cancel
     def consumer_cancelled_by_server(self, consumer: Consumer) -> None:
@@ -511,6 +534,18 @@ class Channel:
             if not exc.class_id:
                 exc.class_id, exc.method_id = _ids(m)
             raise
+
+    # channel.* --------------------------------------------------------------
+    def _channel_close(self, m: C.Channel.Close) -> None:
+        """Client-initiated close: confirm what this read published, release
+        consumers and unacked messages (requeued), answer close-ok, forget the channel."""
+        self.end_batch()
+        self.close()
+        self.conn.channels.pop(self.number, None)
+        self.send(C.Channel.CloseOk())
+
+    def _channel_open(self, m: C.Channel.Open) -> None:
+        raise ConnectionError_(CHANNEL_ERROR, "second 'channel.open' seen", 20, 10)
 
     # exchange.* -------------------------------------------------------------
     def _exchange_declare(self, m: C.Exchange.Declare) -> None:
@@ -766,7 +801,7 @@ class Channel:
         if m.no_ack:
             q.ack(pos)
         else:
-            self.unacked[tag] = (q, pos, msg, None)
+            self.unacked[tag] = (q, pos, msg, None, 0.0)
             self.unacked_order.append(tag)
             q.unacked += 1
         n = self.number
@@ -861,6 +896,15 @@ class Channel:
         self._check_perm("read", source, "exchange")
 
 
+def _check_expiration(exp: str) -> None:
+    try:
+        n = int(exp)
+    except ValueError:
+        raise precondition(f"invalid expiration '{exp}': no_integer") from None
+    if n < 0:
+        raise precondition(f"invalid expiration '{exp}': {{value_negative,{n}}}")
+
+
 def _ids(m: Any) -> tuple[int, int]:
     idx = getattr(m, "index", 0)
     return idx >> 16, idx & 0xFFFF
@@ -887,6 +931,8 @@ _HANDLERS = {
     C.Basic.RecoverAsync: Channel._basic_recover,
     C.Basic.Publish: Channel._basic_publish_pamqp,
     C.Channel.Flow: Channel._channel_flow,
+    C.Channel.Close: Channel._channel_close,
+    C.Channel.Open: Channel._channel_open,
     C.Confirm.Select: Channel._confirm_select,
     C.Tx.Select: Channel._tx_select,
     C.Tx.Commit: Channel._tx_commit,

@@ -30,6 +30,8 @@ class Config:
     default_user: str = "guest"
     default_pass: str = "guest"
     loopback_users: list[str] = field(default_factory=lambda: ["guest"])
+    consumer_timeout: int = 1800000
+    definitions: str = ""
     log_level: str = "INFO"
     cluster_name: str = "warren"
 

@@ -111,6 +111,9 @@ class Connection(asyncio.Protocol):
         self.sent_bytes = 0
         self.blocked = False
 
+    def loop_time(self) -> float:
+        return self.loop.time()
+
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -238,6 +241,11 @@ class Connection(asyncio.Protocol):
             self.send_method(num, C.Channel.OpenOk())
             return
         raise ConnectionError_(CHANNEL_ERROR, "expected 'channel.open'", *( (m.index >> 16, m.index & 0xFFFF) if m else (0, 0)))
+
+    def channel_error_async(self, ch: Channel, exc: AMQPError) -> None:
+        """A channel error raised outside frame processing (timers)."""
+        if self.state == S_OPENED and not ch.closing:
+            self._channel_error(ch, exc)
 
     def _channel_error(self, ch: Channel, exc: AMQPError) -> None:
         log.info(

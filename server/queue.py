@@ -1,4 +1,5 @@
-"""A queue: ready messages in a store, consumers, dispatch, flow control.
+"""A queue: ready messages in a store, consumers, dispatch, flow control, and the
+message lifecycle (TTL, max-length/overflow, dead-lettering, delivery limit, expiry).
 
 Dispatch runs as one ``call_soon`` callback per event-loop turn per queue (not
 per message): publishes and acks only mark the queue as needing dispatch.
@@ -14,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 from storage.lanes import LanedStore
 from storage.memory import MemoryStore
 
+from .deadletter import dead_letter_copy, is_cycle
+from .policies import Policy, effective_arguments
+
 if TYPE_CHECKING:
     from .connection import Connection
     from .consumer import Consumer
@@ -27,6 +31,12 @@ DISPATCH_BUDGET = 512
 #: publishers to a queue with consumers pause reading above this many ready messages
 FLOW_HIGH = 20000
 FLOW_LOW = 10000
+
+
+def _str(v: Any) -> str | None:
+    if v is None:
+        return None
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 class Queue:
@@ -70,27 +80,118 @@ class Queue:
         self._loop = asyncio.get_event_loop()
         self.throttled: set[Connection] = set()
         self.unacked = 0
+        self.policy: Policy | None = None
+        self._ttl_handle: asyncio.TimerHandle | None = None
+        self._ttl_at = 0.0
+        self._expires_handle: asyncio.TimerHandle | None = None
         # counters read by metrics / management
         self.published = 0
         self.delivered = 0
         self.delivered_get = 0
         self.acked = 0
         self.redelivered = 0
-        self.bindings: set = set()
+        self.dead_lettered: dict[str, int] = {}
+        self.expired = 0
+        self.dropped = 0
+        self.configure()
+
+    # -- arguments and policy -------------------------------------------
+    def configure(self, policy: Policy | None = None) -> None:
+        """(Re)compute the lifecycle settings from arguments and the applied policy."""
+        self.policy = policy
+        args = effective_arguments(self.arguments, policy, "queue")
+        self.effective = args
+        ttl = args.get("x-message-ttl")
+        self.message_ttl: int | None = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None
+        ml = args.get("x-max-length")
+        self.max_length: int | None = ml if isinstance(ml, int) else None
+        mlb = args.get("x-max-length-bytes")
+        self.max_length_bytes: int | None = mlb if isinstance(mlb, int) else None
+        self.overflow = _str(args.get("x-overflow")) or "drop-head"
+        self.dlx = _str(args.get("x-dead-letter-exchange"))
+        self.dlrk = _str(args.get("x-dead-letter-routing-key"))
+        dl = args.get("x-delivery-limit")
+        self.delivery_limit: int | None = dl if isinstance(dl, int) else None
+        sac = args.get("x-single-active-consumer")
+        self.single_active = sac is True
+        ct = args.get("x-consumer-timeout")
+        self.consumer_timeout: int | None = ct if isinstance(ct, int) else None
+        exp = args.get("x-expires")
+        self.expires: int | None = exp if isinstance(exp, int) and exp > 0 else None
+        self.has_ttl = self.message_ttl is not None
+        self.limited = self.max_length is not None or self.max_length_bytes is not None
+        self.touch()
 
     # -- publishing -------------------------------------------------------
     def publish(self, msg: Message) -> bool:
-        """Enqueue one message (a per-queue copy). False if refused."""
+        """Enqueue one message (a per-queue copy). False if refused (reject-publish)."""
+        if self.limited and not self._make_room(msg):
+            return False
+        ttl = self.message_ttl
+        exp = msg.props.expiration
+        if exp is not None:
+            e = int(exp)
+            ttl = e if ttl is None or e < ttl else ttl
+        if ttl is not None:
+            if ttl == 0:
+                return self._publish_zero_ttl(msg)
+            msg.expires_at = self._loop.time() + ttl / 1000.0
+            self.has_ttl = True
         if self.laned:
             p = msg.priority
             self.store.push_lane(p if p <= self.max_priority else self.max_priority, msg)
         else:
             self.store.push(msg)
         self.published += 1
-        if self.consumers and not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self._dispatch)
+        if self.consumers:
+            if not self._scheduled:
+                self._scheduled = True
+                self._loop.call_soon(self._dispatch)
+        elif ttl is not None and not self._ttl_handle:
+            self._arm_ttl()
         return True
+
+    def _publish_zero_ttl(self, msg: Message) -> bool:
+        """x-message-ttl 0 / expiration "0": deliver now if a consumer can take it, else expire."""
+        self.published += 1
+        if not self.store and self.consumers:
+            c = self._pick()
+            if c is not None:
+                if self.laned:
+                    self.store.push_lane(0, msg)
+                else:
+                    self.store.push(msg)
+                item = self.store.shift()
+                c.channel.deliver(c, self, item[0], item[1])
+                return True
+        self.expired += 1
+        self.dead_letter(msg, "expired")
+        return True
+
+    def _make_room(self, msg: Message) -> bool:
+        store = self.store
+        ml, mlb = self.max_length, self.max_length_bytes
+        def over(extra_n: int, extra_b: int) -> bool:
+            return (ml is not None and len(store) + extra_n > ml) or (
+                mlb is not None and store.ready_bytes + extra_b > mlb
+            )
+        if not over(1, msg.size):
+            return True
+        if self.overflow == "drop-head":
+            while store and over(1, msg.size):
+                pos, old = store.shift()
+                store.ack(pos)
+                self.dead_letter(old, "maxlen")
+            if ml == 0 or (mlb is not None and msg.size > mlb):
+                self.dead_letter(msg, "maxlen")
+                return False
+            return True
+        # reject-publish / reject-publish-dlx
+        if self.overflow == "reject-publish-dlx":
+            self.dead_letter(msg, "maxlen")
+        else:
+            self.dropped += 1
+        return False
 
     @property
     def overloaded(self) -> bool:
@@ -99,12 +200,88 @@ class Queue:
     def message_count(self) -> int:
         return len(self.store)
 
+    # -- expiry -----------------------------------------------------------
+    def expire_head(self) -> None:
+        """Drop (or dead-letter) expired messages at the head, as RabbitMQ does."""
+        store = self.store
+        now = self._loop.time()
+        while True:
+            item = store.peek()
+            if item is None:
+                return
+            m = item[1]
+            if not m.expires_at or m.expires_at > now:
+                if m.expires_at and not self.consumers:
+                    self._arm_ttl(m.expires_at)
+                return
+            store.shift()
+            store.ack(item[0])
+            self.expired += 1
+            self.dead_letter(m, "expired")
+
+    def _arm_ttl(self, at: float = 0.0) -> None:
+        if not at:
+            item = self.store.peek()
+            if item is None or not item[1].expires_at:
+                return
+            at = item[1].expires_at
+        if self._ttl_handle is not None:
+            if self._ttl_at <= at:
+                return
+            self._ttl_handle.cancel()
+        self._ttl_at = at
+        self._ttl_handle = self._loop.call_at(at, self._ttl_fired)
+
+    def _ttl_fired(self) -> None:
+        self._ttl_handle = None
+        if not self.deleted:
+            self.expire_head()
+            self.schedule_dispatch()
+
+    def touch(self) -> None:
+        """Queue activity: restart the x-expires countdown (only while unused)."""
+        if self._expires_handle is not None:
+            self._expires_handle.cancel()
+            self._expires_handle = None
+        if self.expires and not self.consumers and not self.deleted:
+            self._expires_handle = self._loop.call_later(self.expires / 1000.0, self._expire_queue)
+
+    def _expire_queue(self) -> None:
+        self._expires_handle = None
+        if not self.consumers and not self.deleted:
+            log.info("queue expired vhost=%s queue=%s", self.vhost.name, self.name)
+            self.vhost.delete_queue(self, reason="expired")
+
+    # -- dead-lettering ----------------------------------------------------
+    def dead_letter(self, msg: Message, reason: str) -> None:
+        """Send ``msg`` to the dead-letter exchange, if there is one; else drop it."""
+        if self.dlx is None:
+            return
+        ex = self.vhost.exchanges.get(self.dlx)
+        if ex is None:
+            log.debug("dead-letter exchange missing vhost=%s queue=%s dlx=%s", self.vhost.name, self.name, self.dlx)
+            return
+        m, keys = dead_letter_copy(msg, self, reason, self.dlx, self.dlrk)
+        self.dead_lettered[reason] = self.dead_lettered.get(reason, 0) + 1
+        queues = self.vhost.route(ex, keys[0], m, keys[1:] or None)
+        first = True
+        for q in queues:
+            if is_cycle(m, q):
+                log.debug("dead-letter cycle dropped vhost=%s queue=%s", self.vhost.name, q.name)
+                continue
+            q.publish(m if first else m.copy())
+            first = False
+
     # -- consumers --------------------------------------------------------
     def add_consumer(self, consumer: Consumer) -> None:
         self.consumers.append(consumer)
-        self.consumers.sort(key=lambda c: -c.priority)
+        if not self.single_active:
+            self.consumers.sort(key=lambda c: -c.priority)
         self._uniform = len({c.priority for c in self.consumers}) <= 1
         self.had_consumers = True
+        if self._expires_handle is not None:
+            self._expires_handle.cancel()
+            self._expires_handle = None
         self.schedule_dispatch()
 
     def remove_consumer(self, consumer: Consumer) -> None:
@@ -117,6 +294,17 @@ class Queue:
             self._release_throttled()
             if self.auto_delete and self.had_consumers and not self.deleted:
                 self.vhost.delete_queue(self, reason="auto_delete")
+                return
+            self.touch()
+            if self.has_ttl:
+                self._arm_ttl()
+        else:
+            self.schedule_dispatch()
+
+    def active_consumer(self) -> Consumer | None:
+        if self.single_active and self.consumers:
+            return self.consumers[0]
+        return None
 
     def schedule_dispatch(self) -> None:
         if not self._scheduled and self.consumers and not self.deleted:
@@ -126,7 +314,7 @@ class Queue:
     def _pick(self) -> Consumer | None:
         consumers = self.consumers
         n = len(consumers)
-        if n == 1:
+        if n == 1 or self.single_active:
             c = consumers[0]
             return c if c.can_take() else None
         if self._uniform:
@@ -158,18 +346,31 @@ class Queue:
 
     def _dispatch(self) -> None:
         self._scheduled = False
-        if self.deleted:
+        if self.deleted or not self.consumers:
             return
         store = self.store
         budget = DISPATCH_BUDGET
         pick = self._pick
-        while budget and store:
-            c = pick()
-            if c is None:
-                break
-            pos, msg = store.shift()
-            c.channel.deliver(c, self, pos, msg)
-            budget -= 1
+        if self.has_ttl:
+            self.expire_head()
+            while budget and store:
+                c = pick()
+                if c is None:
+                    break
+                self.expire_head()
+                item = store.shift()
+                if item is None:
+                    break
+                c.channel.deliver(c, self, item[0], item[1])
+                budget -= 1
+        else:
+            while budget and store:
+                c = pick()
+                if c is None:
+                    break
+                pos, msg = store.shift()
+                c.channel.deliver(c, self, pos, msg)
+                budget -= 1
         if budget == 0 and store:
             self._scheduled = True
             self._loop.call_soon(self._dispatch)
@@ -184,6 +385,9 @@ class Queue:
 
     # -- get / ack / requeue ----------------------------------------------
     def get(self) -> tuple[int, Message] | None:
+        self.touch()
+        if self.has_ttl:
+            self.expire_head()
         item = self.store.shift()
         if item is not None:
             self.delivered_get += 1
@@ -197,12 +401,26 @@ class Queue:
 
     def requeue(self, position: int, msg: Message) -> None:
         msg.redelivered = True
+        if self.delivery_limit is not None:
+            msg.delivery_count += 1
+            if msg.delivery_count > self.delivery_limit:
+                self.store.ack(position)
+                self.dead_letter(msg, "delivery_limit")
+                return
+            props = msg.properties
+            headers = dict(props.headers or {})
+            headers["x-delivery-count"] = msg.delivery_count
+            props.headers = headers
+            msg.set_properties(props)
         self.store.requeue(position, msg)
         self.schedule_dispatch()
+        if self.has_ttl and not self.consumers:
+            self._arm_ttl()
 
     def discard(self, position: int, msg: Message, reason: str) -> None:
         """A message leaves the queue without being acked (reject/nack without requeue)."""
         self.store.ack(position)
+        self.dead_letter(msg, reason)
 
     def purge(self) -> int:
         return self.store.purge()
@@ -210,6 +428,9 @@ class Queue:
     # -- lifecycle --------------------------------------------------------
     def close(self) -> None:
         self.deleted = True
+        for h in (self._ttl_handle, self._expires_handle):
+            if h is not None:
+                h.cancel()
         self._release_throttled()
 
     def __repr__(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .exchanges import EXCHANGE_TYPES, DirectExchange, Exchange
+from .exchanges import EXCHANGE_TYPES, DelayedExchange, DirectExchange, Exchange
 from .queue import Queue
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ class VHost:
         self.name = name
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
+        self.policies: dict = {}
         self.exchanges[""] = DefaultExchange(self, "", durable=True)
         for name_, type_ in DEFAULT_EXCHANGES:
             self.exchanges[name_] = EXCHANGE_TYPES[type_](self, name_, durable=True)
@@ -46,11 +47,54 @@ class VHost:
     # -- exchanges --------------------------------------------------------
     def add_exchange(self, ex: Exchange) -> None:
         self.exchanges[ex.name] = ex
+        if isinstance(ex, DelayedExchange):
+            ex.on_due = self._delayed_due
+        self.apply_policy_to_exchange(ex)
+
+    def _delayed_due(self, ex: DelayedExchange, routing_key: str, msg: Message, extra: list[str] | None) -> None:
+        """A delayed message is due: negate x-delay (as the plugin does) and route it now."""
+        props = msg.properties
+        headers = dict(props.headers or {})
+        d = headers.get("x-delay")
+        if isinstance(d, int) and d > 0:
+            headers["x-delay"] = -d
+            props.headers = headers
+            msg.set_properties(props)
+        queues = self.route(ex, routing_key, msg, extra)
+        first = True
+        for q in queues:
+            q.publish(msg if first else msg.copy())
+            first = False
+
+    # -- policies ---------------------------------------------------------
+    def apply_policy_to_exchange(self, ex: Exchange) -> None:
+        from .policies import effective_arguments, pick_policy
+
+        if not ex.name or ex.name.startswith("amq."):
+            return
+        policy = pick_policy(self.policies, "exchange", ex.name)
+        args = effective_arguments(ex.arguments, policy, "exchange")
+        ae = args.get("alternate-exchange")
+        ex.alternate = ae.decode() if isinstance(ae, bytes) else ae
+        ex.policy = policy
+
+    def apply_policy_to_queue(self, q: Queue) -> None:
+        from .policies import pick_policy
+
+        q.configure(pick_policy(self.policies, "queue", q.name))
+
+    def reapply_policies(self) -> None:
+        for ex in self.exchanges.values():
+            self.apply_policy_to_exchange(ex)
+        for q in self.queues.values():
+            self.apply_policy_to_queue(q)
 
     def delete_exchange(self, ex: Exchange) -> None:
         if self.exchanges.get(ex.name) is not ex:
             return
         del self.exchanges[ex.name]
+        if isinstance(ex, DelayedExchange):
+            ex.close()
         # bindings where it is the source
         for b in list(ex.bindings.values()):
             ex.unbind(b.destination, b.routing_key, b.arguments)
@@ -72,6 +116,8 @@ class VHost:
     # -- queues -----------------------------------------------------------
     def add_queue(self, q: Queue) -> None:
         self.queues[q.name] = q
+        if self.policies:
+            self.apply_policy_to_queue(q)
 
     def delete_queue(self, q: Queue, reason: str = "deleted") -> int:
         """Remove a queue, its bindings and consumers; return the ready count it had."""

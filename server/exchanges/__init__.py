@@ -13,6 +13,10 @@ EXCHANGE_TYPES: dict[str, type[Exchange]] = {
     "headers": HeadersExchange,
 }
 
+from .delayed import DelayedExchange  # noqa: E402  (needs EXCHANGE_TYPES)
+
+EXCHANGE_TYPES[DelayedExchange.type_name] = DelayedExchange
+
 __all__ = [
     "Binding",
     "Exchange",
@@ -20,5 +24,6 @@ __all__ = [
     "FanoutExchange",
     "TopicExchange",
     "HeadersExchange",
+    "DelayedExchange",
     "EXCHANGE_TYPES",
 ]

@@ -61,6 +61,7 @@ class Exchange:
         ae = self.arguments.get("alternate-exchange")
         if isinstance(ae, (str, bytes)):
             self.alternate = ae.decode() if isinstance(ae, bytes) else ae
+        self.policy: Any = None
         self.published_in = 0
         self.published_out = 0
 
