@@ -17,6 +17,7 @@ from protocol.constants import (
     CONNECTION_FORCED,
     FRAME_ERROR,
     FRAME_MIN_SIZE,
+    INTERNAL_ERROR,
     K_ACK,
     K_BODY,
     K_HEADER,
@@ -194,6 +195,10 @@ class Connection(asyncio.Protocol):
             except AMQPError as exc:
                 self.connection_error(exc)
                 return
+            except Exception as exc:  # a broker bug must not take the connection down silently
+                log.exception("internal error conn=%s frame_kind=%s", self.name, kind)
+                self.connection_error(ConnectionError_(INTERNAL_ERROR, f"internal error: {type(exc).__name__}"))
+                return
         if self._batch:
             for ch in self._batch:
                 ch.end_batch()
@@ -233,9 +238,12 @@ class Connection(asyncio.Protocol):
                 del self.channels[num]
             return
         if isinstance(m, C.Channel.Open):
-            if num > self.channel_max:
+            # RabbitMQ limits the number of open channels, not the channel number
+            if self.channel_max and len(self.channels) >= self.channel_max:
                 raise ConnectionError_(
-                    NOT_ALLOWED, f"channel number {num} exceeds negotiated channel_max {self.channel_max}", 20, 10
+                    NOT_ALLOWED,
+                    f"number of channels opened ({len(self.channels)}) has reached "
+                    f"the negotiated channel_max ({self.channel_max})",
                 )
             self.channels[num] = Channel(self, num)
             self.send_method(num, C.Channel.OpenOk())

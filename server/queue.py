@@ -68,8 +68,12 @@ class Queue:
         else:
             self.store = MemoryStore()
         self.laned = isinstance(self.store, LanedStore)
-        #: True when persistent messages here must be fsynced before confirming
-        self.durable_store = durable and getattr(self.store, "persistent", False)
+        #: True when persistent messages here must be fsynced before confirming (set by the broker)
+        self.durable_store = False
+        #: the store holds records written before a restart: mark them redelivered
+        self._recovered = bool(getattr(self.store, "recovered_position_limit", 0)) or any(
+            getattr(lane, "recovered_position_limit", 0) for lane in getattr(self.store, "lanes", ())
+        )
         self.flow_high = FLOW_HIGH
         self.consumers: list[Consumer] = []
         self._rr = 0
@@ -361,6 +365,8 @@ class Queue:
                 item = store.shift()
                 if item is None:
                     break
+                if self._recovered and store.is_recovered(item[0]):
+                    item[1].redelivered = True
                 c.channel.deliver(c, self, item[0], item[1])
                 budget -= 1
         else:
@@ -369,6 +375,8 @@ class Queue:
                 if c is None:
                     break
                 pos, msg = store.shift()
+                if self._recovered and store.is_recovered(pos):
+                    msg.redelivered = True
                 c.channel.deliver(c, self, pos, msg)
                 budget -= 1
         if budget == 0 and store:
@@ -390,6 +398,8 @@ class Queue:
             self.expire_head()
         item = self.store.shift()
         if item is not None:
+            if self._recovered and self.store.is_recovered(item[0]):
+                item[1].redelivered = True
             self.delivered_get += 1
             if self.throttled and len(self.store) < FLOW_LOW:
                 self._release_throttled()

@@ -54,8 +54,13 @@ class MessageStore(Protocol):
     def ready_bytes(self) -> int:
         """Sum of ``size`` over ready records."""
 
-    def sync(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (on the event loop) once everything pushed so far is durable."""
+    def sync(self, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(ok)`` (on the event loop) once everything pushed so far is durable.
+
+        ``ok`` is False if a write or fsync failed: the broker should then nack
+        what it was about to confirm. Stores that keep nothing on disk call
+        ``callback(True)`` at once.
+        """
 
     def close(self) -> None:
         """Release files and memory; data stays on disk (if any)."""

@@ -68,13 +68,16 @@ class LanedStore:
     def ready_bytes(self) -> int:
         return sum(lane.ready_bytes for lane in self.lanes)
 
-    def sync(self, callback: Callable[[], None]) -> None:
+    def sync(self, callback: Callable[[bool], None]) -> None:
         pending = [len(self.lanes)]
+        all_ok = [True]
 
-        def one() -> None:
+        def one(ok: bool) -> None:
+            if not ok:
+                all_ok[0] = False
             pending[0] -= 1
             if pending[0] == 0:
-                callback()
+                callback(all_ok[0])
 
         for lane in self.lanes:
             lane.sync(one)

