@@ -109,7 +109,9 @@ class Persistence:
         base = self.transient_dir / f"{queue_id(vhost.name, name)}-{self._transient_seq}"
 
         def spill(lane: int) -> SpillStore:
-            return SpillStore(lambda: LogStore(base / f"lane-{lane:03d}", encode_message, decode_message))
+            return SpillStore(
+                lambda: LogStore(base / f"lane-{lane:03d}", encode_message, decode_message, durable=False)
+            )
 
         if max_priority:
             return LanedStore([spill(i) for i in range(lanes)])

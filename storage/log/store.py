@@ -207,11 +207,17 @@ class LogStore:
     loop thread; only fsyncs run elsewhere (in ``executor``, a
     ``concurrent.futures.Executor``; default: a small shared thread pool).
 
+    ``durable=False`` (a non-durable queue): records still go to disk, so a
+    backlog stays out of RAM, but every record is treated as transient (never
+    fsynced, ``sync`` answers at once) and opening discards what a previous
+    run left in ``directory``.
+
     Attributes:
         recovered_position_limit: positions ``<=`` this were written before the
             restart (0 if nothing was recovered): such a record may have been
             delivered already, so the broker should mark it redelivered.
-        last_error: the most recent write or fsync error (``None`` if none).
+        last_error: the write or fsync error the store is failing with, ``None``
+            once an fsync succeeds again (a disk-full signal for the broker).
     """
 
     __slots__ = (
@@ -248,6 +254,7 @@ class LogStore:
         "_loop",
         "_flush_interval",
         "_closed",
+        "_durable",
         "last_error",
         "recovered_position_limit",
     )
@@ -263,6 +270,7 @@ class LogStore:
         cache_records: int = DEFAULT_CACHE_RECORDS,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         flush_interval: float = FLUSH_INTERVAL,
+        durable: bool = True,
     ) -> None:
         if not SEGMENT_HEADER + RECORD_HEADER < segment_size <= 1 << 31:
             raise ValueError("segment_size must be between 22 bytes and 2 GiB")
@@ -289,6 +297,7 @@ class LogStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_interval = flush_interval
         self._closed = False
+        self._durable = durable
         self.last_error: BaseException | None = None
         self.recovered_position_limit = 0
 
@@ -300,7 +309,10 @@ class LogStore:
         self._segments: dict[int, _Segment] = {}
         self._ready = 0
         self._bytes = 0
-        last_id, cursor = self._recover()
+        if durable:
+            last_id, cursor = self._recover()
+        else:
+            last_id, cursor = self._discard(), 0
         # Never append to a recovered segment: a fresh one keeps recovered
         # positions below recovered_position_limit and leaves truncated tails alone.
         self._wseg = _Segment(self.directory, last_id + 1)
@@ -344,6 +356,16 @@ class LogStore:
                 # acks of a segment that is gone (or was just dropped)
                 _unlink(self.directory / ack_name(sid))
         return last_id, cursor
+
+    def _discard(self) -> int:
+        """Non-durable store: remove what a previous run left; return the highest id seen."""
+        last_id = 0
+        for entry in os.scandir(self.directory):
+            parsed = parse_name(entry.name)
+            if parsed is not None:
+                last_id = max(last_id, parsed[0])
+                _unlink(Path(entry.path))
+        return last_id
 
     def _recover_segment(self, sid: int) -> tuple[_Segment, int] | None:
         """Validate one segment: its bookkeeping and first live offset, or None if it is dead."""
@@ -411,7 +433,7 @@ class LogStore:
             if off + total > MAX_OFFSET:
                 raise OSError(f"segment {self._wseg.path} cannot grow: {self.last_error}")
         size = record.size
-        if record.persistent:
+        if record.persistent and self._durable:
             meta = _meta_pack(FLAG_PERSISTENT, size)
             self._dirty = True
         else:
@@ -601,7 +623,11 @@ class LogStore:
     def delete(self) -> None:
         """Close and remove everything this store holds on disk."""
         self._shutdown(durable=False)
-        for entry in os.scandir(self.directory):
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return
+        for entry in entries:
             if parse_name(entry.name) is not None:
                 _unlink(Path(entry.path))
         try:
@@ -781,8 +807,8 @@ class LogStore:
             finally:
                 os.close(fd)
         except OSError as exc:
-            # a lost ack only means a redelivery after a restart
-            self._failed("ack write", exc)
+            # a lost ack only means a redelivery after a restart: no error state
+            log.warning("%s: ack write failed: %s", seg.ack_path, exc)
         del buf[:]
 
     def _flush_acks(self) -> None:
@@ -803,9 +829,13 @@ class LogStore:
             self._cursor = self._next_segment_start(seg.id)
 
     def _failed(self, what: str, exc: BaseException) -> None:
+        # a full or failing disk fails every retry: say so once, not every 200 ms
+        if self.last_error is None:
+            log.error("%s: %s failed: %s", self.directory, what, exc)
+        else:
+            log.debug("%s: %s failed again: %s", self.directory, what, exc)
         # without its traceback: kept frames would pin buffers and records
         self.last_error = exc.with_traceback(None)
-        log.error("%s: %s failed: %s", self.directory, what, exc)
 
     # -- group commit -----------------------------------------------------
     def _start_sync(self) -> None:
@@ -864,7 +894,10 @@ class LogStore:
             self._failed("fsync", exc)
             # what this fsync covered is not known durable: let the next sync retry
             self._dirty = True
-            self._sync_dirs.extend(dirs)
+            self._sync_dirs.extend(d for d in dirs if d not in self._sync_dirs)
+        elif self.last_error is not None:
+            log.warning("%s: writes and fsyncs succeed again", self.directory)
+            self.last_error = None
         for fd in job.close_fds:
             _close_fd(fd)
         for fd in self._closing_fds:
@@ -884,13 +917,13 @@ class LogStore:
         self._timer = None
         if self._closed:
             return
-        self._flush_write()
         self._flush_acks()
-        if self._dirty:
-            if self._job is None and not self._scheduled:
-                self._start_sync()
-            if self._timer is None:
-                self._arm()
+        if self._dirty and self._job is None and not self._scheduled:
+            self._start_sync()  # writes the buffer first
+        else:
+            self._flush_write()
+        if self._dirty and self._timer is None:
+            self._arm()
 
     # -- shutdown ---------------------------------------------------------
     def _shutdown(self, durable: bool) -> None:
@@ -911,12 +944,14 @@ class LogStore:
             ok = self._finish_job(job, [])
             results.extend((cb, ok) for cb in job.waiters)
         ok = True
+        if durable:
+            ok = self._flush_write()
+            self._flush_acks()
+        # after the flush: it may have created the write segment's file
         fds = list(self._unsynced_fds)
         if self._wfd >= 0:
             fds.append(self._wfd)
         if durable:
-            ok = self._flush_write()
-            self._flush_acks()
             if ok and (self._dirty or self._sync_dirs):
                 try:
                     _fsync_all(fds if self._dirty else [], self._sync_dirs)
