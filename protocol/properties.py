@@ -51,56 +51,59 @@ EMPTY = ScannedProperties()
 def scan(payload: bytes) -> ScannedProperties:
     """Scan a content header payload (class, weight, size, flags, properties).
 
-    Raises ValueError/IndexError on a malformed header.
+    Raises ValueError (only) on a malformed or truncated header.
     """
-    (flags,) = _U16.unpack_from(payload, 12)
-    if not flags:
-        return EMPTY
-    p = 14
-    if flags & 1:  # continuation flag words (none defined for basic): skip them
-        while True:
-            (more,) = _U16.unpack_from(payload, p)
-            p += 2
-            if not more & 1:
-                break
-    r = ScannedProperties()
-    r.flags = flags
-    if flags & F_CONTENT_TYPE:
-        p += 1 + payload[p]
-    if flags & F_CONTENT_ENCODING:
-        p += 1 + payload[p]
-    if flags & F_HEADERS:
-        (hl,) = _U32.unpack_from(payload, p)
-        r.headers_len = hl
-        p += 4 + hl
-    if flags & F_DELIVERY_MODE:
-        r.delivery_mode = payload[p]
-        p += 1
-    if flags & F_PRIORITY:
-        r.priority = payload[p]
-        p += 1
-    if flags & F_CORRELATION_ID:
-        p += 1 + payload[p]
-    if flags & F_REPLY_TO:
-        n = payload[p]
-        r.reply_to = payload[p + 1 : p + 1 + n].decode()
-        p += 1 + n
-    if flags & F_EXPIRATION:
-        n = payload[p]
-        r.expiration = payload[p + 1 : p + 1 + n].decode()
-        p += 1 + n
-    if flags & F_MESSAGE_ID:
-        n = payload[p]
-        r.message_id = payload[p + 1 : p + 1 + n].decode()
-        p += 1 + n
-    if flags & F_TIMESTAMP:
-        p += 8
-    if flags & F_TYPE:
-        p += 1 + payload[p]
-    if flags & F_USER_ID:
-        n = payload[p]
-        r.user_id = payload[p + 1 : p + 1 + n].decode()
-        p += 1 + n
-    if p > len(payload):
-        raise ValueError("content header properties truncated")
-    return r
+    try:
+        (flags,) = _U16.unpack_from(payload, 12)
+        if not flags:
+            return EMPTY
+        p = 14
+        if flags & 1:  # continuation flag words (none defined for basic): skip them
+            while True:
+                (more,) = _U16.unpack_from(payload, p)
+                p += 2
+                if not more & 1:
+                    break
+        r = ScannedProperties()
+        r.flags = flags
+        if flags & F_CONTENT_TYPE:
+            p += 1 + payload[p]
+        if flags & F_CONTENT_ENCODING:
+            p += 1 + payload[p]
+        if flags & F_HEADERS:
+            (hl,) = _U32.unpack_from(payload, p)
+            r.headers_len = hl
+            p += 4 + hl
+        if flags & F_DELIVERY_MODE:
+            r.delivery_mode = payload[p]
+            p += 1
+        if flags & F_PRIORITY:
+            r.priority = payload[p]
+            p += 1
+        if flags & F_CORRELATION_ID:
+            p += 1 + payload[p]
+        if flags & F_REPLY_TO:
+            n = payload[p]
+            r.reply_to = payload[p + 1 : p + 1 + n].decode()
+            p += 1 + n
+        if flags & F_EXPIRATION:
+            n = payload[p]
+            r.expiration = payload[p + 1 : p + 1 + n].decode()
+            p += 1 + n
+        if flags & F_MESSAGE_ID:
+            n = payload[p]
+            r.message_id = payload[p + 1 : p + 1 + n].decode()
+            p += 1 + n
+        if flags & F_TIMESTAMP:
+            p += 8
+        if flags & F_TYPE:
+            p += 1 + payload[p]
+        if flags & F_USER_ID:
+            n = payload[p]
+            r.user_id = payload[p + 1 : p + 1 + n].decode()
+            p += 1 + n
+        if p > len(payload):
+            raise ValueError("content header properties truncated")
+        return r
+    except (struct.error, IndexError) as exc:
+        raise ValueError(f"malformed content header properties: {exc}") from None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import struct
 
 from pamqp import commands
-from pamqp.exceptions import UnmarshalingException
 
 from .constants import (
     BASIC_ACK,
@@ -45,7 +44,7 @@ from .constants import (
     K_PUBLISH,
     K_REJECT,
     NOT_IMPLEMENTED,
-    SYNTAX_ERROR,
+    UNEXPECTED_FRAME,
 )
 from .errors import FrameError
 
@@ -64,7 +63,7 @@ _REJECT_ID = BASIC_REJECT
 def decode_method(payload: bytes | memoryview) -> commands.base.Frame:
     """Decode a method frame payload with pamqp; FrameError on anything wrong."""
     if len(payload) < 4:
-        raise FrameError(SYNTAX_ERROR, "method frame too short")
+        raise FrameError(FRAME_ERROR, "method frame too short")
     (index,) = _U32.unpack_from(payload, 0)
     cls = commands.INDEX_MAPPING.get(index)
     if cls is None:
@@ -77,9 +76,14 @@ def decode_method(payload: bytes | memoryview) -> commands.base.Frame:
     method = cls()
     try:
         method.unmarshal(bytes(payload[4:]))
-    except (struct.error, ValueError, UnmarshalingException, UnicodeDecodeError, IndexError, TypeError) as exc:
+    except UnicodeDecodeError as exc:
         raise FrameError(
-            SYNTAX_ERROR, f"cannot decode {cls.name}: {exc}", index >> 16, index & 0xFFFF
+            FRAME_ERROR, "Malformed UTF-8 in shortstr", index >> 16, index & 0xFFFF
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - any pamqp failure on client bytes is a bad frame
+        # RabbitMQ: 501 FRAME_ERROR "cannot decode <<...>>" with the method's ids
+        raise FrameError(
+            FRAME_ERROR, f"cannot decode {cls.name}: {exc}", index >> 16, index & 0xFFFF
         ) from exc
     return method
 
@@ -94,11 +98,13 @@ class FrameReader:
 
     def __init__(self, frame_max: int = 131072) -> None:
         self._buf = b""
-        self.max_payload = frame_max - 8
+        # RabbitMQ accepts payloads up to frame_max (frame_max - 8 plus an 8-byte
+        # "fudge" for clients that forget the frame envelope); so do we.
+        self.max_payload = frame_max
         self.broken = False
 
     def set_frame_max(self, frame_max: int) -> None:
-        self.max_payload = (frame_max or 0xFFFFFFFF) - 8
+        self.max_payload = frame_max or 0xFFFFFFFF
 
     def feed(self, data: bytes) -> list[tuple]:
         if self.broken:
@@ -112,12 +118,12 @@ class FrameReader:
         pos = 0
         max_payload = self.max_payload
         try:
-            while n - pos >= 8:
+            while n - pos >= 7:  # a frame header is enough to refuse an oversized frame
                 ftype, ch, size = unpack_hdr(data, pos)
                 if size > max_payload:
                     raise FrameError(
                         FRAME_ERROR,
-                        f"frame size {size + 8} exceeds negotiated frame_max {max_payload + 8}",
+                        f"frame size {size + 8} exceeds negotiated frame_max {max_payload}",
                     )
                 end = pos + 7 + size
                 if end >= n:
@@ -131,13 +137,15 @@ class FrameReader:
                     (mid,) = _U32.unpack_from(data, start)
                     if mid == _PUBLISH_ID:
                         # ticket(2) exchange(shortstr) routing_key(shortstr) bits(1)
+                        if size < 9:
+                            raise FrameError(FRAME_ERROR, "cannot decode Basic.Publish", 60, 40)
                         p = start + 6
-                        exl = data[p]
-                        ex_end = p + 1 + exl
-                        rkl = data[ex_end]
-                        rk_end = ex_end + 1 + rkl
-                        if rk_end >= end:
-                            raise FrameError(SYNTAX_ERROR, "truncated basic.publish", 60, 40)
+                        ex_end = p + 1 + data[p]
+                        if ex_end >= end:  # never read past this frame
+                            raise FrameError(FRAME_ERROR, "cannot decode Basic.Publish", 60, 40)
+                        rk_end = ex_end + 1 + data[ex_end]
+                        if rk_end + 1 != end:
+                            raise FrameError(FRAME_ERROR, "cannot decode Basic.Publish", 60, 40)
                         bits = data[rk_end]
                         append(
                             (
@@ -151,18 +159,18 @@ class FrameReader:
                             )
                         )
                     elif mid == _ACK_ID:
-                        if size < 13:
-                            raise FrameError(SYNTAX_ERROR, "truncated basic.ack", 60, 80)
+                        if size != 13:
+                            raise FrameError(FRAME_ERROR, "cannot decode Basic.Ack", 60, 80)
                         tag, bits = _ACK.unpack_from(data, start + 4)
                         append((K_ACK, ch, tag, bits & 1))
                     elif mid == _NACK_ID:
-                        if size < 13:
-                            raise FrameError(SYNTAX_ERROR, "truncated basic.nack", 60, 120)
+                        if size != 13:
+                            raise FrameError(FRAME_ERROR, "cannot decode Basic.Nack", 60, 120)
                         tag, bits = _ACK.unpack_from(data, start + 4)
                         append((K_NACK, ch, tag, bits & 1, bits & 2))
                     elif mid == _REJECT_ID:
-                        if size < 13:
-                            raise FrameError(SYNTAX_ERROR, "truncated basic.reject", 60, 90)
+                        if size != 13:
+                            raise FrameError(FRAME_ERROR, "cannot decode Basic.Reject", 60, 90)
                         tag, bits = _ACK.unpack_from(data, start + 4)
                         append((K_REJECT, ch, tag, bits & 1))
                     else:
@@ -175,8 +183,10 @@ class FrameReader:
                 elif ftype == FRAME_BODY:
                     append((K_BODY, ch, data[start:end]))
                 elif ftype == FRAME_HEARTBEAT:
-                    if ch != 0:
-                        raise FrameError(FRAME_ERROR, f"heartbeat frame on channel {ch}")
+                    if size:
+                        raise FrameError(FRAME_ERROR, f"heartbeat frame with a {size}-byte payload")
+                    if ch != 0:  # RabbitMQ: 505, not the spec's 501
+                        raise FrameError(UNEXPECTED_FRAME, f"heartbeat frame on channel {ch}")
                     append((K_HEARTBEAT, ch))
                 else:
                     raise FrameError(FRAME_ERROR, f"unknown frame type {ftype}")
@@ -186,10 +196,15 @@ class FrameReader:
             self._buf = b""
             append((K_ERROR, 0, exc))
             return out
-        except (UnicodeDecodeError, IndexError, struct.error) as exc:
+        except UnicodeDecodeError:  # only the fast path's shortstrs get here
             self.broken = True
             self._buf = b""
-            append((K_ERROR, 0, FrameError(SYNTAX_ERROR, f"malformed frame: {exc}")))
+            append((K_ERROR, 0, FrameError(FRAME_ERROR, "Malformed UTF-8 in shortstr", 60, 40)))
+            return out
+        except Exception as exc:  # noqa: BLE001 - client bytes must never raise out of feed()
+            self.broken = True
+            self._buf = b""
+            append((K_ERROR, 0, FrameError(FRAME_ERROR, f"malformed frame: {exc}")))
             return out
         self._buf = data[pos:] if pos < n else b""
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +34,23 @@ class Broker:
         self.cluster_name = config.cluster_name
         self.vhosts: dict[str, VHost] = {}
         self.users: dict[str, User] = {}
-        self.connections: set[Connection] = set()
+        from .metrics import ConnectionSet, Totals
+        from .tracing import Tracer
+
+        #: accumulators for deleted queues / closed channels and connections (metrics)
+        self.totals = Totals()
+        self.connections: set[Connection] = ConnectionSet(self.totals)
+        self.tracer = Tracer(self, config.trace_ring_size)
+        self._http: list = []
         self.reply_channels: dict[str, Channel] = {}
         self.alarm_active = False
         self.alarm_reason = ""
+        self.disk_free = -1
         self._server: asyncio.AbstractServer | None = None
         self._started = False
         self.persistence = Persistence(self, config.data_dir)
         self.vhosts["/"] = VHost(self, "/")
+        self.tracer.vhost_added(self.vhosts["/"])
         self.users[config.default_user] = User(
             config.default_user,
             hash_password(config.default_pass),
@@ -73,11 +83,13 @@ class Broker:
         )
         q.durable_store = durable
         vhost.add_queue(q)
+        self.totals.queues_created += 1
         self.definitions_changed(durable)
         return q
 
     def queue_deleted(self, q: Queue) -> None:
         """Hook for storage and metrics when a queue goes away."""
+        self.totals.queue_gone(q)
         if q.durable:
             self.persistence.remove_queue_dir(q.vhost.name, q.name)
 
@@ -91,6 +103,7 @@ class Broker:
         vh = self.vhosts.get(name)
         if vh is None:
             vh = self.vhosts[name] = VHost(self, name)
+            self.tracer.vhost_added(vh)
             self.definitions_changed(True)
         return vh
 
@@ -121,6 +134,29 @@ class Broker:
         vh.reapply_policies()
         self.definitions_changed(True)
         return True
+
+    # -- resource alarms -------------------------------------------------------
+    def _check_disk(self) -> None:
+        try:
+            free = shutil.disk_usage(self.config.data_dir).free
+        except OSError:
+            free = -1
+        self.disk_free = free
+        low = 0 <= free < self.config.disk_free_limit
+        if low != self.alarm_active:
+            self.set_alarm(low, "low on disk" if low else "")
+        self._disk_handle = asyncio.get_running_loop().call_later(1.0, self._check_disk)
+
+    def set_alarm(self, active: bool, reason: str) -> None:
+        """Raise or clear a resource alarm: block (or unblock) every connection."""
+        self.alarm_active = active
+        self.alarm_reason = reason
+        if active:
+            log.warning("resource alarm set reason=%r disk_free=%s limit=%s", reason, self.disk_free, self.config.disk_free_limit)
+        else:
+            log.warning("resource alarm cleared disk_free=%s", self.disk_free)
+        for conn in list(self.connections):
+            conn.set_blocked(active, reason)
 
     # -- consumer timeout ------------------------------------------------------
     def _check_consumer_timeouts(self) -> None:
@@ -181,8 +217,12 @@ class Broker:
             lambda: Connection(self), self.config.host, self.config.port, backlog=1024, reuse_address=True
         )
         self._timeout_handle = loop.call_later(self._timeout_interval(), self._check_consumer_timeouts)
+        self._check_disk()
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
         log.info("listening amqp=%s data_dir=%s", addrs, self.config.data_dir)
+        from .management import start_http
+
+        self._http = await start_http(self)
 
     @property
     def port(self) -> int:
@@ -190,10 +230,15 @@ class Broker:
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
+        from .management import stop_http
+
+        await stop_http(self._http)
+        self._http = []
         if self._server is not None:
             self._server.close()
-        if getattr(self, "_timeout_handle", None) is not None:
-            self._timeout_handle.cancel()
+        for h in (getattr(self, "_timeout_handle", None), getattr(self, "_disk_handle", None)):
+            if h is not None:
+                h.cancel()
         for conn in list(self.connections):
             conn.close_by_broker()
         # give clients a moment to answer close-ok

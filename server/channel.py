@@ -79,11 +79,41 @@ def _fmt_arg(v: Any) -> str:
     if isinstance(v, bool):
         return f"'{fmt_bool(v)}'"
     if isinstance(v, int):
-        return f"the value '{v}' of type 'long'"
+        # The wire type is gone after decoding; most clients (pika, py-amqp, the Java
+        # and .NET clients) send ints that fit in 32 bits as 'I', which RabbitMQ names
+        # 'signedint' (pamqp's smaller b/s/u types would read 'byte'/'short' there).
+        kind = "signedint" if -(1 << 31) <= v < (1 << 31) else "long"
+        return f"the value '{v}' of type '{kind}'"
     if isinstance(v, (bytes, str)):
         s = v.decode() if isinstance(v, bytes) else v
         return f"the value '{s}' of type 'longstr'"
     return f"the value '{v}'"
+
+
+def _fmt_arg_pair(received: Any, current: Any) -> tuple[str, str]:
+    """RabbitMQ names the value's type only when the other side is missing."""
+    if received is None or current is None:
+        return _fmt_arg(received), _fmt_arg(current)
+
+    def plain(v: Any) -> str:
+        if isinstance(v, bool):
+            return f"'{fmt_bool(v)}'"
+        return f"'{v.decode() if isinstance(v, bytes) else v}'"
+
+    return plain(received), plain(current)
+
+
+def _fmt_arg_pair(received: Any, current: Any) -> tuple[str, str]:
+    """RabbitMQ names the value's type only when the other side is missing."""
+    if received is None or current is None:
+        return _fmt_arg(received), _fmt_arg(current)
+
+    def plain(v: Any) -> str:
+        if isinstance(v, bool):
+            return f"'{fmt_bool(v)}'"
+        return f"'{v.decode() if isinstance(v, bytes) else v}'"
+
+    return plain(received), plain(current)
 
 
 class Channel:
@@ -126,6 +156,12 @@ class Channel:
         self.published = 0
         self.delivered = 0
         self.acked = 0
+        self.delivered_noack = 0
+        self.got = 0
+        self.got_noack = 0
+        self.get_empty = 0
+        self.unroutable_returned = 0
+        self.unroutable_dropped = 0
 
     # ------------------------------------------------------------------ output
     def send(self, method: Any) -> None:
@@ -280,6 +316,8 @@ class Channel:
                 if mandatory and not vhost.route(ex, routing_key, msg, extra):
                     self.conn.send_return(self.number, msg, 312, "NO_ROUTE")
                     return
+                if vhost.trace:
+                    vhost.trace.on_publish(self, ex, routing_key, msg, None)
                 ex.hold(delay, routing_key, msg, extra)
                 return
         if not ex.name and routing_key.startswith(REPLY_TO_PREFIX):
@@ -290,9 +328,14 @@ class Channel:
             queues = ()
         else:
             queues = vhost.route(ex, routing_key, msg, extra)
+            if vhost.trace:
+                vhost.trace.on_publish(self, ex, routing_key, msg, queues)
         if not queues:
             if mandatory:
+                self.unroutable_returned += 1
                 self.conn.send_return(self.number, msg, 312, "NO_ROUTE")
+            else:
+                self.unroutable_dropped += 1
             return
         ex.published_out += 1
         first = True
@@ -331,10 +374,10 @@ class Channel:
         if self._sync_stores:
             stores = self._sync_stores
             self._sync_stores = set()
-            batch = [seq, len(stores), True]
+            batch = [seq, len(stores), True, self.conn.loop_time()]
             self._pending_batches.append(batch)
             for store in stores:
-                store.sync(lambda ok=True, b=batch: self._synced(b, ok))
+                store.sync(lambda ok=True, b=batch: self._synced(b, ok, True))
             return
         if self._pending_batches:
             self._pending_batches.append([seq, 0, True])
@@ -342,7 +385,10 @@ class Channel:
         if seq > self._confirm_acked:
             self._write_ack(seq)
 
-    def _synced(self, batch: list, ok: bool) -> None:
+    def _synced(self, batch: list, ok: bool, fsync: bool = False) -> None:
+        totals = self.conn.broker.totals
+        if fsync:
+            totals.fsync.observe(self.conn.loop_time() - batch[3])
         batch[1] -= 1
         if not ok:
             batch[2] = False
@@ -350,6 +396,8 @@ class Channel:
         upto = 0
         while pb and pb[0][1] <= 0:
             b = pb.popleft()
+            if len(b) > 3:
+                totals.confirm.observe(self.conn.loop_time() - b[3])
             if not b[2]:
                 if upto:
                     self._write_ack(upto)
@@ -375,6 +423,8 @@ class Channel:
         self.next_tag = tag + 1
         if consumer.no_ack:
             queue.ack(pos)
+            self.delivered_noack += 1
+            queue.delivered_noack += 1
         else:
             self.unacked[tag] = (queue, pos, msg, consumer, self.conn.loop_time())
             self.unacked_order.append(tag)
@@ -386,6 +436,8 @@ class Channel:
             queue.redelivered += 1
         self.delivered += 1
         consumer.delivered += 1
+        if self.vhost.trace:
+            self.vhost.trace.on_deliver(self, queue, msg, tag, consumer)
         n = self.number
         conn = self.conn
         conn.write_parts(
@@ -435,6 +487,10 @@ class Channel:
                 wake.add(q)
             if q is not None:
                 q.unacked -= 1
+        if wake and self.global_prefetch:
+            # channel-wide credit was freed: every queue this channel consumes from may go on
+            for c in self.consumers.values():
+                wake.add(c.queue)
         return wake
 
     def on_ack(self, tag: int, multiple: int) -> None:
@@ -447,6 +503,8 @@ class Channel:
             if q is not None:
                 q.ack(pos)
         self.acked += len(entries)
+        if self.vhost.trace:
+            self.vhost.trace.on_settle(self, entries, "acked")
         for q in self._release(entries):
             if q is not None:
                 q.schedule_dispatch()
@@ -464,6 +522,8 @@ class Channel:
         raise precondition(f"unknown delivery tag {tag}")
 
     def _reject(self, entries: list[tuple], requeue: int) -> None:
+        if self.vhost.trace:
+            self.vhost.trace.on_settle(self, entries, "requeued" if requeue else "rejected")
         wake = self._release(entries)
         for q, pos, msg, _c, _t in entries:
             if q is None or q.deleted:
@@ -504,6 +564,8 @@ class Channel:
     # ------------------------------------------------------------------ close
     def close(self) -> None:
         """Release everything this channel holds (consumers, unacked messages)."""
+        if not self.closing:
+            self.conn.broker.totals.channel_gone(self)
         self.closing = True
         for c in list(self.consumers.values()):
             c.queue.remove_consumer(c)
@@ -523,11 +585,8 @@ class Channel:
     def handle(self, m: Any) -> None:
         handler = _HANDLERS.get(type(m))
         if handler is None:
-            raise ConnectionError_(
-                COMMAND_INVALID if isinstance(m, (C.Connection.Start, C.Connection.Tune)) else NOT_IMPLEMENTED,
-                f"method {m.name} not valid on a channel",
-                *_ids(m),
-            )
+            # RabbitMQ: any method a client may not send on a channel
+            raise ConnectionError_(COMMAND_INVALID, "unimplemented method", *_ids(m))
         try:
             handler(self, m)
         except AMQPError as exc:
@@ -558,10 +617,13 @@ class Channel:
             if not m.nowait:
                 self.send(C.Exchange.DeclareOk())
             return
+        # as RabbitMQ: type first, then the default exchange; the amq.* prefix is
+        # refused only when creating (an equivalent redeclare of amq.direct is fine)
+        cls = self.conn.broker.exchange_type(m.exchange_type)
+        if cls is None:
+            raise ConnectionError_(COMMAND_INVALID, f"invalid exchange type '{m.exchange_type}'", 40, 10)
         if name == "":
             raise access_refused("operation not permitted on the default exchange")
-        if name.startswith("amq."):
-            raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
         self._check_configure(name, "exchange")
         args = dict(m.arguments or {})
         if ex is not None:
@@ -578,11 +640,10 @@ class Channel:
                     raise inequivalent(arg, "exchange", name, vhost.name, f"'{fmt_bool(got)}'", f"'{fmt_bool(cur)}'")
             for key in ("alternate-exchange",):
                 if args.get(key) != ex.arguments.get(key):
-                    raise inequivalent(key, "exchange", name, vhost.name, _fmt_arg(args.get(key)), _fmt_arg(ex.arguments.get(key)))
+                    raise inequivalent(key, "exchange", name, vhost.name, *_fmt_arg_pair(args.get(key), ex.arguments.get(key)))
         else:
-            cls = self.conn.broker.exchange_type(m.exchange_type)
-            if cls is None:
-                raise ConnectionError_(COMMAND_INVALID, f"invalid exchange type '{m.exchange_type}'", 40, 10)
+            if name.startswith("amq."):
+                raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
             ex = cls(vhost, name, bool(m.durable), bool(m.auto_delete), bool(m.internal), args)
             vhost.add_exchange(ex)
             self.conn.broker.definitions_changed(ex.durable)
@@ -592,10 +653,10 @@ class Channel:
     def _exchange_delete(self, m: C.Exchange.Delete) -> None:
         vhost = self.vhost
         name = m.exchange
-        if name == "" or name.startswith("amq."):
-            if name == "":
-                raise access_refused("operation not permitted on the default exchange")
-            raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        if name == "":
+            raise access_refused("operation not permitted on the default exchange")
+        if name.startswith("amq."):
+            raise access_refused(f"deletion of system exchange '{name}' in vhost '{vhost.name}' not allowed")
         ex = vhost.exchanges.get(name)
         if ex is not None:
             self._check_configure(name, "exchange")
@@ -672,7 +733,7 @@ class Channel:
             for key in _EQUIV_QUEUE_ARGS:
                 a, b = args.get(key), q.arguments.get(key)
                 if a != b:
-                    raise inequivalent(key, "queue", name, vhost.name, _fmt_arg(a), _fmt_arg(b))
+                    raise inequivalent(key, "queue", name, vhost.name, *_fmt_arg_pair(a, b))
         else:
             self._check_configure(name, "queue")
             validate_queue_arguments(args, name, vhost.name)
@@ -688,7 +749,15 @@ class Channel:
     def _queue_bind(self, m: Any) -> None:
         vhost = self.vhost
         unbind = isinstance(m, C.Queue.Unbind)
-        q = self._lookup_queue(m.queue)
+        if unbind and m.exchange != "":
+            # as RabbitMQ: unbinding from a missing queue or exchange is a no-op, and
+            # needs no exclusive access to the queue
+            q = vhost.queues.get(m.queue or self.last_queue or "")
+            if q is None or m.exchange not in vhost.exchanges:
+                self.send(C.Queue.UnbindOk())
+                return
+        else:
+            q = self._lookup_queue(m.queue)
         if m.exchange == "":
             raise access_refused("operation not permitted on the default exchange")
         ex = vhost.exchanges.get(m.exchange)
@@ -793,12 +862,19 @@ class Channel:
         self._check_perm("read", q.name, "queue")
         item = q.get()
         if item is None:
+            self.get_empty += 1
+            q.get_empty += 1
             self.send(C.Basic.GetEmpty())
             return
         pos, msg = item
         tag = self.next_tag
         self.next_tag = tag + 1
+        self.got += 1
+        if self.vhost.trace:
+            self.vhost.trace.on_deliver(self, q, msg, tag, None)
         if m.no_ack:
+            self.got_noack += 1
+            q.get_noack += 1
             q.ack(pos)
         else:
             self.unacked[tag] = (q, pos, msg, None, 0.0)

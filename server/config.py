@@ -31,9 +31,14 @@ class Config:
     default_pass: str = "guest"
     loopback_users: list[str] = field(default_factory=lambda: ["guest"])
     consumer_timeout: int = 1800000
+    disk_free_limit: int = 50_000_000
     definitions: str = ""
     log_level: str = "INFO"
     cluster_name: str = "warren"
+    management_host: str = ""
+    management_port: int = 15672
+    prometheus_port: int = 15692
+    trace_ring_size: int = 10000
 
     @classmethod
     def load(cls, argv: list[str] | None = None) -> Config:

@@ -13,7 +13,6 @@ from protocol import hotpath
 from protocol.constants import (
     ACCESS_REFUSED,
     CHANNEL_ERROR,
-    COMMAND_INVALID,
     CONNECTION_FORCED,
     FRAME_ERROR,
     FRAME_MIN_SIZE,
@@ -36,7 +35,7 @@ from protocol.reader import K_ERROR, FrameReader
 
 from .auth import check_password, parse_amqplain, parse_plain
 from .channel import Channel
-from .errors import ChannelError, ConnectionError_
+from .errors import ChannelError, ConnectionError_, close_text
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -46,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("warren.connection")
 
 S_HEADER, S_START_OK, S_TUNE_OK, S_OPEN, S_OPENED, S_CLOSING, S_CLOSED = range(7)
+_STATE_NAMES = {S_START_OK: "starting", S_TUNE_OK: "tuning", S_OPEN: "opening", S_OPENED: "running"}
+#: class/method ids of the frames the reader's fast path yields
+_FAST_IDS = {K_PUBLISH: (60, 40), K_ACK: (60, 80), K_NACK: (60, 120), K_REJECT: (60, 90)}
 
 #: stop dispatching to a connection with this many bytes queued for one flush
 OUT_HIGH = 1 << 20
@@ -166,8 +168,12 @@ class Connection(asyncio.Protocol):
                     continue
                 if kind == K_BODY:
                     ch.on_body(f[2])
+                    if ch.confirm:  # the body may arrive in a later read than its header
+                        self._batch.add(ch)
                 elif kind == K_PUBLISH:
                     ch.on_publish(f[2], f[3], f[4], f[5], f[6])
+                    if self.blocked:
+                        self._pause("alarm")  # resource alarm: stop reading from publishers
                 elif kind == K_HEADER:
                     ch.on_header(f[2], f[3], f[4])
                     if ch.confirm:
@@ -191,6 +197,8 @@ class Connection(asyncio.Protocol):
                 else:  # K_ERROR
                     raise f[2]
             except ChannelError as exc:
+                if not exc.class_id and kind in _FAST_IDS:  # e.g. unknown delivery tag on Basic.Ack
+                    exc.class_id, exc.method_id = _FAST_IDS[kind]
                 self._channel_error(ch, exc)
             except AMQPError as exc:
                 self.connection_error(exc)
@@ -213,9 +221,15 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ frames outside open channels
     def _no_content(self, ch: Channel) -> None:
         if ch._publish is not None:
+            if ch._header is not None:
+                raise ConnectionError_(
+                    UNEXPECTED_FRAME, "expected content body, got non content body frame instead", 60, 40
+                )
             raise ConnectionError_(
                 UNEXPECTED_FRAME,
                 "expected content header for class 60, got non content header frame instead",
+                60,
+                40,
             )
 
     def _frame_without_channel(self, f: tuple, ch: Channel | None) -> None:
@@ -225,10 +239,16 @@ class Connection(asyncio.Protocol):
         if kind == K_HEARTBEAT:
             return
         if num == 0:
-            if kind != K_METHOD:
-                raise ConnectionError_(UNEXPECTED_FRAME, f"expected method frame on channel 0, got frame type {kind}")
-            self._connection_method(f[2])
-            return
+            if kind == K_METHOD:
+                self._connection_method(f[2])
+                return
+            if kind in _FAST_IDS:  # Basic.Publish/Ack/Nack/Reject on channel 0
+                raise ConnectionError_(
+                    CHANNEL_ERROR, f"unexpected method in connection state {self._state_name()}", *_FAST_IDS[kind]
+                )
+            raise ConnectionError_(UNEXPECTED_FRAME, f"expected method frame on channel 0, got frame type {kind}")
+        if self.state != S_OPENED:  # RabbitMQ: 505 for any channel frame before connection.open
+            raise ConnectionError_(UNEXPECTED_FRAME, f"frame on channel {num} before connection.open")
         m = f[2] if kind == K_METHOD else None
         if ch is not None:  # closing: discard all but close / close-ok
             if isinstance(m, C.Channel.CloseOk):
@@ -248,7 +268,13 @@ class Connection(asyncio.Protocol):
             self.channels[num] = Channel(self, num)
             self.send_method(num, C.Channel.OpenOk())
             return
-        raise ConnectionError_(CHANNEL_ERROR, "expected 'channel.open'", *( (m.index >> 16, m.index & 0xFFFF) if m else (0, 0)))
+        if kind in (K_HEADER, K_BODY):  # as RabbitMQ: content with no method before it
+            raise ConnectionError_(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
+        ids = (m.index >> 16, m.index & 0xFFFF) if m is not None else _FAST_IDS.get(kind, (0, 0))
+        raise ConnectionError_(CHANNEL_ERROR, "expected 'channel.open'", *ids)
+
+    def _state_name(self) -> str:
+        return _STATE_NAMES.get(self.state, "closing")
 
     def channel_error_async(self, ch: Channel, exc: AMQPError) -> None:
         """A channel error raised outside frame processing (timers)."""
@@ -262,17 +288,17 @@ class Connection(asyncio.Protocol):
         ch.close()
         self.send_method(
             ch.number,
-            C.Channel.Close(reply_code=exc.code, reply_text=exc.reply_text, class_id=exc.class_id, method_id=exc.method_id),
+            C.Channel.Close(reply_code=exc.code, reply_text=close_text(exc), class_id=exc.class_id, method_id=exc.method_id),
         )
 
     # ------------------------------------------------------------------ handshake
     def _header_received(self, data: bytes) -> bytes:
         buf = self._hdr + data
         if len(buf) < 8:
-            if PROTOCOL_HEADER.startswith(buf):
+            if PROTOCOL_HEADER.startswith(buf) or _AMQP_0_9_HEADER.startswith(buf):
                 self._hdr = buf
                 return b""
-        if buf[:8] != PROTOCOL_HEADER:
+        if buf[:8] != PROTOCOL_HEADER and buf[:8] != _AMQP_0_9_HEADER:
             log.info("bad protocol header conn=%s got=%r", self.name, bytes(buf[:8]))
             self.transport.write(PROTOCOL_HEADER)
             self._abort()
@@ -326,9 +352,10 @@ class Connection(asyncio.Protocol):
         elif isinstance(m, (C.Connection.Blocked, C.Connection.Unblocked)):
             return
         else:
+            # RabbitMQ: 504 CHANNEL_ERROR "unexpected method in connection state running"
             raise ConnectionError_(
-                COMMAND_INVALID if st == S_OPENED else CHANNEL_ERROR,
-                f"unexpected method {m.name} on channel 0",
+                CHANNEL_ERROR,
+                f"unexpected method in connection state {self._state_name()}",
                 m.index >> 16,
                 m.index & 0xFFFF,
             )
@@ -549,6 +576,8 @@ class Connection(asyncio.Protocol):
                 self.send_method(0, C.Connection.Blocked(reason=reason))
             else:
                 self.send_method(0, C.Connection.Unblocked())
+        if not blocked:
+            self._resume("alarm")
 
     # ------------------------------------------------------------------ closing
     def connection_error(self, exc: AMQPError) -> None:
@@ -562,7 +591,7 @@ class Connection(asyncio.Protocol):
             method_frame(
                 0,
                 C.Connection.Close(
-                    reply_code=exc.code, reply_text=exc.reply_text, class_id=exc.class_id, method_id=exc.method_id
+                    reply_code=exc.code, reply_text=close_text(exc), class_id=exc.class_id, method_id=exc.method_id
                 ),
             )
         )
@@ -615,6 +644,10 @@ class Connection(asyncio.Protocol):
         self.broker.connections.discard(self)
         if self.transport is not None and self._pause_reasons:
             self._pause_reasons.clear()
+
+
+#: AMQP 0-9's header, which RabbitMQ (and so warren) serves as 0-9-1
+_AMQP_0_9_HEADER = b"AMQP\x01\x01\x00\x09"
 
 
 def _is_loopback(host: str) -> bool:

@@ -6,9 +6,21 @@ from protocol.constants import (
     ACCESS_REFUSED,
     NOT_FOUND,
     PRECONDITION_FAILED,
+    REPLY_NAMES,
     RESOURCE_LOCKED,
 )
 from protocol.errors import AMQPError
+
+
+def close_text(exc: AMQPError) -> str:
+    """The reply text of a Channel.Close / Connection.Close, as RabbitMQ limits it to a
+    shortstr: over 255 bytes it is cut to its first 252 bytes plus "..." (bytes, not
+    characters: a non-ASCII text cut at 255 characters does not fit a shortstr)."""
+    text = f"{REPLY_NAMES.get(exc.code, 'ERROR')} - {exc.text}"
+    raw = text.encode()
+    if len(raw) <= 255:
+        return text
+    return raw[:252].decode("utf-8", "ignore") + "..."
 
 
 class ChannelError(AMQPError):

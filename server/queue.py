@@ -97,6 +97,11 @@ class Queue:
         self.dead_lettered: dict[str, int] = {}
         self.expired = 0
         self.dropped = 0
+        self.delivered_noack = 0
+        self.get_noack = 0
+        self.get_empty = 0
+        #: messages that expired / overflowed / were rejected with no dead-letter exchange, by reason
+        self.dropped_no_dlx: dict[str, int] = {}
         self.configure()
 
     # -- arguments and policy -------------------------------------------
@@ -259,15 +264,24 @@ class Queue:
     # -- dead-lettering ----------------------------------------------------
     def dead_letter(self, msg: Message, reason: str) -> None:
         """Send ``msg`` to the dead-letter exchange, if there is one; else drop it."""
+        tracer = self.vhost.trace
         if self.dlx is None:
+            self.dropped_no_dlx[reason] = self.dropped_no_dlx.get(reason, 0) + 1
+            if tracer:
+                tracer.on_dead_letter(self, msg, reason, None)
             return
         ex = self.vhost.exchanges.get(self.dlx)
         if ex is None:
             log.debug("dead-letter exchange missing vhost=%s queue=%s dlx=%s", self.vhost.name, self.name, self.dlx)
+            self.dropped_no_dlx[reason] = self.dropped_no_dlx.get(reason, 0) + 1
+            if tracer:
+                tracer.on_dead_letter(self, msg, reason, None)
             return
         m, keys = dead_letter_copy(msg, self, reason, self.dlx, self.dlrk)
         self.dead_lettered[reason] = self.dead_lettered.get(reason, 0) + 1
         queues = self.vhost.route(ex, keys[0], m, keys[1:] or None)
+        if tracer:
+            tracer.on_dead_letter(self, msg, reason, queues)
         first = True
         for q in queues:
             if is_cycle(m, q):
@@ -401,6 +415,8 @@ class Queue:
             if self._recovered and self.store.is_recovered(item[0]):
                 item[1].redelivered = True
             self.delivered_get += 1
+            if item[1].redelivered:
+                self.redelivered += 1
             if self.throttled and len(self.store) < FLOW_LOW:
                 self._release_throttled()
         return item

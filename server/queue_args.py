@@ -29,11 +29,11 @@ def _err(key: str, qname: str, vhost: str, detail: str) -> Exception:
 
 def _int(key: str, v: Any, qname: str, vhost: str, minimum: int, maximum: int | None = None) -> None:
     if isinstance(v, bool) or not isinstance(v, _INT_TYPES):
-        raise _err(key, qname, vhost, f"{{unacceptable_type,{_type_name(v)}}}")
+        raise _err(key, qname, vhost, f'"expected integer, got {_type_name(v)}"')
     if v < minimum:
         raise _err(key, qname, vhost, f"{{value_negative,{v}}}" if minimum == 0 else f"{{value_zero,{v}}}")
     if maximum is not None and v > maximum:
-        raise _err(key, qname, vhost, f"{{value_too_large,{v},{maximum}}}")
+        raise _err(key, qname, vhost, f"{{max_value_exceeded,{v}}}")
 
 
 def _str(v: Any) -> str | None:
@@ -59,18 +59,18 @@ def validate_queue_arguments(args: dict, qname: str = "", vhost: str = "/") -> N
         elif key == "x-overflow":
             s = _str(v)
             if s not in ("drop-head", "reject-publish", "reject-publish-dlx"):
-                raise _err(key, qname, vhost, f"{{invalid_value,<<\"{v}\">>}}" if s else f"{{unacceptable_type,{_type_name(v)}}}")
+                raise _err(key, qname, vhost, "invalid_overflow" if s else f"{{unacceptable_type,{_type_name(v)}}}")
         elif key == "x-single-active-consumer":
             if not isinstance(v, bool):
                 raise _err(key, qname, vhost, f"{{unacceptable_type,{_type_name(v)}}}")
         elif key == "x-queue-mode":
             if _str(v) not in ("default", "lazy"):
-                raise _err(key, qname, vhost, f"{{unacceptable_type,{_type_name(v)}}}")
+                raise _err(key, qname, vhost, f"\"unsupported queue mode '{_str(v)}'\"" if _str(v) else f"{{unacceptable_type,{_type_name(v)}}}")
         elif key == "x-queue-type":
             if _str(v) not in ("classic",):
-                raise _err(key, qname, vhost, f"{{invalid_value,<<\"{v}\">>}}")
+                raise _err(key, qname, vhost, f"\"unsupported queue type '{_str(v)}'\"")
     if "x-dead-letter-routing-key" in args and "x-dead-letter-exchange" not in args:
         raise precondition(
             f"invalid arg 'x-dead-letter-routing-key' for queue '{qname}' in vhost '{vhost}': "
-            "x-dead-letter-exchange must be set"
+            "routing_key_but_no_dlx_defined"
         )

@@ -40,6 +40,8 @@ class VHost:
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.policies: dict = {}
+        #: the broker's Tracer while tracing is on for this vhost, else None (one check on the hot path)
+        self.trace: Any = None
         self.exchanges[""] = DefaultExchange(self, "", durable=True)
         for name_, type_ in DEFAULT_EXCHANGES:
             self.exchanges[name_] = EXCHANGE_TYPES[type_](self, name_, durable=True)
@@ -98,16 +100,11 @@ class VHost:
         # bindings where it is the source
         for b in list(ex.bindings.values()):
             ex.unbind(b.destination, b.routing_key, b.arguments)
-            self._after_unbind_destination(b.destination)
         # bindings where it is the destination
         for other in list(self.exchanges.values()):
             if other.e2e_count and other.unbind_destination(ex):
                 self._maybe_auto_delete_exchange(other)
         self.broker.definitions_changed(ex.durable)
-
-    def _after_unbind_destination(self, dest: Any) -> None:
-        if isinstance(dest, Queue):
-            dest.bindings = {k for k in dest.bindings if k[0] in self.exchanges}
 
     def _maybe_auto_delete_exchange(self, ex: Exchange) -> None:
         if ex.auto_delete and not ex.bindings and self.exchanges.get(ex.name) is ex:

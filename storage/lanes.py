@@ -13,43 +13,66 @@ class LanedStore:
     ``pos = lane_pos << 8 | lane``, so ``ack``/``requeue`` find their lane.
     """
 
-    __slots__ = ("lanes", "_nonempty_hint")
+    # ``_top`` is an upper bound on the highest non-empty lane and ``_ready`` the
+    # ready count, so a shift does not walk every lane and ``len``/``bool`` are O(1).
+    __slots__ = ("lanes", "_top", "_ready")
 
     def __init__(self, lanes: list[Any]) -> None:
         if not 1 <= len(lanes) <= 256:
             raise ValueError("1..256 lanes")
         self.lanes = lanes
+        self._ready = sum(len(lane) for lane in lanes)
+        self._top = len(lanes) - 1
 
     def push_lane(self, lane: int, record: Any) -> int:
+        self._ready += 1
+        if lane > self._top:
+            self._top = lane
         return (self.lanes[lane].push(record) << 8) | lane
 
     def push(self, record: Any) -> int:
         return self.push_lane(0, record)
 
     def shift(self) -> tuple[int, Any] | None:
-        for lane in range(len(self.lanes) - 1, -1, -1):
-            item = self.lanes[lane].shift()
+        if not self._ready:
+            return None
+        lanes = self.lanes
+        lane = self._top
+        while lane >= 0:
+            item = lanes[lane].shift()
             if item is not None:
+                self._top = lane
+                self._ready -= 1
                 return (item[0] << 8) | lane, item[1]
+            lane -= 1
+        self._top = 0
         return None
 
     def peek(self) -> tuple[int, Any] | None:
-        for lane in range(len(self.lanes) - 1, -1, -1):
+        if not self._ready:
+            return None
+        for lane in range(self._top, -1, -1):
             item = self.lanes[lane].peek()
             if item is not None:
                 return (item[0] << 8) | lane, item[1]
         return None
 
     def requeue(self, position: int, record: Any) -> None:
-        self.lanes[position & 0xFF].requeue(position >> 8, record)
+        lane = position & 0xFF
+        self.lanes[lane].requeue(position >> 8, record)
+        self._ready += 1
+        if lane > self._top:
+            self._top = lane
 
     def ack(self, position: int) -> None:
         self.lanes[position & 0xFF].ack(position >> 8)
 
     def purge(self) -> int:
+        self._ready = 0
         return sum(lane.purge() for lane in self.lanes)
 
     def drain(self) -> list[tuple[int, Any]]:
+        self._ready = 0
         out: list[tuple[int, Any]] = []
         for lane in range(len(self.lanes) - 1, -1, -1):
             out.extend(((p << 8) | lane, r) for p, r in self.lanes[lane].drain())
@@ -59,10 +82,10 @@ class LanedStore:
         return [len(lane) for lane in self.lanes]
 
     def __len__(self) -> int:
-        return sum(len(lane) for lane in self.lanes)
+        return self._ready
 
     def __bool__(self) -> bool:
-        return any(self.lanes)
+        return self._ready > 0
 
     @property
     def ready_bytes(self) -> int:

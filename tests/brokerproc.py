@@ -39,6 +39,9 @@ class BrokerProcess:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.extra_args = list(extra_args or [])
+        #: management API and Prometheus listeners get free ports too (never the defaults)
+        self.mgmt_port = free_port()
+        self.prom_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir.parent / f"warren-{self.port}.log"
 
@@ -62,6 +65,10 @@ class BrokerProcess:
             str(self.data_dir),
             "--log-level",
             os.environ.get("WARREN_TEST_LOG_LEVEL", "INFO"),
+            "--management-port",
+            str(self.mgmt_port),
+            "--prometheus-port",
+            str(self.prom_port),
             *self.extra_args,
         ]
         self._log = open(self.log_path, "ab")

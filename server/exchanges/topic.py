@@ -35,14 +35,14 @@ class TopicExchange(Exchange):
 
     def _index_add(self, b: Binding) -> None:
         node = self._root
-        for word in b.routing_key.split("."):
+        for word in _words(b.routing_key):
             node = node.children.setdefault(word, _Node())
         node.dests[b.destination] = node.dests.get(b.destination, 0) + 1
         self._cache.clear()
 
     def _index_remove(self, b: Binding) -> None:
         path = [self._root]
-        words = b.routing_key.split(".")
+        words = _words(b.routing_key)
         for word in words:
             path.append(path[-1].children[word])
         leaf = path[-1]
@@ -64,12 +64,32 @@ class TopicExchange(Exchange):
         if hit is not None:
             return hit
         found: dict[Any, None] = {}
-        _walk(self._root, routing_key.split("."), 0, found)
+        _walk(self._root, _words(routing_key), 0, found)
         result = list(found)
         if len(self._cache) >= _CACHE_MAX:
             self._cache.clear()
         self._cache[routing_key] = result
         return result
+
+
+def _words(key: str) -> list[str]:
+    """As RabbitMQ: the empty key has no words ("*" does not match it); "a." is ["a", ""]."""
+    return key.split(".") if key else []
+
+
+def _words(key: str) -> list[str]:
+    """As RabbitMQ: the empty key has no words ("*" does not match it); "a." is ["a", ""]."""
+    return key.split(".") if key else []
+
+
+def _words(key: str) -> list[str]:
+    """As RabbitMQ: the empty key has no words ("*" does not match it); "a." is ["a", ""]."""
+    return key.split(".") if key else []
+
+
+def _words(key: str) -> list[str]:
+    """As RabbitMQ: the empty key has no words ("*" does not match it); "a." is ["a", ""]."""
+    return key.split(".") if key else []
 
 
 def _walk(node: _Node, words: list[str], i: int, found: dict[Any, None]) -> None:

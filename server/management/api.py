@@ -1,0 +1,1063 @@
+"""The management HTTP API (RabbitMQ-compatible paths, JSON, status codes) and the
+Prometheus app.
+
+Every ``/api/...`` request goes through one aiohttp handler that splits the raw
+path into percent-decoded segments (so ``%2F`` is the vhost ``/``), matches a
+route table and checks HTTP basic auth against the broker's users (tags
+``administrator``, ``monitoring``, ``policymaker`` or ``management`` may log in;
+changes to users, vhosts, permissions and definitions need ``administrator``).
+List endpoints accept RabbitMQ's ``columns``, ``name``/``use_regex``, ``sort``,
+``sort_reverse`` and ``page``/``page_size`` query parameters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from aiohttp import web
+from pamqp import commands as C
+
+from protocol.hotpath import shortstr
+from protocol.methods import encode_header
+from protocol.properties import scan
+
+from ..auth import Permission, User, check_password, hash_password
+from ..definitions import _jsonable, export_definitions, import_definitions
+from ..errors import ChannelError
+from ..exchanges import DelayedExchange
+from ..exchanges.delayed import delay_of
+from ..message import Message
+from ..metrics import render
+from ..policies import Policy
+from ..queue_args import validate_queue_arguments
+from . import views as V
+
+if TYPE_CHECKING:
+    from ..broker import Broker
+    from ..vhost import VHost
+
+log = logging.getLogger("warren.management")
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+MGMT_TAGS = {"administrator", "monitoring", "policymaker", "management"}
+JSON_CT = "application/json"
+
+Handler = Callable[["Ctx"], Awaitable[web.StreamResponse]]
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, error: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.error = error
+        self.reason = reason
+
+
+def not_found() -> HTTPError:
+    return HTTPError(404, "Object Not Found", "Not Found")
+
+
+def bad_request(reason: str) -> HTTPError:
+    return HTTPError(400, "bad_request", reason)
+
+
+def jresp(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, default=_default).encode(), status=status, content_type=JSON_CT
+    )
+
+
+def _default(v: Any) -> Any:
+    j = _jsonable(v)
+    if j is v:
+        return str(v)
+    return j
+
+
+def no_content(status: int = 204, location: str | None = None) -> web.Response:
+    r = web.Response(status=status)
+    if location:
+        r.headers["Location"] = location
+    return r
+
+
+class Ctx:
+    """One API request: the broker, the decoded path parameters and the user."""
+
+    def __init__(self, api: Api, request: web.Request, params: dict[str, str], user: User) -> None:
+        self.api = api
+        self.broker = api.broker
+        self.request = request
+        self.params = params
+        self.user = user
+
+    def vhost(self, name: str | None = None) -> VHost:
+        vh = self.broker.vhosts.get(name if name is not None else self.params["vhost"])
+        if vh is None:
+            raise not_found()
+        self.check_vhost(vh.name)
+        return vh
+
+    def check_vhost(self, name: str) -> None:
+        if "administrator" in self.user.tags or "monitoring" in self.user.tags:
+            return
+        if name not in self.user.permissions:
+            raise HTTPError(401, "not_authorised", "Access refused.")
+
+    def visible(self, vhost: str) -> bool:
+        if "administrator" in self.user.tags or "monitoring" in self.user.tags:
+            return True
+        return vhost in self.user.permissions
+
+    def admin(self) -> None:
+        if "administrator" not in self.user.tags:
+            raise HTTPError(401, "not_authorised", "Not administrator user")
+
+    async def body(self) -> dict[str, Any]:
+        raw = await self.request.read()
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise bad_request(f"invalid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise bad_request("JSON object expected")
+        return data
+
+    def listing(self, items: list[dict[str, Any]]) -> web.Response:
+        return jresp(shape_list(items, self.request.query))
+
+
+def _column(item: dict[str, Any], col: str) -> Any:
+    cur: Any = item
+    for part in col.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _set_path(out: dict[str, Any], col: str, v: Any) -> None:
+    parts = col.split(".")
+    cur = out
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = v
+
+
+def shape_list(items: list[dict[str, Any]], query: Any) -> Any:
+    """Apply RabbitMQ's list query parameters (name filter, sort, columns, pagination)."""
+    name = query.get("name")
+    if name:
+        if query.get("use_regex") in ("true", "1"):
+            try:
+                rx = re.compile(name)
+            except re.error as exc:
+                raise bad_request(f"invalid regex: {exc}") from None
+            items = [i for i in items if rx.search(str(i.get("name", "")))]
+        else:
+            items = [i for i in items if name in str(i.get("name", ""))]
+    sort = query.get("sort")
+    if sort:
+        items = sorted(items, key=lambda i: (str(type(_column(i, sort))), _column(i, sort) if _column(i, sort) is not None else ""))
+        if query.get("sort_reverse") in ("true", "1"):
+            items.reverse()
+    cols = query.get("columns")
+    if cols:
+        wanted = [c for c in cols.split(",") if c]
+        shaped = []
+        for i in items:
+            o: dict[str, Any] = {}
+            for c in wanted:
+                v = _column(i, c)
+                if v is not None:
+                    _set_path(o, c, v)
+            shaped.append(o)
+        items = shaped
+    page = query.get("page")
+    if page:
+        try:
+            p = max(1, int(page))
+            size = max(1, min(500, int(query.get("page_size", "100"))))
+        except ValueError:
+            raise bad_request("page and page_size must be integers") from None
+        total = len(items)
+        start = (p - 1) * size
+        chunk = items[start : start + size]
+        return {
+            "filtered_count": total,
+            "item_count": len(chunk),
+            "items": chunk,
+            "page": p,
+            "page_count": max(1, (total + size - 1) // size),
+            "page_size": size,
+            "total_count": total,
+        }
+    return items
+
+
+def _bool(v: Any, default: bool = False) -> bool:
+    if v is None:
+        return default
+    if isinstance(v, str):
+        return v.lower() in ("true", "1", "yes")
+    return bool(v)
+
+
+class Api:
+    """Route table and handlers of the management API."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.rates = V.Rates()
+        self.routes: list[tuple[str, list[str], Handler]] = []
+        r = self.add
+        r("GET", "overview", self.overview)
+        r("GET", "whoami", self.whoami)
+        r("GET", "nodes", self.nodes)
+        r("GET", "extensions", self.extensions)
+        r("GET", "cluster-name", self.cluster_name)
+        r("GET", "connections", self.connections)
+        r("GET", "connections/{name}", self.connection)
+        r("DELETE", "connections/{name}", self.connection_close)
+        r("GET", "connections/{name}/channels", self.connection_channels)
+        r("GET", "vhosts/{vhost}/connections", self.vhost_connections)
+        r("GET", "channels", self.channels)
+        r("GET", "vhosts/{vhost}/channels", self.vhost_channels)
+        r("GET", "channels/{name}", self.channel)
+        r("GET", "consumers", self.consumers)
+        r("GET", "consumers/{vhost}", self.consumers)
+        r("GET", "exchanges", self.exchanges)
+        r("GET", "exchanges/{vhost}", self.exchanges)
+        r("GET", "exchanges/{vhost}/{name}", self.exchange)
+        r("PUT", "exchanges/{vhost}/{name}", self.exchange_put)
+        r("DELETE", "exchanges/{vhost}/{name}", self.exchange_delete)
+        r("GET", "exchanges/{vhost}/{name}/bindings/source", self.exchange_bindings_source)
+        r("GET", "exchanges/{vhost}/{name}/bindings/destination", self.exchange_bindings_destination)
+        r("POST", "exchanges/{vhost}/{name}/publish", self.publish)
+        r("GET", "queues", self.queues)
+        r("GET", "queues/{vhost}", self.queues)
+        r("GET", "queues/{vhost}/{name}", self.queue)
+        r("PUT", "queues/{vhost}/{name}", self.queue_put)
+        r("DELETE", "queues/{vhost}/{name}", self.queue_delete)
+        r("DELETE", "queues/{vhost}/{name}/contents", self.queue_purge)
+        r("GET", "queues/{vhost}/{name}/bindings", self.queue_bindings)
+        r("POST", "queues/{vhost}/{name}/get", self.queue_get)
+        r("GET", "bindings", self.bindings)
+        r("GET", "bindings/{vhost}", self.bindings)
+        r("GET", "bindings/{vhost}/e/{source}/{dtype}/{dest}", self.binding_list)
+        r("POST", "bindings/{vhost}/e/{source}/{dtype}/{dest}", self.binding_create)
+        r("GET", "bindings/{vhost}/e/{source}/{dtype}/{dest}/{props}", self.binding_get)
+        r("DELETE", "bindings/{vhost}/e/{source}/{dtype}/{dest}/{props}", self.binding_delete)
+        r("GET", "vhosts", self.vhosts)
+        r("GET", "vhosts/{vhost}", self.vhost)
+        r("PUT", "vhosts/{vhost}", self.vhost_put)
+        r("DELETE", "vhosts/{vhost}", self.vhost_delete)
+        r("GET", "vhosts/{vhost}/permissions", self.vhost_permissions)
+        r("GET", "users", self.users)
+        r("GET", "users/{user}", self.user)
+        r("PUT", "users/{user}", self.user_put)
+        r("DELETE", "users/{user}", self.user_delete)
+        r("GET", "users/{user}/permissions", self.user_permissions)
+        r("GET", "permissions", self.permissions)
+        r("GET", "permissions/{vhost}/{user}", self.permission)
+        r("PUT", "permissions/{vhost}/{user}", self.permission_put)
+        r("DELETE", "permissions/{vhost}/{user}", self.permission_delete)
+        r("GET", "policies", self.policies)
+        r("GET", "policies/{vhost}", self.policies)
+        r("GET", "policies/{vhost}/{name}", self.policy)
+        r("PUT", "policies/{vhost}/{name}", self.policy_put)
+        r("DELETE", "policies/{vhost}/{name}", self.policy_delete)
+        r("GET", "definitions", self.definitions)
+        r("POST", "definitions", self.definitions_import)
+        r("GET", "definitions/{vhost}", self.definitions)
+        r("POST", "definitions/{vhost}", self.definitions_import)
+        r("GET", "aliveness-test/{vhost}", self.aliveness)
+        r("GET", "healthchecks/node", self.health_ok)
+        r("GET", "healthchecks/node/{node}", self.health_ok)
+        r("GET", "health/checks/alarms", self.health_alarms)
+        r("GET", "health/checks/local-alarms", self.health_alarms)
+        r("GET", "health/checks/virtual-hosts", self.health_ok)
+        r("GET", "health/checks/node-is-quorum-critical", self.health_ok)
+        r("GET", "health/checks/node-is-mirror-sync-critical", self.health_ok)
+        r("GET", "health/checks/port-listener/{port}", self.health_port)
+        r("GET", "health/checks/protocol-listener/{proto}", self.health_ok)
+        r("GET", "health/checks/certificate-expiration/{within}/{unit}", self.health_ok)
+        r("GET", "trace/{message_id}", self.trace)
+        r("GET", "tracing/{vhost}", self.tracing_get)
+        r("PUT", "tracing/{vhost}", self.tracing_put)
+
+    def add(self, method: str, pattern: str, handler: Handler) -> None:
+        self.routes.append((method, pattern.split("/"), handler))
+
+    def match(self, method: str, segs: list[str]) -> tuple[Handler, dict[str, str]] | None:
+        path_found = False
+        for m, pat, h in self.routes:
+            if len(pat) != len(segs):
+                continue
+            params: dict[str, str] = {}
+            for p, s in zip(pat, segs, strict=True):
+                if p.startswith("{"):
+                    params[p[1:-1]] = s
+                elif p != s:
+                    break
+            else:
+                path_found = True
+                if m == method or (method == "HEAD" and m == "GET"):
+                    return h, params
+        if path_found:
+            raise HTTPError(405, "Method Not Allowed", "Method Not Allowed")
+        return None
+
+    # -- entry point ------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            raw = request.raw_path.split("?", 1)[0]
+            tail = raw[len("/api/"):] if raw.startswith("/api/") else ""
+            segs = [unquote(s) for s in tail.rstrip("/").split("/")] if tail else [""]
+            user = self.authenticate(request)
+            found = self.match(request.method, segs)
+            if found is None:
+                raise not_found()
+            handler, params = found
+            return await handler(Ctx(self, request, params, user))
+        except HTTPError as exc:
+            r = jresp({"error": exc.error, "reason": exc.reason}, exc.status)
+            if exc.status == 401:
+                r.headers["WWW-Authenticate"] = 'Basic realm="RabbitMQ Management"'
+            return r
+        except ChannelError as exc:
+            return jresp({"error": "bad_request", "reason": exc.text}, 400)
+
+    def authenticate(self, request: web.Request) -> User:
+        h = request.headers.get("Authorization", "")
+        if not h.lower().startswith("basic "):
+            raise HTTPError(401, "not_authorized", "Login failed")
+        try:
+            name, _, password = base64.b64decode(h[6:].strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise HTTPError(401, "not_authorized", "Login failed") from None
+        user = self.broker.users.get(name)
+        if user is None or not check_password(password, user.password_hash):
+            raise HTTPError(401, "not_authorized", "Login failed")
+        if not MGMT_TAGS.intersection(user.tags):
+            raise HTTPError(401, "not_authorized", "Not management user")
+        return user
+
+    # -- overview ------------------------------------------------------------------
+    async def overview(self, c: Ctx) -> web.Response:
+        return jresp(V.overview_json(self.broker, self.rates))
+
+    async def whoami(self, c: Ctx) -> web.Response:
+        return jresp({"name": c.user.name, "tags": list(c.user.tags)})
+
+    async def cluster_name(self, c: Ctx) -> web.Response:
+        return jresp({"name": self.broker.cluster_name})
+
+    async def extensions(self, c: Ctx) -> web.Response:
+        return jresp([])
+
+    async def nodes(self, c: Ctx) -> web.Response:
+        from ..metrics import process_stats
+
+        p = process_stats()
+        return jresp([{
+            "name": V.node_name(self.broker), "type": "disc", "running": True,
+            "mem_used": p["resident_memory_bytes"], "fd_used": p["open_fds"], "fd_total": p["max_fds"],
+            "sockets_used": len(self.broker.connections), "disk_free": getattr(self.broker, "disk_free", -1),
+            "mem_alarm": False, "disk_free_alarm": bool(self.broker.alarm_active),
+        }])
+
+    # -- connections / channels / consumers -------------------------------------
+    def _conn(self, c: Ctx) -> Any:
+        for conn in list(self.broker.connections):
+            if conn.name == c.params["name"] and conn.vhost is not None and c.visible(conn.vhost.name):
+                return conn
+        raise not_found()
+
+    def _conns(self, c: Ctx, vhost: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for conn in list(self.broker.connections):
+            if conn.vhost is None or conn.user is None or not c.visible(conn.vhost.name):
+                continue
+            if vhost is not None and conn.vhost.name != vhost:
+                continue
+            out.append(V.connection_json(self.broker, self.rates, conn))
+        return out
+
+    async def connections(self, c: Ctx) -> web.Response:
+        return c.listing(self._conns(c))
+
+    async def vhost_connections(self, c: Ctx) -> web.Response:
+        return c.listing(self._conns(c, c.vhost().name))
+
+    async def connection(self, c: Ctx) -> web.Response:
+        return jresp(V.connection_json(self.broker, self.rates, self._conn(c)))
+
+    async def connection_close(self, c: Ctx) -> web.Response:
+        conn = self._conn(c)
+        reason = c.request.headers.get("X-Reason", "Closed via management plugin")
+        conn.close_by_broker(320, f"CONNECTION_FORCED - {reason}")
+        return no_content()
+
+    async def connection_channels(self, c: Ctx) -> web.Response:
+        conn = self._conn(c)
+        return c.listing([V.channel_json(self.broker, self.rates, ch) for ch in list(conn.channels.values()) if not ch.closing])
+
+    def _chans(self, c: Ctx, vhost: str | None = None) -> list[dict[str, Any]]:
+        return [
+            V.channel_json(self.broker, self.rates, ch)
+            for ch in V.all_channels(self.broker)
+            if c.visible(ch.vhost.name) and (vhost is None or ch.vhost.name == vhost)
+        ]
+
+    async def channels(self, c: Ctx) -> web.Response:
+        return c.listing(self._chans(c))
+
+    async def vhost_channels(self, c: Ctx) -> web.Response:
+        return c.listing(self._chans(c, c.vhost().name))
+
+    async def channel(self, c: Ctx) -> web.Response:
+        for ch in V.all_channels(self.broker):
+            if V.channel_name(ch) == c.params["name"] and c.visible(ch.vhost.name):
+                return jresp(V.channel_json(self.broker, self.rates, ch))
+        raise not_found()
+
+    async def consumers(self, c: Ctx) -> web.Response:
+        vhost = c.vhost().name if "vhost" in c.params else None
+        out = []
+        for ch in V.all_channels(self.broker):
+            if not c.visible(ch.vhost.name) or (vhost is not None and ch.vhost.name != vhost):
+                continue
+            out.extend(V.consumer_json(cons) for cons in list(ch.consumers.values()))
+        return c.listing(out)
+
+    # -- exchanges ---------------------------------------------------------------------
+    def _vhosts(self, c: Ctx) -> list[VHost]:
+        if "vhost" in c.params:
+            return [c.vhost()]
+        return [vh for vh in self.broker.vhosts.values() if c.visible(vh.name)]
+
+    async def exchanges(self, c: Ctx) -> web.Response:
+        out = [V.exchange_json(self.rates, ex) for vh in self._vhosts(c) for ex in list(vh.exchanges.values())]
+        return c.listing(out)
+
+    def _exchange(self, c: Ctx) -> Any:
+        vh = c.vhost()
+        name = c.params["name"]
+        if name == "amq.default":
+            name = ""
+        ex = vh.exchanges.get(name)
+        if ex is None:
+            raise not_found()
+        return vh, ex
+
+    async def exchange(self, c: Ctx) -> web.Response:
+        _, ex = self._exchange(c)
+        out = V.exchange_json(self.rates, ex)
+        out["incoming"] = []
+        out["outgoing"] = []
+        return jresp(out)
+
+    async def exchange_put(self, c: Ctx) -> web.Response:
+        vh = c.vhost()
+        name = c.params["name"]
+        body = await c.body()
+        etype = body.get("type")
+        if not etype:
+            raise bad_request("[{key_missing,type}]")
+        if not name or name.startswith("amq."):
+            raise HTTPError(403, "access_refused", f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        durable = _bool(body.get("durable"), True)
+        auto_delete = _bool(body.get("auto_delete"))
+        internal = _bool(body.get("internal"))
+        args = dict(body.get("arguments") or {})
+        ex = vh.exchanges.get(name)
+        if ex is not None:
+            if ex.describe_type() != etype or ex.durable != durable or ex.auto_delete != auto_delete or ex.internal != internal:
+                raise bad_request(
+                    f"inequivalent arg for exchange '{name}' in vhost '{vh.name}': received different settings"
+                )
+            return no_content()
+        cls = self.broker.exchange_type(etype)
+        if cls is None:
+            raise bad_request(f"invalid exchange type '{etype}'")
+        ex = cls(vh, name, durable, auto_delete, internal, args)
+        vh.add_exchange(ex)
+        self.broker.definitions_changed(durable)
+        return no_content(201)
+
+    async def exchange_delete(self, c: Ctx) -> web.Response:
+        vh, ex = self._exchange(c)
+        if not ex.name or ex.name.startswith("amq."):
+            raise HTTPError(403, "access_refused", "operation not permitted on the default exchange")
+        if _bool(c.request.query.get("if-unused")) and ex.bindings:
+            raise bad_request(f"exchange '{ex.name}' in vhost '{vh.name}' in use")
+        vh.delete_exchange(ex)
+        return no_content()
+
+    async def exchange_bindings_source(self, c: Ctx) -> web.Response:
+        vh, ex = self._exchange(c)
+        return c.listing([b for b in V.vhost_bindings(vh) if b["source"] == ex.name])
+
+    async def exchange_bindings_destination(self, c: Ctx) -> web.Response:
+        vh, ex = self._exchange(c)
+        return c.listing(
+            [b for b in V.vhost_bindings(vh) if b["destination"] == ex.name and b["destination_type"] == "exchange"]
+        )
+
+    async def publish(self, c: Ctx) -> web.Response:
+        vh, ex = self._exchange(c)
+        body = await c.body()
+        for k in ("routing_key", "payload", "payload_encoding", "properties"):
+            if k not in body:
+                raise bad_request(f"[{{key_missing,{k}}}]")
+        enc = body.get("payload_encoding")
+        payload = body["payload"]
+        if enc == "base64":
+            try:
+                data = base64.b64decode(payload)
+            except (binascii.Error, ValueError):
+                raise bad_request("not_base64") from None
+        elif enc == "string":
+            data = str(payload).encode()
+        else:
+            raise bad_request(f"invalid payload_encoding {enc!r}")
+        props = _properties(body.get("properties") or {})
+        rk = str(body["routing_key"])
+        header = encode_header(len(data), props)
+        msg = Message(ex.name, rk, shortstr(ex.name) + shortstr(rk), header, data, scan(header))
+        ex.published_in += 1
+        if isinstance(ex, DelayedExchange) and msg.props.headers_len:
+            d = delay_of(msg.headers)
+            if d > 0:
+                routed = bool(vh.route(ex, rk, msg, None))
+                ex.hold(d, rk, msg, None)
+                return jresp({"routed": routed})
+        queues = vh.route(ex, rk, msg, None)
+        if vh.trace:
+            vh.trace.on_publish_api(vh, ex, rk, msg, queues)
+        routed = False
+        first = True
+        for q in queues:
+            if q.publish(msg if first else msg.copy()):
+                routed = True
+            first = False
+        if queues:
+            ex.published_out += 1
+        return jresp({"routed": routed})
+
+    # -- queues ------------------------------------------------------------------------
+    async def queues(self, c: Ctx) -> web.Response:
+        out = [V.queue_json(self.broker, self.rates, q) for vh in self._vhosts(c) for q in list(vh.queues.values())]
+        return c.listing(out)
+
+    def _queue(self, c: Ctx) -> Any:
+        vh = c.vhost()
+        q = vh.queues.get(c.params["name"])
+        if q is None:
+            raise not_found()
+        return vh, q
+
+    async def queue(self, c: Ctx) -> web.Response:
+        _, q = self._queue(c)
+        return jresp(V.queue_json(self.broker, self.rates, q, detail=True))
+
+    async def queue_put(self, c: Ctx) -> web.Response:
+        vh = c.vhost()
+        name = c.params["name"]
+        body = await c.body()
+        durable = _bool(body.get("durable"), True)
+        auto_delete = _bool(body.get("auto_delete"))
+        args = dict(body.get("arguments") or {})
+        if name.startswith("amq."):
+            raise HTTPError(403, "access_refused", f"queue name '{name}' contains reserved prefix 'amq.*'")
+        q = vh.queues.get(name)
+        if q is not None:
+            if q.durable != durable or q.auto_delete != auto_delete or q.arguments != args:
+                raise bad_request(f"inequivalent arg for queue '{name}' in vhost '{vh.name}': received different settings")
+            return no_content()
+        validate_queue_arguments(args, name, vh.name)
+        self.broker.create_queue(vh, name, durable, None, auto_delete, args)
+        return no_content(201)
+
+    async def queue_delete(self, c: Ctx) -> web.Response:
+        vh, q = self._queue(c)
+        qs = c.request.query
+        if _bool(qs.get("if-unused")) and q.consumers:
+            raise bad_request(f"queue '{q.name}' in vhost '{vh.name}' in use")
+        if _bool(qs.get("if-empty")) and len(q.store):
+            raise bad_request(f"queue '{q.name}' in vhost '{vh.name}' not empty")
+        if q.exclusive_owner is not None and q in q.exclusive_owner.exclusive_queues:
+            q.exclusive_owner.exclusive_queues.remove(q)
+        vh.delete_queue(q)
+        return no_content()
+
+    async def queue_purge(self, c: Ctx) -> web.Response:
+        _, q = self._queue(c)
+        q.purge()
+        return no_content()
+
+    async def queue_bindings(self, c: Ctx) -> web.Response:
+        vh, q = self._queue(c)
+        return c.listing(
+            [b for b in V.vhost_bindings(vh) if b["destination"] == q.name and b["destination_type"] == "queue"]
+        )
+
+    async def queue_get(self, c: Ctx) -> web.Response:
+        vh, q = self._queue(c)
+        body = await c.body()
+        try:
+            count = int(body.get("count", 1))
+        except (TypeError, ValueError):
+            raise bad_request("count must be an integer") from None
+        ackmode = body.get("ackmode") or ("ack_requeue_true" if _bool(body.get("requeue"), True) else "ack_requeue_false")
+        if ackmode not in ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true", "reject_requeue_false"):
+            raise bad_request(f"invalid ackmode {ackmode!r}")
+        encoding = body.get("encoding", "auto")
+        truncate = body.get("truncate")
+        taken = []
+        for _ in range(max(0, count)):
+            item = q.get()
+            if item is None:
+                break
+            taken.append(item)
+        out = []
+        for i, (_pos, msg) in enumerate(taken):
+            data = msg.body
+            if truncate is not None:
+                try:
+                    data = data[: int(truncate)]
+                except (TypeError, ValueError):
+                    pass
+            if encoding == "base64":
+                payload, penc = base64.b64encode(data).decode(), "base64"
+            else:
+                try:
+                    payload, penc = data.decode("utf-8"), "string"
+                except UnicodeDecodeError:
+                    payload, penc = base64.b64encode(data).decode(), "base64"
+            out.append({
+                "payload_bytes": msg.size,
+                "redelivered": msg.redelivered,
+                "exchange": msg.exchange,
+                "routing_key": msg.routing_key,
+                "message_count": len(q.store) + (len(taken) - i - 1),
+                "properties": _jsonable(props_json(msg)),
+                "payload": payload,
+                "payload_encoding": penc,
+            })
+        requeue = ackmode.endswith("requeue_true")
+        tracer = vh.trace
+        if tracer:
+            what = "requeued" if requeue else ("acked" if ackmode.startswith("ack") else "rejected")
+            for _pos, msg in taken:
+                tracer.record(vh, msg, "redelivered" if msg.redelivered else "delivered", queue=q.name,
+                              method="management get", connection="management API")
+            for _pos, msg in taken:
+                tracer.record(vh, msg, what, queue=q.name, connection="management API")
+        for pos, msg in reversed(taken):
+            if requeue:
+                q.requeue(pos, msg)
+            elif ackmode.startswith("ack"):
+                q.ack(pos)
+            else:
+                q.discard(pos, msg, "rejected")
+        if not requeue:
+            q.schedule_dispatch()
+        return jresp(out)
+
+    # -- bindings ------------------------------------------------------------------------
+    async def bindings(self, c: Ctx) -> web.Response:
+        out = [b for vh in self._vhosts(c) for b in V.vhost_bindings(vh)]
+        return c.listing(out)
+
+    def _binding_ends(self, c: Ctx) -> Any:
+        vh = c.vhost()
+        src = vh.exchanges.get(c.params["source"])
+        dtype = c.params["dtype"]
+        if dtype == "q":
+            dest: Any = vh.queues.get(c.params["dest"])
+        elif dtype == "e":
+            dest = vh.exchanges.get(c.params["dest"])
+        else:
+            raise not_found()
+        if src is None or dest is None:
+            raise not_found()
+        return vh, src, dest
+
+    async def binding_list(self, c: Ctx) -> web.Response:
+        vh, src, dest = self._binding_ends(c)
+        return c.listing([
+            V.binding_json(vh, src.name, b.destination, b.routing_key, b.arguments)
+            for b in src.bindings.values() if b.destination is dest
+        ])
+
+    async def binding_create(self, c: Ctx) -> web.Response:
+        vh, src, dest = self._binding_ends(c)
+        if not src.name:
+            raise HTTPError(403, "access_refused", "operation not permitted on the default exchange")
+        body = await c.body()
+        rk = str(body.get("routing_key", ""))
+        args = dict(body.get("arguments") or {})
+        src.bind(dest, rk, args)
+        self.broker.definitions_changed(src.durable and dest.durable)
+        pk = V.properties_key(rk, args)
+        return no_content(201, location=f"{c.params['dest']}/{pk}")
+
+    def _find_binding(self, c: Ctx) -> Any:
+        vh, src, dest = self._binding_ends(c)
+        for b in src.bindings.values():
+            if b.destination is dest and V.properties_key(b.routing_key, b.arguments) == c.params["props"]:
+                return vh, src, b
+        raise not_found()
+
+    async def binding_get(self, c: Ctx) -> web.Response:
+        vh, src, b = self._find_binding(c)
+        return jresp(V.binding_json(vh, src.name, b.destination, b.routing_key, b.arguments))
+
+    async def binding_delete(self, c: Ctx) -> web.Response:
+        vh, src, b = self._find_binding(c)
+        src.unbind(b.destination, b.routing_key, b.arguments)
+        vh._maybe_auto_delete_exchange(src)
+        self.broker.definitions_changed(src.durable)
+        return no_content()
+
+    # -- vhosts, users, permissions ------------------------------------------------------
+    async def vhosts(self, c: Ctx) -> web.Response:
+        return c.listing([V.vhost_json(self.broker, self.rates, vh) for vh in self._vhosts(c)])
+
+    async def vhost(self, c: Ctx) -> web.Response:
+        return jresp(V.vhost_json(self.broker, self.rates, c.vhost()))
+
+    async def vhost_put(self, c: Ctx) -> web.Response:
+        c.admin()
+        name = c.params["vhost"]
+        body = await c.body()
+        existed = name in self.broker.vhosts
+        vh = self.broker.add_vhost(name)
+        tags = body.get("tags", [])
+        if isinstance(tags, str):
+            tags = [t for t in tags.split(",") if t]
+        if "description" in body or "tags" in body:
+            vh.metadata = {"description": str(body.get("description", "")), "tags": list(tags)}  # type: ignore[attr-defined]
+        if "tracing" in body:
+            self.broker.tracer.set(name, firehose=_bool(body["tracing"]))
+        return no_content(204 if existed else 201)
+
+    async def vhost_delete(self, c: Ctx) -> web.Response:
+        c.admin()
+        if not self.broker.delete_vhost(c.params["vhost"]):
+            raise not_found()
+        return no_content()
+
+    async def vhost_permissions(self, c: Ctx) -> web.Response:
+        vh = c.vhost()
+        return c.listing([p for p in self._perms() if p["vhost"] == vh.name])
+
+    async def users(self, c: Ctx) -> web.Response:
+        c.admin()
+        return c.listing([V.user_json(u) for u in self.broker.users.values()])
+
+    def _user(self, c: Ctx) -> User:
+        u = self.broker.users.get(c.params["user"])
+        if u is None:
+            raise not_found()
+        return u
+
+    async def user(self, c: Ctx) -> web.Response:
+        c.admin()
+        return jresp(V.user_json(self._user(c)))
+
+    async def user_put(self, c: Ctx) -> web.Response:
+        c.admin()
+        name = c.params["user"]
+        body = await c.body()
+        tags = body.get("tags", [])
+        if isinstance(tags, str):
+            tags = [t for t in tags.split(",") if t]
+        if "password" in body:
+            ph = hash_password(str(body["password"]))
+        elif "password_hash" in body:
+            ph = str(body["password_hash"])
+        else:
+            existing = self.broker.users.get(name)
+            if existing is None:
+                raise bad_request("password or password_hash is required")
+            ph = existing.password_hash
+        u = self.broker.users.get(name)
+        if u is None:
+            self.broker.users[name] = User(name, ph, list(tags), {})
+            self.broker.definitions_changed(True)
+            return no_content(201)
+        u.password_hash = ph
+        u.tags = list(tags)
+        self.broker.definitions_changed(True)
+        return no_content()
+
+    async def user_delete(self, c: Ctx) -> web.Response:
+        c.admin()
+        name = c.params["user"]
+        if self.broker.users.pop(name, None) is None:
+            raise not_found()
+        for conn in list(self.broker.connections):
+            if conn.user is not None and conn.user.name == name:
+                conn.close_by_broker(320, f"user '{name}' is deleted")
+        self.broker.definitions_changed(True)
+        return no_content()
+
+    def _perms(self) -> list[dict[str, Any]]:
+        return [
+            {"user": u.name, "vhost": vh, "configure": p.configure, "write": p.write, "read": p.read}
+            for u in self.broker.users.values()
+            for vh, p in u.permissions.items()
+        ]
+
+    async def user_permissions(self, c: Ctx) -> web.Response:
+        c.admin()
+        u = self._user(c)
+        return c.listing([p for p in self._perms() if p["user"] == u.name])
+
+    async def permissions(self, c: Ctx) -> web.Response:
+        c.admin()
+        return c.listing(self._perms())
+
+    async def permission(self, c: Ctx) -> web.Response:
+        c.admin()
+        for p in self._perms():
+            if p["user"] == c.params["user"] and p["vhost"] == c.params["vhost"]:
+                return jresp(p)
+        raise not_found()
+
+    async def permission_put(self, c: Ctx) -> web.Response:
+        c.admin()
+        vh = c.vhost()
+        u = self._user(c)
+        body = await c.body()
+        for k in ("configure", "write", "read"):
+            if k not in body:
+                raise bad_request(f"[{{key_missing,{k}}}]")
+        existed = vh.name in u.permissions
+        u.permissions[vh.name] = Permission(str(body["configure"]), str(body["write"]), str(body["read"]))
+        self.broker.definitions_changed(True)
+        return no_content(204 if existed else 201)
+
+    async def permission_delete(self, c: Ctx) -> web.Response:
+        c.admin()
+        u = self._user(c)
+        if u.permissions.pop(c.params["vhost"], None) is None:
+            raise not_found()
+        self.broker.definitions_changed(True)
+        return no_content()
+
+    # -- policies --------------------------------------------------------------------------
+    async def policies(self, c: Ctx) -> web.Response:
+        return c.listing([p.as_json() for vh in self._vhosts(c) for p in vh.policies.values()])
+
+    async def policy(self, c: Ctx) -> web.Response:
+        vh = c.vhost()
+        p = vh.policies.get(c.params["name"])
+        if p is None:
+            raise not_found()
+        return jresp(p.as_json())
+
+    async def policy_put(self, c: Ctx) -> web.Response:
+        vh = c.vhost()
+        body = await c.body()
+        for k in ("pattern", "definition"):
+            if k not in body:
+                raise bad_request(f"[{{key_missing,{k}}}]")
+        existed = c.params["name"] in vh.policies
+        p = Policy(vh.name, c.params["name"], str(body["pattern"]), dict(body["definition"] or {}),
+                   int(body.get("priority", 0)), str(body.get("apply-to", "all")))
+        self.broker.set_policy(p)
+        return no_content(204 if existed else 201)
+
+    async def policy_delete(self, c: Ctx) -> web.Response:
+        vh = c.vhost()
+        if not self.broker.delete_policy(vh.name, c.params["name"]):
+            raise not_found()
+        return no_content()
+
+    # -- definitions -------------------------------------------------------------------------
+    async def definitions(self, c: Ctx) -> web.Response:
+        c.admin()
+        data = export_definitions(self.broker, durable_only=True)
+        if "vhost" in c.params:
+            vh = c.vhost().name
+            data = {
+                "rabbit_version": data["rabbit_version"],
+                "rabbitmq_version": data["rabbitmq_version"],
+                "product_name": data["product_name"],
+                "product_version": data["product_version"],
+                **{k: [dict((kk, vv) for kk, vv in i.items() if kk != "vhost") for i in data[k] if i.get("vhost") == vh]
+                   for k in ("policies", "queues", "exchanges", "bindings")},
+                "parameters": [],
+            }
+        r = jresp(data)
+        if _bool(c.request.query.get("download")) or c.request.query.get("download"):
+            r.headers["Content-Disposition"] = f'attachment; filename="{c.request.query.get("download")}"'
+        return r
+
+    async def definitions_import(self, c: Ctx) -> web.Response:
+        c.admin()
+        body = await c.body()
+        if "file" in body and isinstance(body["file"], str):
+            try:
+                body = json.loads(body["file"])
+            except ValueError as exc:
+                raise bad_request(f"invalid JSON: {exc}") from None
+        if "vhost" in c.params:
+            vh = c.vhost().name
+            for k in ("policies", "queues", "exchanges", "bindings"):
+                for i in body.get(k, []):
+                    i["vhost"] = vh
+            body = {k: body.get(k, []) for k in ("policies", "queues", "exchanges", "bindings")}
+        try:
+            import_definitions(self.broker, body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad_request(f"invalid definitions: {exc}") from None
+        self.broker.definitions_changed(True)
+        return no_content()
+
+    # -- health ---------------------------------------------------------------------------------
+    async def health_ok(self, c: Ctx) -> web.Response:
+        return jresp({"status": "ok"})
+
+    async def health_alarms(self, c: Ctx) -> web.Response:
+        if self.broker.alarm_active:
+            return jresp({"status": "failed", "reason": f"resource alarm(s) in effect: {self.broker.alarm_reason}",
+                          "alarms": [{"node": V.node_name(self.broker), "resource": "disk"}]}, 503)
+        return jresp({"status": "ok"})
+
+    async def health_port(self, c: Ctx) -> web.Response:
+        try:
+            port = int(c.params["port"])
+        except ValueError:
+            raise bad_request("port must be an integer") from None
+        cfg = self.broker.config
+        ports = {self.broker.port, cfg.management_port, cfg.prometheus_port}
+        if port in ports:
+            return jresp({"status": "ok", "port": port})
+        return jresp({"status": "failed", "reason": f"No active listener on port {port}", "missing": port,
+                      "ports": sorted(p for p in ports if p)}, 503)
+
+    async def aliveness(self, c: Ctx) -> web.Response:
+        c.vhost()
+        return jresp({"status": "ok"})
+
+    # -- tracing -----------------------------------------------------------------------------------
+    async def trace(self, c: Ctx) -> web.Response:
+        vhost = c.request.query.get("vhost")
+        events = [e for e in self.broker.tracer.events(c.params["message_id"], vhost) if c.visible(e["vhost"])]
+        return jresp({"message_id": c.params["message_id"], "events": events})
+
+    async def tracing_get(self, c: Ctx) -> web.Response:
+        vh = c.vhost()
+        return jresp({"vhost": vh.name, **self.broker.tracer.status(vh.name)})
+
+    async def tracing_put(self, c: Ctx) -> web.Response:
+        c.admin()
+        vh = c.vhost()
+        body = await c.body()
+        st = self.broker.tracer.set(
+            vh.name,
+            firehose=_bool(body["firehose"]) if "firehose" in body else None,
+            journey=_bool(body["journey"]) if "journey" in body else None,
+        )
+        return jresp({"vhost": vh.name, **st})
+
+
+_PROP_MAP = {
+    "content_type": "content_type",
+    "content_encoding": "content_encoding",
+    "headers": "headers",
+    "delivery_mode": "delivery_mode",
+    "priority": "priority",
+    "correlation_id": "correlation_id",
+    "reply_to": "reply_to",
+    "expiration": "expiration",
+    "message_id": "message_id",
+    "timestamp": "timestamp",
+    "type": "message_type",
+    "user_id": "user_id",
+    "app_id": "app_id",
+    "cluster_id": "cluster_id",
+}
+
+
+def _properties(p: dict[str, Any]) -> C.Basic.Properties:
+    kw: dict[str, Any] = {}
+    for k, v in p.items():
+        attr = _PROP_MAP.get(k)
+        if attr is None:
+            raise bad_request(f"invalid property {k!r}")
+        if attr in ("delivery_mode", "priority"):
+            v = int(v)
+        elif attr == "timestamp":
+            from datetime import datetime
+
+            v = datetime.fromtimestamp(int(v), UTC)
+        elif attr == "headers":
+            v = dict(v or {})
+        else:
+            v = str(v)
+        kw[attr] = v
+    return C.Basic.Properties(**kw)
+
+
+def props_json(msg: Message) -> dict[str, Any]:
+    props = msg.properties
+    out: dict[str, Any] = {}
+    for key, attr in _PROP_MAP.items():
+        v = getattr(props, attr, None)
+        if v is None:
+            continue
+        if key == "timestamp" and hasattr(v, "timestamp"):
+            v = int(v.timestamp())
+        out[key] = v
+    return out
+
+
+# ----------------------------------------------------------------------------- apps
+async def _index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+def make_management_app(broker: Broker) -> web.Application:
+    api = Api(broker)
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app["api"] = api
+    app.router.add_route("*", "/api/{tail:.*}", api.handle)
+    app.router.add_route("*", "/api", api.handle)
+    if STATIC.is_dir():
+        app.router.add_get("/", _index)
+        app.router.add_static("/static/", STATIC, show_index=False)
+    return app
+
+
+def make_prometheus_app(broker: Broker) -> web.Application:
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    async def metrics(request: web.Request) -> web.Response:
+        body = render(broker, per_object=False)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def per_object(request: web.Request) -> web.Response:
+        body = render(broker, per_object=True)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics/per-object", per_object)
+    return app
