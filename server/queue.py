@@ -142,7 +142,7 @@ class Queue:
             e = int(exp)
             ttl = e if ttl is None or e < ttl else ttl
         if ttl is not None:
-            if ttl == 0:
+            if ttl == 0 and not self.store:
                 return self._publish_zero_ttl(msg)
             msg.expires_at = self._loop.time() + ttl / 1000.0
             self.has_ttl = True
@@ -163,7 +163,7 @@ class Queue:
     def _publish_zero_ttl(self, msg: Message) -> bool:
         """x-message-ttl 0 / expiration "0": deliver now if a consumer can take it, else expire."""
         self.published += 1
-        if not self.store and self.consumers:
+        if self.consumers:
             c = self._pick()
             if c is not None:
                 if self.laned:
