@@ -153,6 +153,11 @@ class Connection(asyncio.Protocol):
                 return
         if self.state >= S_CLOSING:
             if self.state == S_CLOSING:
+                if self.reader.broken and _CLOSE_OK_FRAME in data:
+                    # the reader gave up on this stream (framing error), but a client
+                    # answering our Close with Close-Ok need not wait for close_timeout
+                    data = _CLOSE_OK_FRAME
+                    self.reader = FrameReader(self.frame_max)
                 self._closing_frames(self.reader.feed(data))
             return
         frames = self.reader.feed(data)
@@ -646,6 +651,8 @@ class Connection(asyncio.Protocol):
             self._pause_reasons.clear()
 
 
+#: Connection.Close-Ok on channel 0, recognised even after a framing error
+_CLOSE_OK_FRAME = b"\x01\x00\x00\x00\x00\x00\x04\x00\x0a\x00\x33\xce"
 #: AMQP 0-9's header, which RabbitMQ (and so warren) serves as 0-9-1
 _AMQP_0_9_HEADER = b"AMQP\x01\x01\x00\x09"
 
