@@ -103,6 +103,10 @@ class Queue:
         #: messages that expired / overflowed / were rejected with no dead-letter exchange, by reason
         self.dropped_no_dlx: dict[str, int] = {}
         self.configure()
+        if self.store:
+            # recovered messages may carry an expiry
+            self.has_ttl = True
+            self._arm_ttl()
 
     # -- arguments and policy -------------------------------------------
     def configure(self, policy: Policy | None = None) -> None:
