@@ -1,11 +1,13 @@
 """Throughput with /metrics scraped every second vs not scraped (issue: under 3% apart).
 
-    python -m bench.scrape_overhead [--messages 200000] [--rounds 3] [--queues 50]
+    python -m bench.scrape_overhead [--seconds 10] [--rounds 4] [--queues 50]
 
 Starts one warren (subprocess), declares ``--queues`` idle queues (so a scrape has
 objects to walk) plus one work queue, then runs alternating rounds of a
-publish+consume workload (aio-pika, 256 B bodies, auto-ack consumer), with and
+publish+consume workload, with and
 without a thread scraping ``/metrics`` and ``/metrics/per-object`` every second.
+The load is the C ``amqp-perf`` (S2: 1 KiB, manual ack, prefetch 100) when built,
+else ``warren-perf``.
 Prints the median msg/s of each mode and the difference in percent; exits 1 when
 the difference is 3% or more.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import aio_pika
 
+from bench.scenarios import find_c_tool
 from tests.brokerproc import BrokerProcess, wait_port
 
 
@@ -37,35 +41,23 @@ def _scraper(port: int, stop: threading.Event, count: list[int]) -> None:
         stop.wait(max(0.0, 1.0 - (time.monotonic() - t0)))
 
 
-async def _round(url: str, n: int) -> float:
-    conn = await aio_pika.connect(url)
-    async with conn:
-        pub = await conn.channel(publisher_confirms=False)
-        sub = await conn.channel()
-        await sub.set_qos(prefetch_count=1000)
-        q = await sub.declare_queue("bench-work", auto_delete=False)
-        done = asyncio.Event()
-        got = [0]
-
-        async def on_msg(m: aio_pika.abc.AbstractIncomingMessage) -> None:
-            got[0] += 1
-            if got[0] >= n:
-                done.set()
-
-        tag = await q.consume(on_msg, no_ack=True)
-        body = b"x" * 256
-        t0 = time.monotonic()
-        for i in range(n):
-            await pub.default_exchange.publish(aio_pika.Message(body), "bench-work")
-            if i % 1000 == 999:
-                await asyncio.sleep(0)
-        await asyncio.wait_for(done.wait(), 600)
-        dt = time.monotonic() - t0
-        await q.cancel(tag)
-        return n / dt
+async def _round(url: str, seconds: float, tool: list[str]) -> float:
+    """One S2-like run (1 producer, 1 consumer, 1 KiB, manual ack, prefetch 100) by the load tool."""
+    cmd = tool + [
+        "--uri", url, "--producers", "1", "--consumers", "1", "--size", "1024", "--prefetch", "100",
+        "--multi-ack-every", "10", "--queue", "bench-work", "--time", str(seconds), "--cleanup",
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    out, _ = await proc.communicate()
+    return float(json.loads(out)["consume_rate"])
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    c_tool = find_c_tool(None)
+    tool = [c_tool] if c_tool else [sys.executable, "-m", "bench.perf", "--json"]
+    print(f"load tool: {tool[0]}")
     with tempfile.TemporaryDirectory() as d:
         b = BrokerProcess(Path(d) / "data", extra_args=["--log-level", "WARNING"]).start()
         try:
@@ -84,7 +76,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     if mode == "scraped 1/s":
                         th = threading.Thread(target=_scraper, args=(b.prom_port, stop, count), daemon=True)
                         th.start()
-                    rate = await _round(b.url, args.messages)
+                    rate = await _round(b.url, args.seconds, tool)
                     stop.set()
                     if th is not None:
                         th.join()
@@ -101,8 +93,8 @@ async def main_async(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--messages", type=int, default=200000)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each run")
+    p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--queues", type=int, default=50)
     return asyncio.run(main_async(p.parse_args(argv)))
 

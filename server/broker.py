@@ -116,6 +116,9 @@ class Broker:
                 conn.close_by_broker(320, f"vhost '{name}' is deleted")
         for q in list(vh.queues.values()):
             vh.delete_queue(q)
+        for ex in vh.exchanges.values():
+            if hasattr(ex, "pending_count"):  # x-delayed-message: its held messages go too
+                ex.delete()
         for u in self.users.values():
             u.permissions.pop(name, None)
         self.definitions_changed(True)
@@ -251,5 +254,8 @@ class Broker:
         for vh in self.vhosts.values():
             for q in vh.queues.values():
                 q.store.close()
+            for ex in vh.exchanges.values():
+                if hasattr(ex, "pending_count"):  # x-delayed-message: flush its held messages
+                    ex.close()
         self.persistence.save_now()
         log.info("stopped")

@@ -292,17 +292,15 @@ class Channel:
             for k in v:
                 extra.append(k.decode() if isinstance(k, bytes) else str(k))
         if "BCC" in headers:
-            props = msg.properties
-            props.headers = {k: v for k, v in headers.items() if k != "BCC"}
-            msg.set_properties(props)
+            typed = msg.typed_headers()  # the other headers keep their wire types
+            typed.pop("BCC", None)
+            msg.replace_headers(typed)
         return extra or None
 
     def _rewrite_reply_to(self, msg: Message) -> None:
         if self.reply_consumer is None:
             raise precondition("fast reply consumer does not exist")
-        props = msg.properties
-        props.reply_to = REPLY_TO_PREFIX + self.reply_token
-        msg.set_properties(props)
+        msg.set_property("reply_to", REPLY_TO_PREFIX + self.reply_token)
 
     def _route(self, ex: Exchange, routing_key: str, msg: Message, mandatory: int, extra: list[str] | None) -> None:
         vhost = self.vhost
@@ -318,7 +316,9 @@ class Channel:
                     return
                 if vhost.trace:
                     vhost.trace.on_publish(self, ex, routing_key, msg, None)
-                ex.hold(delay, routing_key, msg, extra)
+                store = ex.hold(delay, routing_key, msg, extra)
+                if store is not None:
+                    self._sync_stores.add(store)
                 return
         if not ex.name and routing_key.startswith(REPLY_TO_PREFIX):
             target = self.conn.broker.reply_channels.get(routing_key[len(REPLY_TO_PREFIX):])

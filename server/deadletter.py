@@ -6,6 +6,8 @@ import datetime
 import logging
 from typing import TYPE_CHECKING
 
+from protocol import table
+
 if TYPE_CHECKING:
     from .message import Message
     from .queue import Queue
@@ -27,10 +29,12 @@ def routing_keys(msg: Message) -> list[str]:
 
 def dead_letter_copy(msg: Message, queue: Queue, reason: str, dlx: str, dlrk: str | None) -> tuple[Message, list[str]]:
     """A copy of ``msg`` with x-death updated; and the routing keys to publish it with."""
-    props = msg.properties
-    headers = dict(props.headers or {})
+    # protocol.table keeps every other header's wire type; the values added here
+    # have RabbitMQ's types: count long ('l'), time timestamp ('T'), the rest longstr
+    headers = msg.typed_headers()
     keys = routing_keys(msg)
-    deaths = list(headers.get("x-death") or [])
+    deaths = headers.get("x-death")
+    deaths = list(deaths) if isinstance(deaths, list) else []
     now = datetime.datetime.now(tz=datetime.UTC).replace(microsecond=0)
     found = None
     for i, d in enumerate(deaths):
@@ -39,30 +43,35 @@ def dead_letter_copy(msg: Message, queue: Queue, reason: str, dlx: str, dlrk: st
             break
     if found is not None:
         d = dict(deaths.pop(found))
-        d["count"] = int(d.get("count", 0)) + 1
+        count = d.get("count")
+        if isinstance(count, int) and not isinstance(count, bool):
+            # RabbitMQ keeps a signedint count signedint; anything else becomes a long
+            keep_int = table.amqp_type(count) == "I" and count + 1 < 2**31
+            d["count"] = table.signed_int(count + 1) if keep_int else table.long(count + 1)
+        else:
+            d["count"] = table.long(1)
         deaths.insert(0, d)
     else:
         d = {
-            "count": 1,
+            "count": table.long(1),
             "reason": reason,
             "queue": queue.name,
             "time": now,
             "exchange": msg.exchange,
-            "routing-keys": keys,
+            "routing-keys": list(keys),
         }
-        if props.expiration:
-            d["original-expiration"] = props.expiration
+        if msg.props.expiration:
+            d["original-expiration"] = msg.props.expiration
         deaths.insert(0, d)
-    headers["x-death"] = deaths
     headers.setdefault("x-first-death-reason", reason)
     headers.setdefault("x-first-death-queue", queue.name)
     headers.setdefault("x-first-death-exchange", msg.exchange)
+    headers["x-death"] = deaths
     headers.pop("BCC", None)
-    props.headers = headers
-    props.expiration = None
     m = msg.copy()
-    m._decoded = None
-    m.set_properties(props)
+    m.replace_headers(headers)
+    if m.props.expiration is not None:
+        m.set_property("expiration", None)
     m.expires_at = 0.0
     m.delivery_count = 0
     out_keys = [dlrk] if dlrk else keys

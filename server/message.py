@@ -7,6 +7,7 @@ from pamqp import commands
 from protocol.hotpath import shortstr
 from protocol.methods import decode_header, encode_header
 from protocol.properties import EMPTY, ScannedProperties, scan
+from protocol.table import get_headers, replace_headers, set_property
 
 
 class Message:
@@ -93,8 +94,36 @@ class Message:
             return {}
         return self.properties.headers or {}
 
+    def typed_headers(self) -> dict:
+        """The headers table decoded with ``protocol.table``: a fresh dict whose values
+        keep their wire types, for changing headers without changing anyone's types."""
+        if not self.props.headers_len:
+            return {}
+        return get_headers(self.header)
+
+    def replace_headers(self, headers: dict | None) -> None:
+        """Splice a new headers table (typed values keep their types; None removes
+        the property) into the raw content header; other property bytes are kept."""
+        self._set_header(replace_headers(self.header, headers))
+
+    def set_property(self, name: str, value: object) -> None:
+        """Set (or, with None, remove) one basic property in the raw content header,
+        leaving the others' bytes as they are (names as pamqp's Basic.Properties)."""
+        self._set_header(set_property(self.header, name, value))
+
+    def _set_header(self, header: bytes) -> None:
+        self.header = header
+        self._decoded = None
+        self.props = scan(header)
+        self.persistent = self.props.delivery_mode == 2
+        self.priority = self.props.priority
+
     def set_properties(self, props: commands.Basic.Properties) -> None:
-        """Replace the properties (re-encodes the content header)."""
+        """Replace all the properties, re-encoding the content header with pamqp.
+
+        pamqp picks its own field-table types (the smallest int type for every
+        int): to change headers or one property use ``replace_headers`` or
+        ``set_property``, which keep every other value's wire type."""
         self.header = encode_header(self.size, props)
         self._decoded = props
         self.props = scan(self.header)

@@ -124,6 +124,20 @@ class Persistence:
             if d.name not in live:
                 log.info("removing messages of a queue that no longer exists dir=%s", d)
                 shutil.rmtree(d, ignore_errors=True)
+        delayed = self.root / "delayed"
+        if delayed.is_dir():
+            held = {queue_id(vh.name, ex.name) for vh in self.broker.vhosts.values()
+                    for ex in vh.exchanges.values() if ex.durable and ex.type_name == "x-delayed-message"}
+            for d in delayed.iterdir():
+                if d.name not in held:
+                    log.info("removing delayed messages of an exchange that no longer exists dir=%s", d)
+                    shutil.rmtree(d, ignore_errors=True)
+
+    def delayed_dir(self, vhost: str, name: str, durable: bool) -> Path:
+        """Where an x-delayed-message exchange keeps its held messages (transient: wiped at start)."""
+        if durable:
+            return self.root / "delayed" / queue_id(vhost, name)
+        return self.transient_dir / f"delayed-{queue_id(vhost, name)}"
 
     def remove_queue_dir(self, vhost: str, name: str) -> None:
         shutil.rmtree(self.queues_dir / queue_id(vhost, name), ignore_errors=True)

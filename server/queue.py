@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from protocol.table import long
 from storage.lanes import LanedStore
 from storage.memory import MemoryStore
 
@@ -437,11 +438,9 @@ class Queue:
                 self.store.ack(position)
                 self.dead_letter(msg, "delivery_limit")
                 return
-            props = msg.properties
-            headers = dict(props.headers or {})
-            headers["x-delivery-count"] = msg.delivery_count
-            props.headers = headers
-            msg.set_properties(props)
+            headers = msg.typed_headers()
+            headers["x-delivery-count"] = long(msg.delivery_count)  # a long, as quorum queues send it
+            msg.replace_headers(headers)
         self.store.requeue(position, msg)
         self.schedule_dispatch()
         if self.has_ttl and not self.consumers:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from protocol.table import long, signed_int
+
 from .exchanges import EXCHANGE_TYPES, DelayedExchange, DirectExchange, Exchange
 from .queue import Queue
 
@@ -53,20 +55,20 @@ class VHost:
             ex.on_due = self._delayed_due
         self.apply_policy_to_exchange(ex)
 
-    def _delayed_due(self, ex: DelayedExchange, routing_key: str, msg: Message, extra: list[str] | None) -> None:
-        """A delayed message is due: negate x-delay (as the plugin does) and route it now."""
-        props = msg.properties
-        headers = dict(props.headers or {})
+    def _delayed_due(self, ex: DelayedExchange, routing_key: str, msg: Message, extra: list[str] | None) -> Any:
+        """A delayed message is due: negate x-delay (as the plugin does) and route it now; return the queues."""
+        headers = msg.typed_headers()
         d = headers.get("x-delay")
-        if isinstance(d, int) and d > 0:
-            headers["x-delay"] = -d
-            props.headers = headers
-            msg.set_properties(props)
+        if isinstance(d, int) and not isinstance(d, bool) and d > 0:
+            # the plugin sets it as a signedint ('I'); other headers keep their types
+            headers["x-delay"] = signed_int(-d) if d <= 2**31 else long(-d)
+            msg.replace_headers(headers)
         queues = self.route(ex, routing_key, msg, extra)
         first = True
         for q in queues:
             q.publish(msg if first else msg.copy())
             first = False
+        return queues
 
     # -- policies ---------------------------------------------------------
     def apply_policy_to_exchange(self, ex: Exchange) -> None:
@@ -96,7 +98,7 @@ class VHost:
             return
         del self.exchanges[ex.name]
         if isinstance(ex, DelayedExchange):
-            ex.close()
+            ex.delete()
         # bindings where it is the source
         for b in list(ex.bindings.values()):
             ex.unbind(b.destination, b.routing_key, b.arguments)

@@ -121,6 +121,7 @@ class _Segment:
         "acks",
         "ack_i",
         "ackbuf",
+        "rfd",
     )
 
     def __init__(self, directory: Path, segment_id: int) -> None:
@@ -143,6 +144,8 @@ class _Segment:
         self.ack_i = 0
         #: acks not yet written to the ack file
         self.ackbuf = new_ack_array()
+        #: read-only fd for ``LogStore.read`` (``pread``: random reads map no pages)
+        self.rfd = -1
 
     def is_dead(self, offset: int, flags: int) -> bool:
         """True if the recovered record at ``offset`` must be skipped.
@@ -166,6 +169,9 @@ class _Segment:
         if self.mm is not None:
             self.mm.close()
             self.mm = None
+        if self.rfd >= 0:
+            _close_fd(self.rfd)
+            self.rfd = -1
 
 
 class _SyncJob:
@@ -586,6 +592,54 @@ class LogStore:
     def ready_bytes(self) -> int:
         """Sum of ``size`` over ready records."""
         return self._bytes
+
+    def read(self, position: int) -> Any:
+        """The record at ``position``, by random access (no cursor move, no count change).
+
+        For a store used as a heap addressed by position (delayed messages: an
+        index elsewhere says which position is due, ``read`` then ``ack``).
+        Looks in the tail cache, then the write buffer, then the segment file:
+        through its mmap if one is open, else with ``pread`` (a random read
+        does not map the segment, so a large store adds no resident pages).
+        The caller must pass a position ``push`` (or ``shift``) returned and
+        not yet acked; raises ``KeyError`` if no segment holds it.
+        """
+        cache = self._cache
+        if cache and position >= cache[0][0]:
+            lo, hi = 0, len(cache)
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if cache[mid][0] < position:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < len(cache) and cache[lo][0] == position:
+                return cache[lo][1]
+        seg = self._segments.get(position >> SEGMENT_SHIFT)
+        if seg is None:
+            raise KeyError(position)
+        off = position & OFFSET_MASK
+        if seg is self._wseg and off >= self._wflushed:
+            b = off - self._wflushed
+            n = _rec_unpack(self._wbuf, b)[0]
+            return self._decode(bytes(self._wbuf[b + RECORD_HEADER : b + RECORD_HEADER + n]))
+        mm = seg.mm
+        if mm is not None and off + RECORD_HEADER <= len(mm):
+            n = _rec_unpack(mm, off)[0]
+            return self._decode(mm[off + RECORD_HEADER : off + RECORD_HEADER + n])
+        fd = seg.rfd
+        if fd < 0:
+            fd = seg.rfd = os.open(seg.path, os.O_RDONLY)
+        data = os.pread(fd, 1024, off)
+        if len(data) < RECORD_HEADER:
+            raise KeyError(position)
+        n = _rec_unpack(data, 0)[0]
+        end = RECORD_HEADER + n
+        if len(data) < end:
+            data += os.pread(fd, end - len(data), off + len(data))
+            if len(data) < end:
+                raise KeyError(position)
+        return self._decode(data[RECORD_HEADER:end])
 
     def is_recovered(self, position: int) -> bool:
         """True if the record at ``position`` was written before the last restart."""

@@ -38,8 +38,9 @@ async def _publisher(url: str, pid: int, confirmed: set[int], stop: asyncio.Even
         return  # the broker died under us: what was confirmed is in `confirmed`
 
 
-async def _consumer(url: str, acked: set[int], stop: asyncio.Event) -> None:
-    """Consumes and acks some messages while the publishers run (acked ones may not come back)."""
+async def _consumer(url: str, acked: set[int], stop: asyncio.Event, limit: int) -> None:
+    """Consumes and acks up to ``limit`` messages while the publishers run (acked ones may not
+    come back); the rest stay queued, so the crash hits a backlog."""
     try:
         async with await aio_pika.connect(url) as conn:
             ch = await conn.channel()
@@ -49,7 +50,7 @@ async def _consumer(url: str, acked: set[int], stop: asyncio.Event) -> None:
                 async for m in it:
                     await m.ack()
                     acked.add(int(m.body.split(b" ")[0]))
-                    if stop.is_set():
+                    if stop.is_set() or len(acked) >= limit:
                         return
     except Exception:
         return
@@ -87,8 +88,8 @@ async def crash_round(broker: BrokerProcess, seed: int) -> dict:
     acked: set[int] = set()
     stop = asyncio.Event()
     tasks = [asyncio.create_task(_publisher(broker.url, p, confirmed, stop)) for p in range(3)]
-    tasks.append(asyncio.create_task(_consumer(broker.url, acked, stop)))
     target = rnd.randint(50, 1500)
+    tasks.append(asyncio.create_task(_consumer(broker.url, acked, stop, rnd.randint(0, target // 2))))
     deadline = asyncio.get_running_loop().time() + 30
     while len(confirmed) < target and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.002)
