@@ -146,3 +146,32 @@ async def test_disk_alarm_blocks_publishers(broker_factory):
     finally:
         await conn.close()
     assert "resource alarm set" in b.log_text()
+
+
+async def test_durable_priority_queue_keeps_lane_order_across_restart(broker):
+    """Persistent messages in a durable x-max-priority queue come back by lane after a
+    restart (highest first, FIFO within a lane), and requeues return to their lane position."""
+    rnd = random.Random(5)
+    sent = []
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel(publisher_confirms=True)
+        await ch.declare_queue("prio-dur", durable=True, arguments={"x-max-priority": 4})
+        for i in range(40):
+            prio = rnd.randint(0, 6)  # 5 and 6 count as 4
+            await ch.default_exchange.publish(
+                aio_pika.Message(str(i).encode(), priority=prio, delivery_mode=2), routing_key="prio-dur"
+            )
+            sent.append((i, min(prio, 4)))
+    broker.restart()
+    expected = [n for n, _ in sorted(sent, key=lambda x: (-x[1], x[0]))]
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        q = await ch.declare_queue("prio-dur", passive=True)
+        first = await q.get()
+        await first.nack(requeue=True)
+        order = []
+        for _ in range(40):
+            m = await q.get()
+            order.append(int(m.body))
+            await m.ack()
+    assert order == expected
