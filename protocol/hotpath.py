@@ -17,6 +17,8 @@ _ACK_FRAME = struct.Struct(">BHIIQBB")  # type ch size method_id tag bits frame_
 _ACK_METHOD = 0x003C0050
 _NACK_METHOD = 0x003C0078
 _END = b"\xce"
+#: frame-end octet of one frame + the header of the next (type, channel, size)
+_END_HDR = struct.Struct(">BBHI")
 
 
 def shortstr(value: str) -> bytes:
@@ -73,6 +75,27 @@ def content_frames(channel: int, header: bytes, body: bytes, max_body: int) -> l
         chunk = view[off : off + max_body]
         out += (pack(3, channel, len(chunk)), chunk, _END)
     return out
+
+
+def deliver_parts(
+    channel: int, prefix: bytes, tag: int, redelivered: bool, exrk: bytes, header: bytes, body: bytes, max_body: int
+) -> tuple | list:
+    """Basic.Deliver + content header + body frames as pieces to join: the same bytes as
+    ``deliver_frame`` followed by ``content_frames``, built with fewer intermediate objects."""
+    n = len(body)
+    if 0 < n <= max_body:
+        return (
+            FRAME_HDR.pack(1, channel, len(prefix) + 9 + len(exrk)),
+            prefix,
+            _QB.pack(tag, 1 if redelivered else 0),
+            exrk,
+            _END_HDR.pack(0xCE, 2, channel, len(header)),
+            header,
+            _END_HDR.pack(0xCE, 3, channel, n),
+            body,
+            _END,
+        )
+    return [deliver_frame(channel, prefix, tag, redelivered, exrk), *content_frames(channel, header, body, max_body)]
 
 
 def confirm_ack_frame(channel: int, tag: int, multiple: bool) -> bytes:

@@ -8,6 +8,9 @@ far, as tuples whose first element is a ``K_*`` kind from ``constants``:
   in Basic.Deliver so the hot path never re-encodes them;
 * ``(K_ACK, ch, tag, multiple)``, ``(K_NACK, ch, tag, multiple, requeue)``,
   ``(K_REJECT, ch, tag, requeue)``;
+* ``(K_MESSAGE, ch, exchange, routing_key, mandatory, immediate, exrk, header,
+  body)``: a publish whose content header and single body frame came in the
+  same buffer (the common case; ``unfuse`` expands it);
 * ``(K_HEADER, ch, class_id, body_size, raw_payload)``;
 * ``(K_BODY, ch, payload)``; ``(K_HEARTBEAT, ch)``;
 * ``(K_METHOD, ch, pamqp_method)`` for every other method (decoded by pamqp);
@@ -49,9 +52,29 @@ from .constants import (
 from .errors import FrameError
 
 K_ERROR = 99
+#: publish + content header + single body frame, fused:
+#: ``(K_MESSAGE, ch, exchange, routing_key, mandatory, immediate, exrk, header, body)``
+K_MESSAGE = 14
+
+
+def unfuse(frames: list[tuple]) -> list[tuple]:
+    """Expand K_MESSAGE tuples into the K_PUBLISH, K_HEADER, K_BODY tuples they stand for."""
+    out: list[tuple] = []
+    for t in frames:
+        if t[0] != K_MESSAGE:
+            out.append(t)
+            continue
+        _k, ch, ex, rk, mandatory, immediate, exrk, header, body = t
+        class_id, _w, body_size = _HDR_PAYLOAD.unpack_from(header, 0)
+        out.append((K_PUBLISH, ch, ex, rk, mandatory, immediate, exrk))
+        out.append((K_HEADER, ch, class_id, body_size, header))
+        if body_size:
+            out.append((K_BODY, ch, body))
+    return out
 
 _FRAME_HDR = struct.Struct(">BHI")
 _U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
 _HDR_PAYLOAD = struct.Struct(">HHQ")
 _ACK = struct.Struct(">QB")
 _PUBLISH_ID = BASIC_PUBLISH
@@ -147,6 +170,63 @@ class FrameReader:
                         if rk_end + 1 != end:
                             raise FrameError(FRAME_ERROR, "cannot decode Basic.Publish", 60, 40)
                         bits = data[rk_end]
+                        # Fast path: when the content header and a single body frame
+                        # follow complete in this buffer, yield one K_MESSAGE instead of
+                        # three tuples (frames that do not fit take the general path).
+                        hp = end + 1
+                        if n - hp >= 21:
+                            htype, hch, hsize = unpack_hdr(data, hp)
+                            hend = hp + 7 + hsize
+                            if (
+                                htype == FRAME_HEADER
+                                and hch == ch
+                                and 14 <= hsize <= max_payload
+                                and hend < n
+                                and data[hend] == FRAME_END
+                            ):
+                                class_id, _w, body_size = _HDR_PAYLOAD.unpack_from(data, hp + 7)
+                                if class_id == 60:
+                                    if body_size == 0:
+                                        append(
+                                            (
+                                                K_MESSAGE,
+                                                ch,
+                                                data[p + 1 : ex_end].decode(),
+                                                data[ex_end + 1 : rk_end].decode(),
+                                                bits & 1,
+                                                bits & 2,
+                                                data[p:rk_end],
+                                                data[hp + 7 : hend],
+                                                b"",
+                                            )
+                                        )
+                                        pos = hend + 1
+                                        continue
+                                    bp = hend + 1
+                                    bend = bp + 7 + body_size
+                                    if (
+                                        body_size <= max_payload
+                                        and bend < n
+                                        and data[bp] == FRAME_BODY
+                                        and _U16.unpack_from(data, bp + 1)[0] == ch
+                                        and _U32.unpack_from(data, bp + 3)[0] == body_size
+                                        and data[bend] == FRAME_END
+                                    ):
+                                        append(
+                                            (
+                                                K_MESSAGE,
+                                                ch,
+                                                data[p + 1 : ex_end].decode(),
+                                                data[ex_end + 1 : rk_end].decode(),
+                                                bits & 1,
+                                                bits & 2,
+                                                data[p:rk_end],
+                                                data[hp + 7 : hend],
+                                                data[bp + 7 : bend],
+                                            )
+                                        )
+                                        pos = bend + 1
+                                        continue
                         append(
                             (
                                 K_PUBLISH,

@@ -24,6 +24,7 @@ from protocol.constants import (
     UNEXPECTED_FRAME,
 )
 from protocol.errors import AMQPError
+from protocol.hotpath import deliver_parts
 from protocol.properties import scan
 
 from .consumer import Consumer
@@ -150,6 +151,7 @@ class Channel:
         self._body: list[bytes] = []
         self._received = 0
         self.last_queue: str | None = None
+        self.max_message_size = conn.broker.config.max_message_size
         self.reply_token: str | None = None
         self.reply_consumer: Consumer | None = None
         # counters
@@ -196,7 +198,7 @@ class Channel:
                 UNEXPECTED_FRAME,
                 f"expected content header for class 60, got one for class {class_id} instead",
             )
-        limit = self.conn.broker.config.max_message_size
+        limit = self.max_message_size
         if body_size > limit:
             self._publish = None
             raise precondition(
@@ -238,9 +240,26 @@ class Channel:
         return self._publish is not None
 
     # ------------------------------------------------------------------ publish
+    def on_message(
+        self, exchange: str, routing_key: str, mandatory: int, immediate: int, exrk: bytes, header: bytes, body: bytes
+    ) -> None:
+        """A publish whose header and body arrived together (the reader's K_MESSAGE)."""
+        if self._publish is not None:
+            self.on_publish(exchange, routing_key, mandatory, immediate, exrk)  # raises 505
+        if len(body) > self.max_message_size:
+            raise precondition(
+                f"message size {len(body)} is larger than configured max size {self.max_message_size}"
+            )
+        self._publish_message(exchange, routing_key, mandatory, immediate, exrk, header, body)
+
     def _complete(self, header: bytes, body: bytes) -> None:
         exchange, routing_key, mandatory, immediate, exrk = self._publish
         self._publish = None
+        self._publish_message(exchange, routing_key, mandatory, immediate, exrk, header, body)
+
+    def _publish_message(
+        self, exchange: str, routing_key: str, mandatory: int, immediate: int, exrk: bytes, header: bytes, body: bytes
+    ) -> None:
         vhost = self.vhost
         ex = vhost.exchanges.get(exchange)
         if ex is None:
@@ -438,12 +457,11 @@ class Channel:
         consumer.delivered += 1
         if self.vhost.trace:
             self.vhost.trace.on_deliver(self, queue, msg, tag, consumer)
-        n = self.number
         conn = self.conn
-        conn.write_parts(
-            hotpath.deliver_frame(n, consumer.prefix, tag, msg.redelivered, msg.exrk),
-            hotpath.content_frames(n, msg.header, msg.body, conn.max_body),
-            len(msg.body),
+        body = msg.body
+        conn.write_many(
+            deliver_parts(self.number, consumer.prefix, tag, msg.redelivered, msg.exrk, msg.header, body, conn.max_body),
+            len(body),
         )
 
     def deliver_reply(self, msg: Message) -> None:

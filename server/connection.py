@@ -31,7 +31,7 @@ from protocol.constants import (
 )
 from protocol.errors import AMQPError
 from protocol.methods import method_frame
-from protocol.reader import K_ERROR, FrameReader
+from protocol.reader import K_ERROR, K_MESSAGE, FrameReader
 
 from .auth import check_password, parse_amqplain, parse_plain
 from .channel import Channel
@@ -171,7 +171,13 @@ class Connection(asyncio.Protocol):
                     if self.state >= S_CLOSING:
                         return
                     continue
-                if kind == K_BODY:
+                if kind == K_MESSAGE:
+                    ch.on_message(f[2], f[3], f[4], f[5], f[6], f[7], f[8])
+                    if ch.confirm:
+                        self._batch.add(ch)
+                    if self.blocked:
+                        self._pause("alarm")  # resource alarm: stop reading from publishers
+                elif kind == K_BODY:
                     ch.on_body(f[2])
                     if ch.confirm:  # the body may arrive in a later read than its header
                         self._batch.add(ch)
@@ -505,6 +511,14 @@ class Connection(asyncio.Protocol):
         out = self._out
         out.append(frame)
         out.extend(parts)
+        self._out_bytes += nbytes
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.loop.call_soon(self._flush)
+
+    def write_many(self, parts: tuple | list, nbytes: int) -> None:
+        """Queue pieces of output (joined with everything else at the end of the turn)."""
+        self._out += parts
         self._out_bytes += nbytes
         if not self._flush_pending:
             self._flush_pending = True

@@ -29,6 +29,8 @@ log = logging.getLogger("warren.queue")
 
 #: deliveries per dispatch callback before yielding to the loop
 DISPATCH_BUDGET = 512
+#: keep in step with server.connection.OUT_HIGH (not imported: connection imports queue users)
+OUT_HIGH = 1 << 20
 #: publishers to a queue with consumers pause reading above this many ready messages
 FLOW_HIGH = 20000
 FLOW_LOW = 10000
@@ -388,6 +390,30 @@ class Queue:
                     item[1].redelivered = True
                 c.channel.deliver(c, self, item[0], item[1])
                 budget -= 1
+        elif len(self.consumers) == 1:
+            # one consumer: work out its credit once instead of asking per message
+            c = self.consumers[0]
+            ch = c.channel
+            if ch.can_deliver():
+                n = budget
+                if c.prefetch:
+                    n = min(n, c.prefetch - c.unacked)
+                if ch.global_prefetch:
+                    n = min(n, ch.global_prefetch - ch.global_unacked)
+                conn = ch.conn
+                deliver = ch.deliver
+                recovered = self._recovered
+                shift = store.shift
+                while n > 0 and store:
+                    if conn._out_bytes >= OUT_HIGH:
+                        conn._dispatch_blocked = True
+                        break
+                    pos, msg = shift()
+                    if recovered and store.is_recovered(pos):
+                        msg.redelivered = True
+                    deliver(c, self, pos, msg)
+                    n -= 1
+                    budget -= 1
         else:
             while budget and store:
                 c = pick()

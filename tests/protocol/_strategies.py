@@ -12,6 +12,8 @@ from pamqp import frame as pframe
 from pamqp import header as pheader
 from pamqp import heartbeat as pheartbeat
 
+from protocol.reader import unfuse
+
 
 @functools.cache
 def unvalidated(cls: type) -> type:
@@ -191,10 +193,12 @@ def chunkings(draw, data: bytes) -> list[bytes]:
 
 
 def feed_all(reader, chunks: list[bytes]) -> list[tuple]:
+    """Everything the reader yields, with fused K_MESSAGE tuples expanded (fusion depends
+    on how the bytes were chunked; what they stand for must not)."""
     out: list[tuple] = []
     for c in chunks:
         out.extend(reader.feed(c))
-    return out
+    return unfuse(out)
 
 
 def normalize(t: tuple) -> tuple:

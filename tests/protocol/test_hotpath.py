@@ -289,3 +289,22 @@ def test_scan_empty_flags():
     payload = pheader.ContentHeader(0, 5, C.Basic.Properties()).marshal()
     s = properties.scan(payload)
     assert s.flags == 0 and s.delivery_mode == 0 and s.priority == 0 and s.expiration is None
+
+
+@SETTINGS
+@given(
+    st.integers(0, 65535),
+    st.text(max_size=60),
+    st.integers(0, 2**64 - 1),
+    st.booleans(),
+    st.binary(max_size=40),
+    st.binary(min_size=14, max_size=80),
+    st.binary(max_size=3000),
+    st.integers(9, 2000),
+)
+def test_deliver_parts_equal_deliver_frame_plus_content_frames(ch, ctag, tag, red, exrk, header, body, max_body):
+    from protocol.hotpath import content_frames, deliver_frame, deliver_parts, deliver_prefix
+
+    prefix = deliver_prefix(ctag[:50])
+    want = deliver_frame(ch, prefix, tag, red, exrk) + b"".join(content_frames(ch, header, body, max_body))
+    assert b"".join(deliver_parts(ch, prefix, tag, red, exrk, header, body, max_body)) == want
