@@ -25,6 +25,7 @@ from protocol.constants import (
 )
 from protocol.errors import AMQPError
 from protocol.hotpath import deliver_parts
+from protocol.properties import EMPTY as EMPTY_PROPS
 from protocol.properties import scan
 
 from .consumer import Consumer
@@ -275,10 +276,13 @@ class Channel:
             raise access_refused(
                 f"access to exchange '{exchange}' in vhost '{vhost.name}' refused for user '{conn.user.name}'"
             )
-        try:
-            props = scan(header)
-        except (ValueError, IndexError, UnicodeDecodeError) as exc:
-            raise ConnectionError_(SYNTAX_ERROR, f"malformed content header: {exc}", 60, 40) from None
+        if header[12] == 0 and header[13] == 0:  # no properties at all: nothing to scan
+            props = EMPTY_PROPS
+        else:
+            try:
+                props = scan(header)
+            except (ValueError, IndexError, UnicodeDecodeError) as exc:
+                raise ConnectionError_(SYNTAX_ERROR, f"malformed content header: {exc}", 60, 40) from None
         msg = Message(exchange, routing_key, exrk, header, body, props)
         extra: list[str] | None = None
         if props.flags:
@@ -371,7 +375,7 @@ class Channel:
                 continue
             if m.persistent and q.durable_store:
                 self._sync_stores.add(q.store)
-            if q.consumers and len(q.store) >= q.flow_high:
+            if q.consumers and q.over_flow_mark():
                 conn.throttle(q)
 
     def end_batch(self) -> None:

@@ -78,6 +78,7 @@ class Queue:
             getattr(lane, "recovered_position_limit", 0) for lane in getattr(self.store, "lanes", ())
         )
         self.flow_high = FLOW_HIGH
+        self._flow_tick = 0
         self.consumers: list[Consumer] = []
         self._rr = 0
         self._uniform = True
@@ -208,6 +209,11 @@ class Queue:
         else:
             self.dropped += 1
         return False
+
+    def over_flow_mark(self) -> bool:
+        """True if publishers should pause; counts the backlog only every 64th call (cheap)."""
+        self._flow_tick = t = (self._flow_tick + 1) & 63
+        return t == 0 and len(self.store) >= self.flow_high
 
     @property
     def overloaded(self) -> bool:

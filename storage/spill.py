@@ -39,8 +39,13 @@ class SpillStore:
     def push(self, record: Any) -> int:
         if not self._spilling:
             mem = self._mem
-            if len(mem) < self.max_records and mem.ready_bytes < self.max_bytes:
-                return mem.push(record) << 1
+            if len(mem._q) < self.max_records and mem._bytes < self.max_bytes:
+                # MemoryStore.push inlined: this is the per-message path of transient queues
+                pos = mem._next
+                mem._next = pos + 1
+                mem._q.append((pos, record))
+                mem._bytes += record.size
+                return pos << 1
             self._spilling = True
             if self._log is None:
                 self._log = self._make_log()
