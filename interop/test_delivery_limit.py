@@ -56,7 +56,7 @@ def run_delivery_limit(url: str, p: str, quorum: bool) -> dict[str, Any]:
 
 def test_delivery_limit_warren(warren, prefix):
     obs = run_delivery_limit(warren.url, prefix, quorum=False)
-    assert obs["delivery_counts"] == [None, 1, 2]
+    assert obs["delivery_counts"] == [0, 1, 2]
     assert obs["reason"] == "delivery_limit"
 
 

@@ -142,6 +142,12 @@ class Queue:
     # -- publishing -------------------------------------------------------
     def publish(self, msg: Message) -> bool:
         """Enqueue one message (a per-queue copy). False if refused (reject-publish)."""
+        if self.delivery_limit is not None and msg.delivery_count == 0:
+            # as quorum queues do, every delivery carries x-delivery-count (0 the first time)
+            msg = msg.copy()
+            headers = msg.typed_headers()
+            headers["x-delivery-count"] = long(0)
+            msg.replace_headers(headers)
         if self.limited and not self._make_room(msg):
             return False
         ttl = self.message_ttl
