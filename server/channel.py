@@ -520,6 +520,24 @@ class Channel:
             self._check_tag(tag, multiple)
             self._tx_acks.append((0, tag, multiple, False))
             return
+        if not multiple and not self.global_prefetch and not self.vhost.trace:
+            # the common single ack, without the list and set of the general path
+            e = self.unacked.pop(tag, None)
+            if e is None:
+                raise precondition(f"unknown delivery tag {tag}")
+            order = self.unacked_order
+            if order and order[0] == tag:
+                order.popleft()
+            q, pos, _msg, c, _t = e
+            self.acked += 1
+            if q is not None:
+                q.ack(pos)
+                q.unacked -= 1
+                if c is not None:
+                    c.unacked -= 1
+                    self.global_unacked -= 1
+                    q.schedule_dispatch()
+            return
         entries = self._take(tag, multiple)
         for q, pos, _msg, _c, _t in entries:
             if q is not None:
