@@ -186,7 +186,22 @@ class FrameReader:
                             ):
                                 class_id, _w, body_size = _HDR_PAYLOAD.unpack_from(data, hp + 7)
                                 if class_id == 60:
+                                    body = None
                                     if body_size == 0:
+                                        body, nxt = b"", hend + 1
+                                    else:
+                                        bp = hend + 1
+                                        bend = bp + 7 + body_size
+                                        if (
+                                            body_size <= max_payload
+                                            and bend < n
+                                            and data[bp] == FRAME_BODY
+                                            and _U16.unpack_from(data, bp + 1)[0] == ch
+                                            and _U32.unpack_from(data, bp + 3)[0] == body_size
+                                            and data[bend] == FRAME_END
+                                        ):
+                                            body, nxt = data[bp + 7 : bend], bend + 1
+                                    if body is not None:
                                         append(
                                             (
                                                 K_MESSAGE,
@@ -197,35 +212,10 @@ class FrameReader:
                                                 bits & 2,
                                                 data[p:rk_end],
                                                 data[hp + 7 : hend],
-                                                b"",
+                                                body,
                                             )
                                         )
-                                        pos = hend + 1
-                                        continue
-                                    bp = hend + 1
-                                    bend = bp + 7 + body_size
-                                    if (
-                                        body_size <= max_payload
-                                        and bend < n
-                                        and data[bp] == FRAME_BODY
-                                        and _U16.unpack_from(data, bp + 1)[0] == ch
-                                        and _U32.unpack_from(data, bp + 3)[0] == body_size
-                                        and data[bend] == FRAME_END
-                                    ):
-                                        append(
-                                            (
-                                                K_MESSAGE,
-                                                ch,
-                                                data[p + 1 : ex_end].decode(),
-                                                data[ex_end + 1 : rk_end].decode(),
-                                                bits & 1,
-                                                bits & 2,
-                                                data[p:rk_end],
-                                                data[hp + 7 : hend],
-                                                data[bp + 7 : bend],
-                                            )
-                                        )
-                                        pos = bend + 1
+                                        pos = nxt
                                         continue
                         append(
                             (

@@ -105,19 +105,6 @@ def _fmt_arg_pair(received: Any, current: Any) -> tuple[str, str]:
     return plain(received), plain(current)
 
 
-def _fmt_arg_pair(received: Any, current: Any) -> tuple[str, str]:
-    """RabbitMQ names the value's type only when the other side is missing."""
-    if received is None or current is None:
-        return _fmt_arg(received), _fmt_arg(current)
-
-    def plain(v: Any) -> str:
-        if isinstance(v, bool):
-            return f"'{fmt_bool(v)}'"
-        return f"'{v.decode() if isinstance(v, bytes) else v}'"
-
-    return plain(received), plain(current)
-
-
 class Channel:
     """One channel of a connection."""
 
