@@ -50,6 +50,7 @@ from .constants import (
     UNEXPECTED_FRAME,
 )
 from .errors import FrameError
+from .table import decode_table
 
 K_ERROR = 99
 #: publish + content header + single body frame, fused:
@@ -97,8 +98,9 @@ def decode_method(payload: bytes | memoryview) -> commands.base.Frame:
             index & 0xFFFF,
         )
     method = cls()
+    raw = bytes(payload[4:])
     try:
-        method.unmarshal(bytes(payload[4:]))
+        method.unmarshal(raw)
     except UnicodeDecodeError as exc:
         raise FrameError(
             FRAME_ERROR, "Malformed UTF-8 in shortstr", index >> 16, index & 0xFFFF
@@ -108,7 +110,39 @@ def decode_method(payload: bytes | memoryview) -> commands.base.Frame:
         raise FrameError(
             FRAME_ERROR, f"cannot decode {cls.name}: {exc}", index >> 16, index & 0xFFFF
         ) from exc
+    layout = _TABLE_LAYOUT.get(index)
+    if layout is not None:
+        _retype_arguments(method, raw, *layout)
     return method
+
+
+#: methods whose last field is an ``arguments`` table: (shortstrs before it, bit octet before it)
+_TABLE_LAYOUT = {
+    0x0028000A: (1, True),  # Exchange.Declare: exchange (type is a second shortstr, below)
+    0x0028001E: (3, True),  # Exchange.Bind: destination, source, routing key
+    0x00280028: (3, True),  # Exchange.Unbind
+    0x0032000A: (1, True),  # Queue.Declare: queue
+    0x00320014: (3, True),  # Queue.Bind: queue, exchange, routing key
+    0x00320032: (3, False),  # Queue.Unbind (no bits)
+    0x003C0014: (2, True),  # Basic.Consume: queue, consumer tag
+}
+
+
+def _retype_arguments(method: commands.base.Frame, raw: bytes, shortstrs: int, bits: bool) -> None:
+    """Re-read the arguments table keeping each value's AMQP type (pamqp drops it), so that
+    error texts can name the type the client sent, as RabbitMQ does."""
+    if type(method) is commands.Exchange.Declare:
+        shortstrs = 2
+    p = 2  # ticket
+    try:
+        for _ in range(shortstrs):
+            p += 1 + raw[p]
+        if bits:
+            p += 1
+        table, _end = decode_table(raw, p)
+    except (ValueError, IndexError):
+        return  # pamqp read it; keep pamqp's values
+    method.arguments = table
 
 
 _KNOWN_CLASSES = frozenset({10, 20, 40, 50, 60, 85, 90})

@@ -153,6 +153,9 @@ class TypedInt(int):
     def __repr__(self) -> str:
         return f"TypedInt({int(self)!r}, {self.amqp_type!r})"
 
+    def __str__(self) -> str:  # str() and f-strings show the number, as for a plain int
+        return int.__repr__(self)
+
     def __reduce__(self) -> tuple:
         return (TypedInt, (int(self), self.amqp_type))
 
@@ -173,6 +176,9 @@ class TypedFloat(float):
 
     def __repr__(self) -> str:
         return f"TypedFloat({float(self)!r}, {self.amqp_type!r})"
+
+    def __str__(self) -> str:
+        return float.__repr__(self)
 
     def __reduce__(self) -> tuple:
         return (TypedFloat, (float(self), self.amqp_type, self.raw))

@@ -27,6 +27,7 @@ from protocol.errors import AMQPError
 from protocol.hotpath import deliver_parts
 from protocol.properties import EMPTY as EMPTY_PROPS
 from protocol.properties import scan
+from protocol.table import amqp_type
 
 from .consumer import Consumer
 from .errors import (
@@ -80,16 +81,33 @@ def _fmt_arg(v: Any) -> str:
         return "none"
     if isinstance(v, bool):
         return f"'{fmt_bool(v)}'"
-    if isinstance(v, int):
-        # The wire type is gone after decoding; most clients (pika, py-amqp, the Java
-        # and .NET clients) send ints that fit in 32 bits as 'I', which RabbitMQ names
-        # 'signedint' (pamqp's smaller b/s/u types would read 'byte'/'short' there).
-        kind = "signedint" if -(1 << 31) <= v < (1 << 31) else "long"
-        return f"the value '{v}' of type '{kind}'"
-    if isinstance(v, (bytes, str)):
-        s = v.decode() if isinstance(v, bytes) else v
-        return f"the value '{s}' of type 'longstr'"
-    return f"the value '{v}'"
+    if isinstance(v, bytes) and amqp_type(v) == "S":
+        v = v.decode(errors="replace")
+    # the reader keeps the wire type of argument values (protocol.table), so this names
+    # the type the client sent, as RabbitMQ does
+    kind = _TYPE_NAMES.get(amqp_type(v), "longstr")
+    return f"the value '{v}' of type '{kind}'"
+
+
+_TYPE_NAMES = {
+    "t": "bool",
+    "b": "byte",
+    "B": "unsignedbyte",
+    "s": "short",
+    "u": "unsignedshort",
+    "I": "signedint",
+    "i": "unsignedint",
+    "l": "long",
+    "f": "float",
+    "d": "double",
+    "D": "decimal",
+    "S": "longstr",
+    "x": "binary",
+    "A": "array",
+    "T": "timestamp",
+    "F": "table",
+    "V": "void",
+}
 
 
 def _fmt_arg_pair(received: Any, current: Any) -> tuple[str, str]:

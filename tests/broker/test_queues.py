@@ -124,11 +124,6 @@ async def test_inequivalent_missing_argument_406(broker):
         await conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the AMQP field type of an argument ('byte' from pamqp, 'signedint' from pika) is "
-    "lost when pamqp decodes the table, so warren cannot name it as RabbitMQ does",
-)
 async def test_inequivalent_names_wire_type(broker):
     conn = await aiormq.connect(broker.url)
     try:
