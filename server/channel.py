@@ -12,14 +12,12 @@ from pamqp import commands as C
 
 from protocol import hotpath
 from protocol.constants import (
-    ACCESS_REFUSED,
     CHANNEL_ERROR,
     COMMAND_INVALID,
     FRAME_ERROR,
     NOT_ALLOWED,
     NOT_FOUND,
     NOT_IMPLEMENTED,
-    PRECONDITION_FAILED,
     SYNTAX_ERROR,
     UNEXPECTED_FRAME,
 )
@@ -402,7 +400,7 @@ class Channel:
         if self._sync_stores:
             stores = self._sync_stores
             self._sync_stores = set()
-            batch = [seq, len(stores), True, self.conn.loop_time()]
+            batch = [seq, len(stores), True, self.conn.loop.time()]
             self._pending_batches.append(batch)
             for store in stores:
                 store.sync(lambda ok=True, b=batch: self._synced(b, ok, True))
@@ -416,7 +414,7 @@ class Channel:
     def _synced(self, batch: list, ok: bool, fsync: bool = False) -> None:
         totals = self.conn.broker.totals
         if fsync:
-            totals.fsync.observe(self.conn.loop_time() - batch[3])
+            totals.fsync.observe(self.conn.loop.time() - batch[3])
         batch[1] -= 1
         if not ok:
             batch[2] = False
@@ -425,7 +423,7 @@ class Channel:
         while pb and pb[0][1] <= 0:
             b = pb.popleft()
             if len(b) > 3:
-                totals.confirm.observe(self.conn.loop_time() - b[3])
+                totals.confirm.observe(self.conn.loop.time() - b[3])
             if not b[2]:
                 if upto:
                     self._write_ack(upto)
@@ -454,7 +452,7 @@ class Channel:
             self.delivered_noack += 1
             queue.delivered_noack += 1
         else:
-            self.unacked[tag] = (queue, pos, msg, consumer, self.conn.loop_time())
+            self.unacked[tag] = (queue, pos, msg, consumer, self.conn.loop.time())
             self.unacked_order.append(tag)
             consumer.unacked += 1
             self.global_unacked += 1
@@ -948,10 +946,6 @@ class Channel:
         if isinstance(m, C.Basic.Recover):
             self.send(C.Basic.RecoverOk())
 
-    def _basic_publish_pamqp(self, m: C.Basic.Publish) -> None:  # pragma: no cover - reader fast path
-        exrk = hotpath.shortstr(m.exchange) + hotpath.shortstr(m.routing_key)
-        self.on_publish(m.exchange, m.routing_key, m.mandatory, m.immediate, exrk)
-
     # channel.*, confirm.*, tx.* -------------------------------------------------
     def _channel_flow(self, m: C.Channel.Flow) -> None:
         self.flow = bool(m.active)
@@ -1050,7 +1044,6 @@ _HANDLERS = {
     C.Basic.Reject: Channel._basic_reject,
     C.Basic.Recover: Channel._basic_recover,
     C.Basic.RecoverAsync: Channel._basic_recover,
-    C.Basic.Publish: Channel._basic_publish_pamqp,
     C.Channel.Flow: Channel._channel_flow,
     C.Channel.Close: Channel._channel_close,
     C.Channel.Open: Channel._channel_open,
@@ -1060,4 +1053,3 @@ _HANDLERS = {
     C.Tx.Rollback: Channel._tx_rollback,
 }
 
-_unused = (ACCESS_REFUSED, CHANNEL_ERROR, PRECONDITION_FAILED)

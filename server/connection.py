@@ -14,7 +14,6 @@ from protocol.constants import (
     ACCESS_REFUSED,
     CHANNEL_ERROR,
     CONNECTION_FORCED,
-    FRAME_ERROR,
     FRAME_MIN_SIZE,
     INTERNAL_ERROR,
     K_ACK,
@@ -36,6 +35,7 @@ from protocol.reader import K_ERROR, K_MESSAGE, FrameReader
 from .auth import check_password, parse_amqplain, parse_plain
 from .channel import Channel
 from .errors import ChannelError, ConnectionError_, close_text
+from .flow import OUT_HIGH, READ_BUDGET
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -49,10 +49,6 @@ _STATE_NAMES = {S_START_OK: "starting", S_TUNE_OK: "tuning", S_OPEN: "opening", 
 #: class/method ids of the frames the reader's fast path yields
 _FAST_IDS = {K_PUBLISH: (60, 40), K_ACK: (60, 80), K_NACK: (60, 120), K_REJECT: (60, 90)}
 
-#: stop dispatching to a connection with this many bytes queued for one flush
-OUT_HIGH = 1 << 20
-#: a read this large means a busy publisher: yield to the loop before reading more
-READ_BUDGET = 1 << 16
 
 SERVER_CAPABILITIES = {
     "publisher_confirms": True,
@@ -113,9 +109,6 @@ class Connection(asyncio.Protocol):
         self.recv_bytes = 0
         self.sent_bytes = 0
         self.blocked = False
-
-    def loop_time(self) -> float:
-        return self.loop.time()
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -675,4 +668,3 @@ def _is_loopback(host: str) -> bool:
     return host.startswith("127.") or host in ("::1", "localhost") or host.startswith("::ffff:127.")
 
 
-_unused = (FRAME_ERROR,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pamqp import commands
 
 from protocol.hotpath import shortstr
-from protocol.methods import decode_header, encode_header
+from protocol.methods import decode_header
 from protocol.properties import EMPTY, ScannedProperties, scan
 from protocol.table import get_headers, replace_headers, set_property
 
@@ -115,18 +115,6 @@ class Message:
         self.header = header
         self._decoded = None
         self.props = scan(header)
-        self.persistent = self.props.delivery_mode == 2
-        self.priority = self.props.priority
-
-    def set_properties(self, props: commands.Basic.Properties) -> None:
-        """Replace all the properties, re-encoding the content header with pamqp.
-
-        pamqp picks its own field-table types (the smallest int type for every
-        int): to change headers or one property use ``replace_headers`` or
-        ``set_property``, which keep every other value's wire type."""
-        self.header = encode_header(self.size, props)
-        self._decoded = props
-        self.props = scan(self.header)
         self.persistent = self.props.delivery_mode == 2
         self.priority = self.props.priority
 

@@ -17,6 +17,7 @@ from storage.lanes import LanedStore
 from storage.memory import MemoryStore
 
 from .deadletter import dead_letter_copy, is_cycle
+from .flow import DISPATCH_BUDGET, FLOW_HIGH, FLOW_LOW, OUT_HIGH
 from .policies import Policy, effective_arguments
 
 if TYPE_CHECKING:
@@ -27,13 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("warren.queue")
 
-#: deliveries per dispatch callback before yielding to the loop
-DISPATCH_BUDGET = 512
-#: keep in step with server.connection.OUT_HIGH (not imported: connection imports queue users)
-OUT_HIGH = 1 << 20
-#: publishers to a queue with consumers pause reading above this many ready messages
-FLOW_HIGH = 20000
-FLOW_LOW = 10000
 
 
 def _str(v: Any) -> str | None:
@@ -160,11 +154,7 @@ class Queue:
                 return self._publish_zero_ttl(msg)
             msg.expires_at = self._loop.time() + ttl / 1000.0
             self.has_ttl = True
-        if self.laned:
-            p = msg.priority
-            self.store.push_lane(p if p <= self.max_priority else self.max_priority, msg)
-        else:
-            self.store.push(msg)
+        self._push(msg)
         self.published += 1
         if self.consumers:
             if not self._scheduled:
@@ -174,16 +164,21 @@ class Queue:
             self._arm_ttl()
         return True
 
+    def _push(self, msg: Message) -> None:
+        """Into the store; on a priority queue into its lane (priorities above the max count as the max)."""
+        if self.laned:
+            p = msg.priority
+            self.store.push_lane(p if p <= self.max_priority else self.max_priority, msg)
+        else:
+            self.store.push(msg)
+
     def _publish_zero_ttl(self, msg: Message) -> bool:
         """x-message-ttl 0 / expiration "0": deliver now if a consumer can take it, else expire."""
         self.published += 1
         if self.consumers:
             c = self._pick()
             if c is not None:
-                if self.laned:
-                    self.store.push_lane(0, msg)
-                else:
-                    self.store.push(msg)
+                self._push(msg)
                 item = self.store.shift()
                 c.channel.deliver(c, self, item[0], item[1])
                 return True
@@ -220,10 +215,6 @@ class Queue:
         """True if publishers should pause; counts the backlog only every 64th call (cheap)."""
         self._flow_tick = t = (self._flow_tick + 1) & 63
         return t == 0 and len(self.store) >= self.flow_high
-
-    @property
-    def overloaded(self) -> bool:
-        return bool(self.consumers) and len(self.store) >= FLOW_HIGH
 
     def message_count(self) -> int:
         return len(self.store)
