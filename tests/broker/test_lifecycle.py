@@ -203,7 +203,10 @@ async def test_consumer_timeout_closes_channel(broker_factory):
         q = await ch.declare_queue("slow")
         closed = asyncio.get_running_loop().create_future()
         ch.close_callbacks.add(lambda _ch, exc: closed.done() or closed.set_result(exc))
-        await q.consume(lambda m: None)
+        async def never_ack(_m: aio_pika.abc.AbstractIncomingMessage) -> None:
+            pass
+
+        await q.consume(never_ack)
         await ch.default_exchange.publish(aio_pika.Message(b"x"), routing_key="slow")
         exc = await asyncio.wait_for(closed, 5)
         assert "delivery acknowledgement on channel" in str(exc)
