@@ -19,8 +19,9 @@ Life of a record:
   of whose records are acked (and that is no longer written to) is deleted
   together with its ack file.
 * ``sync`` is group commit: callbacks wait for the next ``fsync``, which runs
-  in an executor thread; every callback that arrives while one fsync is in
-  flight is served by the next single one.
+  in a helper process (:mod:`storage.log.syncproc`; in threads if that is
+  unavailable); every callback that arrives while one fsync is in flight is
+  served by the next single one.
 
 Recovery (in the constructor) scans every segment, validates length + CRC of
 each record, truncates a torn or corrupt tail (and logs what it dropped to the
@@ -66,6 +67,8 @@ from .format import (
     parse_name,
     segment_name,
 )
+from .syncproc import SyncProcess, syncer_for
+from .syncproc import fsync_all as _fsync_all
 
 log = logging.getLogger("warren.storage")
 
@@ -177,7 +180,7 @@ class _Segment:
 class _SyncJob:
     """One fsync in flight: what it covers and who waits for it."""
 
-    __slots__ = ("future", "waiters", "close_fds", "handled")
+    __slots__ = ("future", "waiters", "close_fds", "handled", "syncer")
 
     def __init__(self, waiters: list[Callable[[bool], None]], close_fds: list[int]) -> None:
         self.future: concurrent.futures.Future[None] | None = None
@@ -186,18 +189,10 @@ class _SyncJob:
         self.close_fds = close_fds
         #: set by close(), which then finishes the job itself
         self.handled = False
+        #: the helper process running it (None: an executor thread)
+        self.syncer: SyncProcess | None = None
 
 
-def _fsync_all(fds: list[int], dirs: list[Path]) -> None:
-    """Runs in the executor: make ``fds`` (file data) and ``dirs`` (entries) durable."""
-    for fd in fds:
-        os.fdatasync(fd)
-    for d in dirs:
-        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 # The running loop or None, without raising: push() looks for a loop to arm
@@ -914,9 +909,13 @@ class LogStore:
         self._dirty = False
         job = _SyncJob(waiters, close_fds)
         self._job = job
-        executor = self._executor or default_executor()
+        syncer = None if self._executor is not None else syncer_for(loop, default_executor)
         try:
-            fut = executor.submit(_fsync_all, fds, dirs)
+            if syncer is not None:
+                fut = syncer.sync(fds, dirs)
+                job.syncer = syncer
+            else:
+                fut = (self._executor or default_executor()).submit(_fsync_all, fds, dirs)
         except RuntimeError as exc:  # executor shut down
             fut = concurrent.futures.Future()
             fut.set_exception(exc)
@@ -992,7 +991,10 @@ class LogStore:
         if job is not None:
             # wait for the fsync in flight: it uses fds we are about to close
             assert job.future is not None
-            concurrent.futures.wait([job.future])
+            if job.syncer is not None:
+                job.syncer.wait(job.future)
+            else:
+                concurrent.futures.wait([job.future])
             job.handled = True
             self._job = None
             ok = self._finish_job(job, [])
