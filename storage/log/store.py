@@ -249,6 +249,7 @@ class LogStore:
         "_sync_dirs",
         "_waiters",
         "_job",
+        "_syncer",
         "_scheduled",
         "_timer",
         "_ack_dirty",
@@ -292,6 +293,7 @@ class LogStore:
         self._sync_dirs: list[Path] = []
         self._waiters: list[Callable[[bool], None]] = []
         self._job: _SyncJob | None = None
+        self._syncer: SyncProcess | None = None
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._ack_dirty: set[_Segment] = set()
@@ -909,7 +911,10 @@ class LogStore:
         self._dirty = False
         job = _SyncJob(waiters, close_fds)
         self._job = job
-        syncer = None if self._executor is not None else syncer_for(loop, default_executor)
+        syncer = self._syncer
+        if syncer is None or not syncer.alive:
+            syncer = None if self._executor is not None else syncer_for(loop, default_executor)
+            self._syncer = syncer
         try:
             if syncer is not None:
                 fut = syncer.sync(fds, dirs)

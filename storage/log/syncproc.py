@@ -40,43 +40,8 @@ _REQ = struct.Struct("<Q")  # job id, then NUL-separated directory paths
 _REP = struct.Struct("<Qi")  # job id, errno (0 = ok), then the error text
 _MAX_FDS = 250  # SCM_RIGHTS limit per message is 253 on Linux
 
-# The helper imports nothing beyond the interpreter's builtins it needs
-# (started with -I -S) and exits when the broker's end of the socket closes,
-# which includes the broker being killed.
-_HELPER = r"""
-import os, socket, struct, sys
-REQ = struct.Struct("<Q"); REP = struct.Struct("<Qi")
-sock = socket.socket(fileno=int(sys.argv[1]))
-while True:
-    try:
-        msg, fds, _fl, _ad = socket.recv_fds(sock, 1 << 16, 256)
-    except (OSError, ValueError):
-        break
-    if not msg:
-        break
-    (job,) = REQ.unpack_from(msg)
-    rest = msg[REQ.size:]
-    dirs = rest.decode("utf-8", "surrogateescape").split("\0") if rest else []
-    err, text = 0, b""
-    try:
-        for fd in fds:
-            os.fdatasync(fd)
-        for d in dirs:
-            dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    except OSError as exc:
-        err, text = exc.errno or 5, str(exc).encode("utf-8", "replace")
-    finally:
-        for fd in fds:
-            os.close(fd)
-    try:
-        sock.send(REP.pack(job, err) + text)
-    except OSError:
-        break
-"""
+# The helper: a script run by path with -I -S, so it imports only builtin modules.
+_HELPER = Path(__file__).with_name("fsync_helper.py")
 
 
 def fsync_all(fds: Sequence[int], dirs: Sequence[Path]) -> None:
@@ -111,7 +76,7 @@ class SyncProcess:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _HELPER, str(theirs.fileno())],
+                [sys.executable, "-I", "-S", os.fspath(_HELPER), str(theirs.fileno())],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
@@ -251,13 +216,13 @@ def syncer_for(
     if os.environ.get("WARREN_FSYNC_HELPER", "1") == "0":
         return None
     with _lock:
-        for other, old in list(_syncers.items()):
-            if other.is_closed():
-                # a closed loop reads no more answers: stop its helper now, not at GC
-                old.close()
-                del _syncers[other]
         s = _syncers.get(loop)
         if s is None:
+            for other, old in list(_syncers.items()):
+                if other.is_closed():
+                    # a closed loop reads no more answers: stop its helper now, not at GC
+                    old.close()
+                    del _syncers[other]
             s = SyncProcess(loop, fallback())
             _syncers[loop] = s
             # the helper goes when its loop does (tests run many loops)
