@@ -64,6 +64,8 @@ import struct
 from typing import Any
 
 __all__ = [
+    "TYPE_NAMES",
+    "type_name",
     "TypedInt",
     "TypedFloat",
     "TypedBytes",
@@ -749,3 +751,33 @@ def decode_properties(payload: bytes | bytearray | memoryview) -> dict[str, Any]
         for (name, _bit, kind), span in zip(PROPERTIES, spans, strict=True)
         if span is not None
     }
+
+
+#: RabbitMQ's names of the field types, as its error texts spell them
+TYPE_NAMES = {
+    "t": "bool",
+    "b": "byte",
+    "B": "unsignedbyte",
+    "s": "short",
+    "u": "unsignedshort",
+    "I": "signedint",
+    "i": "unsignedint",
+    "l": "long",
+    "f": "float",
+    "d": "double",
+    "D": "decimal",
+    "S": "longstr",
+    "x": "binary",
+    "A": "array",
+    "T": "timestamp",
+    "F": "table",
+    "V": "void",
+}
+
+
+def type_name(value: Any) -> str:
+    """RabbitMQ's name for the field type ``value`` is (or would be) encoded with."""
+    try:
+        return TYPE_NAMES.get(amqp_type(value), "longstr")
+    except TypeError:
+        return type(value).__name__

@@ -25,7 +25,7 @@ from protocol.errors import AMQPError
 from protocol.hotpath import deliver_parts
 from protocol.properties import EMPTY as EMPTY_PROPS
 from protocol.properties import scan
-from protocol.table import amqp_type
+from protocol.table import amqp_type, type_name
 
 from .consumer import Consumer
 from .errors import (
@@ -43,7 +43,7 @@ from .exchanges import DelayedExchange, Exchange
 from .exchanges.delayed import delay_of
 from .message import Message
 from .queue import Queue
-from .queue_args import validate_queue_arguments
+from .queue_args import queue_type, validate_queue_arguments, validate_quorum_declare
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -70,6 +70,11 @@ _EQUIV_QUEUE_ARGS = (
 )
 
 
+def _classic(queue_type_arg: Any) -> bool:
+    # no x-queue-type and x-queue-type "classic" are the same thing on redeclare
+    return queue_type_arg is None or queue_type_arg in ("classic", b"classic")
+
+
 def _gen_name(prefix: str) -> str:
     return prefix + urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
 
@@ -83,29 +88,10 @@ def _fmt_arg(v: Any) -> str:
         v = v.decode(errors="replace")
     # the reader keeps the wire type of argument values (protocol.table), so this names
     # the type the client sent, as RabbitMQ does
-    kind = _TYPE_NAMES.get(amqp_type(v), "longstr")
+    kind = type_name(v)
     return f"the value '{v}' of type '{kind}'"
 
 
-_TYPE_NAMES = {
-    "t": "bool",
-    "b": "byte",
-    "B": "unsignedbyte",
-    "s": "short",
-    "u": "unsignedshort",
-    "I": "signedint",
-    "i": "unsignedint",
-    "l": "long",
-    "f": "float",
-    "d": "double",
-    "D": "decimal",
-    "S": "longstr",
-    "x": "binary",
-    "A": "array",
-    "T": "timestamp",
-    "F": "table",
-    "V": "void",
-}
 
 
 def _fmt_arg_pair(received: Any, current: Any) -> tuple[str, str]:
@@ -376,7 +362,7 @@ class Channel:
                 if self.confirm:
                     self._nacks.append(self.confirm_seq)
                 continue
-            if m.persistent and q.durable_store:
+            if (m.persistent or q.quorum) and q.durable_store:
                 self._sync_stores.add(q.store)
             if q.consumers and q.over_flow_mark():
                 conn.throttle(q)
@@ -758,11 +744,13 @@ class Channel:
             if not m.nowait:
                 self.send(C.Queue.DeclareOk(queue=q.name, message_count=len(q.store), consumer_count=len(q.consumers)))
             return
+        args = dict(m.arguments or {})
         if name == "":
+            if queue_type(args) == "quorum":
+                raise precondition("Cannot declare a server-named queue for type rabbit_quorum_queue")
             name = _gen_name("amq.gen-")
         elif name.startswith("amq."):
             raise access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
-        args = dict(m.arguments or {})
         q = vhost.queues.get(name)
         if q is not None:
             if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
@@ -775,11 +763,15 @@ class Channel:
                     raise inequivalent(arg, "queue", name, vhost.name, f"'{fmt_bool(got)}'", f"'{fmt_bool(cur)}'")
             for key in _EQUIV_QUEUE_ARGS:
                 a, b = args.get(key), q.arguments.get(key)
-                if a != b:
+                if a != b and not (key == "x-queue-type" and _classic(a) and _classic(b)):
                     raise inequivalent(key, "queue", name, vhost.name, *_fmt_arg_pair(a, b))
         else:
             self._check_configure(name, "queue")
             validate_queue_arguments(args, name, vhost.name)
+            if queue_type(args) == "quorum":
+                validate_quorum_declare(
+                    args, name, vhost.name, bool(m.durable), bool(m.exclusive), bool(m.auto_delete)
+                )
             q = self.conn.broker.create_queue(
                 vhost, name, bool(m.durable), self.conn if m.exclusive else None, bool(m.auto_delete), args
             )
@@ -875,6 +867,10 @@ class Channel:
             return
         q = self._lookup_queue(m.queue)
         self._check_perm("read", q.name, "queue")
+        if q.quorum and self.global_prefetch:
+            raise ConnectionError_(
+                NOT_IMPLEMENTED, f"queue '{q.name}' in vhost '{self.vhost.name}' does not support global qos", 60, 20
+            )
         for other in q.consumers:
             if other.exclusive or m.exclusive:
                 raise access_refused(f"queue '{q.name}' in vhost '{self.vhost.name}' in exclusive use")

@@ -49,8 +49,10 @@ class Policy:
         if unknown:
             raise precondition(f"unrecognised policy keys: {', '.join(sorted(unknown))}")
 
-    def matches(self, kind: str, name: str) -> bool:
+    def matches(self, kind: str, name: str, queue_type: str = "classic") -> bool:
         if self.apply_to in ("queues", "classic_queues", "quorum_queues", "streams") and kind != "queue":
+            return False
+        if self.apply_to in ("classic_queues", "quorum_queues", "streams") and self.apply_to != f"{queue_type}_queues":
             return False
         if self.apply_to == "exchanges" and kind != "exchange":
             return False
@@ -67,11 +69,13 @@ class Policy:
         }
 
 
-def pick_policy(policies: dict[str, Policy], kind: str, name: str) -> Policy | None:
+def pick_policy(
+    policies: dict[str, Policy], kind: str, name: str, queue_type: str = "classic"
+) -> Policy | None:
     """The matching policy with the highest priority (RabbitMQ applies one policy)."""
     best: Policy | None = None
     for p in policies.values():
-        if p.matches(kind, name) and (best is None or p.priority > best.priority):
+        if p.matches(kind, name, queue_type) and (best is None or p.priority > best.priority):
             best = p
     return best
 

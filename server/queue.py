@@ -19,6 +19,7 @@ from storage.memory import MemoryStore
 from .deadletter import dead_letter_copy, is_cycle
 from .flow import DISPATCH_BUDGET, FLOW_HIGH, FLOW_LOW, OUT_HIGH
 from .policies import Policy, effective_arguments
+from .queue_args import queue_type
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -56,6 +57,9 @@ class Queue:
         self.exclusive = exclusive_owner is not None
         self.auto_delete = auto_delete
         self.arguments = dict(arguments or {})
+        #: a quorum queue (x-queue-type quorum) on one node: every message is stored
+        #: durably, returned messages go to the back, deliveries count in x-delivery-count
+        self.quorum = queue_type(self.arguments) == "quorum"
         mp = self.arguments.get("x-max-priority")
         self.max_priority = int(mp) if mp else 0
         if store_factory is not None:
@@ -136,12 +140,17 @@ class Queue:
     # -- publishing -------------------------------------------------------
     def publish(self, msg: Message) -> bool:
         """Enqueue one message (a per-queue copy). False if refused (reject-publish)."""
-        if self.delivery_limit is not None and msg.delivery_count == 0:
+        if (self.delivery_limit is not None or self.quorum) and msg.delivery_count == 0:
             # as quorum queues do, every delivery carries x-delivery-count (0 the first time)
             msg = msg.copy()
             headers = msg.typed_headers()
             headers["x-delivery-count"] = long(0)
             msg.replace_headers(headers)
+            if self.quorum:
+                msg.persistent = True  # stored durably whatever its delivery mode says
+        elif self.quorum and not msg.persistent:
+            msg = msg.copy()
+            msg.persistent = True
         if self.limited and not self._make_room(msg):
             return False
         ttl = self.message_ttl
@@ -461,19 +470,47 @@ class Queue:
 
     def requeue(self, position: int, msg: Message) -> None:
         msg.redelivered = True
-        if self.delivery_limit is not None:
+        if self.delivery_limit is not None or self.quorum:
             msg.delivery_count += 1
-            if msg.delivery_count > self.delivery_limit:
+            if self.delivery_limit is not None and msg.delivery_count > self.delivery_limit:
                 self.store.ack(position)
                 self.dead_letter(msg, "delivery_limit")
                 return
             headers = msg.typed_headers()
             headers["x-delivery-count"] = long(msg.delivery_count)  # a long, as quorum queues send it
             msg.replace_headers(headers)
-        self.store.requeue(position, msg)
+        if self.quorum:
+            self._requeue_at_back(position, msg)
+        else:
+            self.store.requeue(position, msg)
         self.schedule_dispatch()
         if self.has_ttl and not self.consumers:
             self._arm_ttl()
+
+    def _requeue_at_back(self, position: int, msg: Message) -> None:
+        """A quorum queue puts a returned message behind the others: a new record.
+
+        The old record is acked only once the new one is durable, so a crash in
+        between redelivers it twice rather than never.
+        """
+        msg.persistent = True
+        self._push(msg)
+        store = self.store
+        if self.durable_store and hasattr(store, "sync"):
+
+            def durable(ok: bool) -> None:
+                # not written: keep the old record, which comes back after a restart
+                if ok and not self.deleted:
+                    store.ack(position)
+                    # now, not at the next background flush: a crash in between
+                    # would bring back the old copy as well
+                    flush = getattr(store, "flush_acks", None)
+                    if flush is not None:
+                        flush()
+
+            store.sync(durable)
+        else:
+            store.ack(position)
 
     def discard(self, position: int, msg: Message, reason: str) -> None:
         """A message leaves the queue without being acked (reject/nack without requeue)."""

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocol.table import type_name
+
 from .errors import precondition
 
 _INT_TYPES = (int,)
 
+#: x-queue-type values warren serves (streams are not implemented)
+QUEUE_TYPES = ("classic", "quorum")
+
+# arguments a quorum queue refuses (RabbitMQ 3.10: classic-only features)
+_NOT_FOR_QUORUM = ("x-max-priority", "x-queue-mode", "x-queue-master-locator", "x-queue-version")
+
 
 def _type_name(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (str, bytes)):
-        return "longstr"
-    if isinstance(v, float):
-        return "double"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "table"
-    return type(v).__name__
+    # the reader keeps argument wire types, so this names the type the client sent
+    return type_name(v)
 
 
 def _err(key: str, qname: str, vhost: str, detail: str) -> Exception:
@@ -67,10 +66,39 @@ def validate_queue_arguments(args: dict, qname: str = "", vhost: str = "/") -> N
             if _str(v) not in ("default", "lazy"):
                 raise _err(key, qname, vhost, f"\"unsupported queue mode '{_str(v)}'\"" if _str(v) else f"{{unacceptable_type,{_type_name(v)}}}")
         elif key == "x-queue-type":
-            if _str(v) not in ("classic",):
-                raise _err(key, qname, vhost, f"\"unsupported queue type '{_str(v)}'\"")
+            t = _str(v)
+            if t is None:
+                raise _err(key, qname, vhost, f"{{unacceptable_type,{_type_name(v)}}}")
+            if t not in QUEUE_TYPES:
+                raise _err(key, qname, vhost, f"\"unsupported queue type '{t}'\"")
     if "x-dead-letter-routing-key" in args and "x-dead-letter-exchange" not in args:
         raise precondition(
             f"invalid arg 'x-dead-letter-routing-key' for queue '{qname}' in vhost '{vhost}': "
             "routing_key_but_no_dlx_defined"
         )
+
+
+def queue_type(args: dict) -> str:
+    """The queue's type from its arguments: ``classic`` unless x-queue-type says ``quorum``."""
+    return "quorum" if _str(args.get("x-queue-type")) == "quorum" else "classic"
+
+
+def validate_quorum_declare(
+    args: dict, qname: str, vhost: str, durable: bool, exclusive: bool, auto_delete: bool
+) -> None:
+    """A new quorum queue's checks, in RabbitMQ's order (after the common argument checks)."""
+    for key in args:
+        if key in _NOT_FOR_QUORUM:
+            raise precondition(
+                f"invalid arg '{key}' for queue '{qname}' in vhost '{vhost}' of queue type rabbit_quorum_queue"
+            )
+    if "x-dead-letter-strategy" in args and _str(args["x-dead-letter-strategy"]) not in (
+        "at-most-once",
+        "at-least-once",
+    ):
+        raise _err("x-dead-letter-strategy", qname, vhost, "invalid_dlx_strategy")
+    if "x-quorum-initial-group-size" in args:
+        _int("x-quorum-initial-group-size", args["x-quorum-initial-group-size"], qname, vhost, 1)
+    for bad, prop in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"), (not durable, "non-durable")):
+        if bad:
+            raise precondition(f"invalid property '{prop}' for queue '{qname}' in vhost '{vhost}'")

@@ -165,7 +165,7 @@ def queue_json(broker: Broker, rates: Rates, q: Queue, detail: bool = False) -> 
         "reductions_details": {"rate": 0.0},
         "single_active_consumer_tag": sac.tag if sac is not None else None,
         "state": "running",
-        "type": "classic",
+        "type": "quorum" if q.quorum else "classic",
         "vhost": q.vhost.name,
     }
     _detail(rates, key, "messages", ready + unacked, out)

@@ -535,6 +535,10 @@ class LogStore:
         if self._timer is None:
             self._arm()
 
+    def flush_acks(self) -> None:
+        """Write buffered acks to the ack files now (no fsync) instead of at the next flush."""
+        self._flush_acks()
+
     def purge(self) -> int:
         """Drop every ready record (not the unacked ones); return how many.
 
