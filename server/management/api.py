@@ -38,7 +38,7 @@ from ..exchanges.delayed import delay_of
 from ..message import Message
 from ..metrics import render
 from ..policies import Policy
-from ..queue_args import validate_queue_arguments
+from ..queue_args import queue_type, validate_queue_arguments, validate_quorum_declare
 from . import views as V
 
 if TYPE_CHECKING:
@@ -588,6 +588,8 @@ class Api:
                 raise bad_request(f"inequivalent arg for queue '{name}' in vhost '{vh.name}': received different settings")
             return no_content()
         validate_queue_arguments(args, name, vh.name)
+        if queue_type(args) == "quorum":
+            validate_quorum_declare(args, name, vh.name, durable, False, auto_delete)
         self.broker.create_queue(vh, name, durable, None, auto_delete, args)
         return no_content(201)
 

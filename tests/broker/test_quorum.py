@@ -13,6 +13,8 @@ import aiohttp
 import aiormq
 import pytest
 
+from tests.brokerproc import wait_port
+
 Q = {"x-queue-type": "quorum"}
 
 
@@ -153,6 +155,7 @@ async def test_management_type_and_policy_by_queue_type(broker):
         ch = await conn.channel()
         await ch.declare_queue("pq", durable=True, arguments=Q)
         await ch.declare_queue("pc", durable=True)
+    wait_port(broker.mgmt_port)
     base = f"http://127.0.0.1:{broker.mgmt_port}"
     auth = {"Authorization": aiohttp.encode_basic_auth("guest", "guest")}
     async with aiohttp.ClientSession(headers=auth) as http:
@@ -167,3 +170,17 @@ async def test_management_type_and_policy_by_queue_type(broker):
             pc = await r.json()
     assert (pq["type"], pq["policy"]) == ("quorum", "lim")
     assert (pc["type"], pc["policy"]) == ("classic", None)
+
+
+async def test_management_put_applies_quorum_rules(broker):
+    wait_port(broker.mgmt_port)
+    base = f"http://127.0.0.1:{broker.mgmt_port}/api/queues/%2F"
+    auth = {"Authorization": aiohttp.encode_basic_auth("guest", "guest")}
+    async with aiohttp.ClientSession(headers=auth) as http:
+        async with http.put(f"{base}/mq", json={"durable": False, "arguments": Q}) as r:
+            assert r.status == 400
+            assert (await r.json())["reason"] == "invalid property 'non-durable' for queue 'mq' in vhost '/'"
+        async with http.put(f"{base}/mq", json={"durable": True, "arguments": Q}) as r:
+            assert r.status == 201
+        async with http.get(f"{base}/mq") as r:
+            assert (await r.json())["type"] == "quorum"
