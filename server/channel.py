@@ -386,6 +386,10 @@ class Channel:
         if self._sync_stores:
             stores = self._sync_stores
             self._sync_stores = set()
+            persistence = self.conn.broker.persistence
+            if persistence.unsaved:
+                # a new durable queue's definition must be on disk before its messages are confirmed
+                stores.add(persistence)
             batch = [seq, len(stores), True, self.conn.loop.time()]
             self._pending_batches.append(batch)
             for store in stores:

@@ -12,17 +12,20 @@ that directory is wiped at start.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import logging
 import shutil
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from protocol.properties import scan
 from storage.definitions import DefinitionsFile
 from storage.lanes import LanedStore
+from storage.log import default_executor
 from storage.log.laned import open_laned_log_store
 from storage.log.store import LogStore
 from storage.spill import SpillStore
@@ -86,7 +89,16 @@ class Persistence:
         self.queues_dir = self.root / "queues"
         self.transient_dir = self.root / "transient"
         self.definitions = DefinitionsFile(self.root / "definitions.json")
-        self._save_pending = False
+        # Definition changes are counted; a save covers the changes made before it
+        # exported. One save runs at a time (its write and fsyncs in a thread), and
+        # changes made meanwhile are covered by the next, so declaring 10k queues one
+        # by one costs a few saves, not 10k rewrites of a growing file.
+        self._changes = 0
+        self._saved = 0
+        self._save_scheduled = False
+        self._saving: concurrent.futures.Future[None] | None = None
+        self._waiters: list[tuple[int, Callable[[bool], None]]] = []
+        self._retry: asyncio.TimerHandle | None = None
         self._transient_seq = 0
 
     def prepare(self) -> dict[str, Any]:
@@ -144,19 +156,113 @@ class Persistence:
 
     # -- definitions --------------------------------------------------------
     def schedule_save(self) -> None:
-        if self._save_pending:
-            return
-        self._save_pending = True
+        """A durable definition changed: save (in the background) soon."""
+        self._changes += 1
+        if self._save_scheduled or self._saving is not None:
+            return  # the save in flight starts the next one when it is done
         try:
-            asyncio.get_running_loop().call_soon(self.save_now)
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             self.save_now()
+            return
+        self._save_scheduled = True
+        # at the end of this loop turn: every change the turn makes joins one save
+        loop.call_soon(self._start_save)
+
+    @property
+    def unsaved(self) -> bool:
+        """Some definition change is not on disk yet."""
+        return self._saved < self._changes
+
+    def sync(self, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(ok)`` once every definition change made so far is on disk.
+
+        Publisher confirms wait for this too: a confirmed message must never sit
+        in a queue whose definition a crash would lose (recovery removes the
+        message directories of queues it does not know).
+        """
+        loop = asyncio.get_running_loop()
+        if not self.unsaved:
+            loop.call_soon(callback, True)
+            return
+        self._waiters.append((self._changes, callback))
+        if self._saving is None and not self._save_scheduled and self._retry is None:
+            self._save_scheduled = True
+            loop.call_soon(self._start_save)
+
+    def _start_save(self) -> None:
+        from .definitions import durable_definitions_payload
+
+        self._save_scheduled = False
+        if self._saving is not None or not self.unsaved:
+            return
+        upto = self._changes
+        try:
+            payload = durable_definitions_payload(self.broker)
+            self._saving = fut = default_executor().submit(self.definitions.write, payload)
+        except (OSError, RuntimeError) as exc:
+            fut = concurrent.futures.Future()
+            fut.set_exception(exc)
+            self._saving = fut
+        loop = asyncio.get_running_loop()
+
+        def done(f: concurrent.futures.Future[None]) -> None:
+            try:
+                loop.call_soon_threadsafe(self._save_done, f, upto)
+            except RuntimeError:
+                pass  # loop closed: save_now at stop writes everything
+
+        fut.add_done_callback(done)
+
+    def _save_done(self, fut: concurrent.futures.Future[None], upto: int) -> None:
+        if self._saving is not fut:
+            return  # save_now already waited for it and wrote a newer document
+        self._saving = None
+        exc = fut.exception()
+        if exc is None:
+            self._saved = max(self._saved, upto)
+            self._answer(upto, True)
+            if self.unsaved:
+                self._start_save()
+            return
+        log.error("could not save definitions: %s", exc)
+        # the publishes waiting for it are nacked; try again in a second
+        self._answer(upto, False)
+        if self._retry is None:
+
+            def retry() -> None:
+                self._retry = None
+                if self.unsaved and self._saving is None:
+                    self._start_save()
+
+            self._retry = asyncio.get_running_loop().call_later(1.0, retry)
+
+    def _answer(self, upto: int, ok: bool) -> None:
+        waiters = self._waiters
+        if not waiters:
+            return
+        self._waiters = [(n, cb) for n, cb in waiters if n > upto]
+        for n, cb in waiters:
+            if n <= upto:
+                try:
+                    cb(ok)
+                except Exception:  # a callback's bug must not stop the others
+                    log.exception("definitions sync callback failed")
 
     def save_now(self) -> None:
-        from .definitions import export_definitions
+        """Save synchronously (start, stop): waits for a save in flight, then writes."""
+        from .definitions import durable_definitions_payload
 
-        self._save_pending = False
+        self._save_scheduled = False
+        if self._saving is not None:
+            concurrent.futures.wait([self._saving])
+            self._saving = None
+        upto = self._changes
         try:
-            self.definitions.save(export_definitions(self.broker, durable_only=True))
+            self.definitions.write(durable_definitions_payload(self.broker))
         except OSError as exc:
             log.error("could not save definitions: %s", exc)
+            self._answer(upto, False)
+            return
+        self._saved = upto
+        self._answer(upto, True)

@@ -57,6 +57,8 @@ class Queue:
         self.exclusive = exclusive_owner is not None
         self.auto_delete = auto_delete
         self.arguments = dict(arguments or {})
+        #: this object's entry in the definitions file, once encoded (declared objects never change)
+        self.definition_json: str | None = None
         #: a quorum queue (x-queue-type quorum) on one node: every message is stored
         #: durably, returned messages go to the back, deliveries count in x-delivery-count
         self.quorum = queue_type(self.arguments) == "quorum"

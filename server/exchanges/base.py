@@ -23,7 +23,7 @@ def _freeze(v: Any) -> Any:
 class Binding:
     """source exchange -> destination (queue or exchange) with a key and arguments."""
 
-    __slots__ = ("source", "destination", "routing_key", "arguments", "key")
+    __slots__ = ("source", "destination", "routing_key", "arguments", "key", "json")
 
     def __init__(self, source: Exchange, destination: Any, routing_key: str, arguments: dict) -> None:
         self.source = source
@@ -31,6 +31,8 @@ class Binding:
         self.routing_key = routing_key
         self.arguments = arguments or {}
         self.key = (id(destination), routing_key, args_key(arguments))
+        #: this binding's entry in the definitions file, once encoded (bindings never change)
+        self.json: str | None = None
 
 
 class Exchange:
@@ -54,6 +56,8 @@ class Exchange:
         self.auto_delete = auto_delete
         self.internal = internal
         self.arguments = dict(arguments or {})
+        #: this object's entry in the definitions file, once encoded (declared objects never change)
+        self.definition_json: str | None = None
         self.bindings: dict[tuple, Binding] = {}
         #: number of bindings whose destination is an exchange (route needs expansion)
         self.e2e_count = 0

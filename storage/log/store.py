@@ -257,6 +257,7 @@ class LogStore:
         "_flush_interval",
         "_closed",
         "_durable",
+        "_dir_made",
         "last_error",
         "recovered_position_limit",
     )
@@ -304,15 +305,15 @@ class LogStore:
         self.last_error: BaseException | None = None
         self.recovered_position_limit = 0
 
-        if not self.directory.is_dir():
-            self.directory.mkdir(parents=True, exist_ok=True)
-            # a new directory's own entry must be durable too, before the
-            # first confirm of a record in it
-            self._sync_dirs.append(self.directory.parent)
+        # A new store makes its directory on its first write: declaring 10k queues
+        # that stay idle costs no mkdir (nor an fsync of their parent).
+        self._dir_made = self.directory.is_dir()
         self._segments: dict[int, _Segment] = {}
         self._ready = 0
         self._bytes = 0
-        if durable:
+        if not self._dir_made:
+            last_id, cursor = 0, 0
+        elif durable:
             last_id, cursor = self._recover()
         else:
             last_id, cursor = self._discard(), 0
@@ -832,6 +833,8 @@ class LogStore:
         try:
             fd = self._wfd
             if fd < 0:
+                if not self._dir_made:
+                    self._make_dir()
                 fd = os.open(self._wseg.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 self._wfd = fd
                 if self.directory not in self._sync_dirs:
@@ -850,12 +853,21 @@ class LogStore:
         buf.clear()
         return True
 
+    def _make_dir(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._dir_made = True
+        # the new directory's own entry must be durable too, before the first
+        # confirm of a record in it
+        self._sync_dirs.append(self.directory.parent)
+
     def _flush_acks_of(self, seg: _Segment) -> None:
         buf = seg.ackbuf
         self._ack_dirty.discard(seg)
         if not buf:
             return
         try:
+            if not self._dir_made:
+                self._make_dir()
             fd = os.open(seg.ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
                 os.write(fd, ack_bytes(buf))
@@ -1009,6 +1021,13 @@ class LogStore:
             ok = self._finish_job(job, [])
             results.extend((cb, ok) for cb in job.waiters)
         ok = True
+        if self._wfd < 0 and self._wseg.live <= 0:
+            # the write segment was never written and holds nothing live: writing
+            # it only to delete it below cost a create, a directory fsync and an
+            # unlink per idle queue at every clean shutdown
+            self._wbuf.clear()
+            del self._wseg.ackbuf[:]  # acks of records that were never written
+            self._ack_dirty.discard(self._wseg)
         if durable:
             ok = self._flush_write()
             self._flush_acks()

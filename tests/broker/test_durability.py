@@ -175,3 +175,55 @@ async def test_durable_priority_queue_keeps_lane_order_across_restart(broker):
             order.append(int(m.body))
             await m.ack()
     assert order == expected
+
+
+async def test_confirmed_message_in_a_just_declared_queue_survives_kill(broker):
+    """The confirm waits for the queue's definition to be on disk as well as the message:
+    recovery drops the message directories of queues it does not know."""
+    conn = await aio_pika.connect(broker.url)
+    ch = await conn.channel(publisher_confirms=True)
+    for i in range(50):
+        await ch.declare_queue(f"fresh-{i}", durable=True)
+        await ch.default_exchange.publish(
+            aio_pika.Message(b"%d" % i, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=f"fresh-{i}",
+        )
+    broker.kill()  # right after the last confirm: no save or flush gets a chance later
+    try:
+        await conn.close()
+    except Exception:
+        pass  # the broker is gone
+    broker.start()
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        for i in range(50):
+            q = await ch.declare_queue(f"fresh-{i}", passive=True)
+            m = await q.get()
+            assert m.body == b"%d" % i
+
+
+async def test_definitions_file_holds_exactly_the_durable_definitions(broker):
+    import json
+    from pathlib import Path
+
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        dx = await ch.declare_exchange("d-x", aio_pika.ExchangeType.TOPIC, durable=True)
+        tx = await ch.declare_exchange("t-x", aio_pika.ExchangeType.FANOUT, durable=False)
+        for i in range(300):
+            q = await ch.declare_queue(f"dq-{i}", durable=True, arguments={"x-max-length": i + 1})
+            await q.bind(dx, f"k.{i}")
+            await q.bind(tx)
+        await ch.declare_queue("tq", durable=False)
+        await ch.declare_queue("gone", durable=True)
+        await ch.queue_delete("gone")
+    broker.stop()
+    doc = json.loads((Path(broker.data_dir) / "definitions.json").read_bytes())
+    assert sorted(q["name"] for q in doc["queues"]) == sorted(f"dq-{i}" for i in range(300))
+    assert {q["name"]: q["arguments"] for q in doc["queues"]}["dq-7"] == {"x-max-length": 8}
+    assert [e["name"] for e in doc["exchanges"]] == ["d-x"]
+    assert len(doc["bindings"]) == 300 and {b["source"] for b in doc["bindings"]} == {"d-x"}
+    broker.start()
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        await ch.declare_queue("dq-299", passive=True)
