@@ -110,8 +110,11 @@ class SyncProcess:
             msg += "\0".join(os.fspath(d) for d in dirs).encode("utf-8", "surrogateescape")
         try:
             socket.send_fds(sock, [msg], fds)
+        except BlockingIOError:
+            # many stores syncing at once filled the socket: this one runs in a thread
+            return self._fallback.submit(fsync_all, fds, dirs)
         except OSError as exc:
-            # a full socket buffer or a dead helper: never lose the sync
+            # a dead helper: never lose the sync
             self._lost(exc)
             return self._fallback.submit(fsync_all, fds, dirs)
         self._pending[job] = (fut, fds, dirs)

@@ -134,3 +134,21 @@ def test_helper_of_a_closed_loop_exits() -> None:
         other.close()
         if s2 is not None:
             s2.close()
+
+
+async def test_full_socket_sends_the_overflow_to_threads(tmp_path: Path, syncer) -> None:
+    pid = syncer._proc.pid
+    os.kill(pid, signal.SIGSTOP)  # the helper reads nothing: the socket fills up
+    fd = _file(tmp_path)
+    try:
+        futs = [syncer.sync([fd], []) for _ in range(5000)]
+        assert syncer.alive  # a full buffer is not a dead helper
+        queued = len(syncer._pending)
+        assert 0 < queued < len(futs)  # some went to the helper, the rest to threads
+        os.kill(pid, signal.SIGCONT)
+        for f in futs:
+            await _result(f)
+        assert syncer._pending == {}
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        os.close(fd)
