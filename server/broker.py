@@ -219,6 +219,20 @@ class Broker:
         self._server = await loop.create_server(
             lambda: Connection(self), self.config.host, self.config.port, backlog=1024, reuse_address=True
         )
+        if self.config.tls_port:
+            from .tls import server_context
+
+            self._tls_server = await loop.create_server(
+                lambda: Connection(self),
+                self.config.host,
+                self.config.tls_port,
+                ssl=server_context(self.config),
+                ssl_handshake_timeout=self.config.handshake_timeout,
+                backlog=1024,
+                reuse_address=True,
+            )
+            addrs = ", ".join(str(s.getsockname()) for s in self._tls_server.sockets)
+            log.info("listening amqps=%s", addrs)
         self._timeout_handle = loop.call_later(self._timeout_interval(), self._check_consumer_timeouts)
         self._check_disk()
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
@@ -237,8 +251,10 @@ class Broker:
 
         await stop_http(self._http)
         self._http = []
-        if self._server is not None:
-            self._server.close()
+        tls = getattr(self, "_tls_server", None)
+        for server in (self._server, tls):
+            if server is not None:
+                server.close()
         for h in (getattr(self, "_timeout_handle", None), getattr(self, "_disk_handle", None)):
             if h is not None:
                 h.cancel()
@@ -249,8 +265,9 @@ class Broker:
             if not self.connections:
                 break
             await asyncio.sleep(0.05)
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in (self._server, tls):
+            if server is not None:
+                await server.wait_closed()
         for vh in self.vhosts.values():
             for q in vh.queues.values():
                 q.store.close()

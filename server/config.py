@@ -14,6 +14,10 @@ def default_data_dir() -> str:
     return os.path.join(base, "warren")
 
 
+class ConfigError(ValueError):
+    """A setting the broker cannot start with (the message says which and why)."""
+
+
 @dataclass
 class Config:
     """Every setting the broker reads; names match the TOML keys and WARREN_<NAME> variables."""
@@ -39,6 +43,12 @@ class Config:
     management_port: int = 15672
     prometheus_port: int = 15692
     trace_ring_size: int = 10000
+    tls_port: int = 0
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    tls_verify: str = "verify_none"
+    tls_fail_if_no_peer_cert: bool = False
 
     @classmethod
     def load(cls, argv: list[str] | None = None) -> Config:
@@ -91,6 +101,15 @@ def _coerce(f: object, v: object) -> object:
         return [s for s in str(v).split(",") if s]
     if t == "str":
         return str(v)
+    if t == "bool":
+        if isinstance(v, bool):
+            return v
+        text = str(v).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{getattr(f, 'name', '?')}: expected true or false, got {v!r}")
     return v
 
 

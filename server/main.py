@@ -8,12 +8,17 @@ import signal
 import sys
 
 from .broker import Broker
-from .config import Config
+from .config import Config, ConfigError
 
 
 async def serve(config: Config) -> None:
     broker = Broker(config)
-    await broker.start()
+    try:
+        await broker.start()
+    except ConfigError as exc:
+        logging.getLogger("warren.broker").error("cannot start: %s", exc)
+        await broker.stop()
+        raise SystemExit(2) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

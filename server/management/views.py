@@ -435,6 +435,9 @@ def overview_json(broker: Broker, rates: Rates) -> dict[str, Any]:
         {"node": node, "protocol": "amqp", "ip_address": cfg.host, "port": broker.port if broker._server else cfg.port,
          "socket_opts": {"backlog": 1024, "nodelay": True}},
     ]
+    if cfg.tls_port:
+        listeners.append({"node": node, "protocol": "amqp/ssl", "ip_address": cfg.host, "port": cfg.tls_port,
+                          "socket_opts": {"backlog": 1024, "nodelay": True}})
     if cfg.management_port:
         listeners.append({"node": node, "protocol": "http", "ip_address": cfg.management_host or cfg.host,
                           "port": cfg.management_port, "socket_opts": {"port": cfg.management_port}})
