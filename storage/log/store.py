@@ -205,8 +205,9 @@ class LogStore:
 
     ``encode(record) -> bytes`` and ``decode(bytes) -> record`` convert records;
     records need ``.size`` (int) and ``.persistent`` (bool). Use from one event
-    loop thread; only fsyncs run elsewhere (in ``executor``, a
-    ``concurrent.futures.Executor``; default: a small shared thread pool).
+    loop thread; only fsyncs run elsewhere: in ``executor`` (a
+    ``concurrent.futures.Executor``) if given, else in the loop's fsync helper
+    process (:mod:`storage.log.syncproc`), else in a small shared thread pool.
 
     ``durable=False`` (a non-durable queue): records still go to disk, so a
     backlog stays out of RAM, but every record is treated as transient (never
