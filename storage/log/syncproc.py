@@ -25,7 +25,6 @@ import logging
 import os
 import select
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -34,26 +33,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .fsync_helper import REP, REQ, fsync_all
+
 log = logging.getLogger("warren.storage")
 
-_REQ = struct.Struct("<Q")  # job id, then NUL-separated directory paths
-_REP = struct.Struct("<Qi")  # job id, errno (0 = ok), then the error text
 _MAX_FDS = 250  # SCM_RIGHTS limit per message is 253 on Linux
 
-# The helper: a script run by path with -I -S, so it imports only builtin modules.
+# The helper: a script run by path with -I -S (no site, no user paths).
 _HELPER = Path(__file__).with_name("fsync_helper.py")
-
-
-def fsync_all(fds: Sequence[int], dirs: Sequence[Path]) -> None:
-    """Make ``fds`` (file data) and ``dirs`` (their entries) durable, in this thread."""
-    for fd in fds:
-        os.fdatasync(fd)
-    for d in dirs:
-        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 class SyncProcess:
@@ -105,7 +92,7 @@ class SyncProcess:
             return self._fallback.submit(fsync_all, fds, dirs)
         job = self._next
         self._next += 1
-        msg = _REQ.pack(job)
+        msg = REQ.pack(job)
         if dirs:
             msg += "\0".join(os.fspath(d) for d in dirs).encode("utf-8", "surrogateescape")
         try:
@@ -150,13 +137,13 @@ class SyncProcess:
             if not data:
                 self._lost(EOFError("fsync helper exited"))
                 return
-            job, err = _REP.unpack_from(data)
+            job, err = REP.unpack_from(data)
             entry = self._pending.pop(job, None)
             if entry is None:
                 continue
             fut = entry[0]
             if err:
-                text = data[_REP.size :].decode("utf-8", "replace")
+                text = data[REP.size :].decode("utf-8", "replace")
                 fut.set_exception(OSError(err, text or os.strerror(err)))
             else:
                 fut.set_result(None)
