@@ -169,3 +169,53 @@ def test_bad_tls_settings_stop_the_broker(tmp_path, pki, args, text):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert p.returncode == 2
     assert f"cannot start: {text}" in p.stderr
+
+
+def _pika_roundtrip(port: int, pki: dict) -> bytes:
+    import pika
+
+    params = pika.ConnectionParameters(
+        host="127.0.0.1",
+        port=port,
+        ssl_options=pika.SSLOptions(_client_context(pki), server_hostname="127.0.0.1"),
+    )
+    conn = pika.BlockingConnection(params)
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        q = ch.queue_declare("", exclusive=True).method.queue
+        ch.basic_publish("", q, b"via pika")
+        _m, _p, body = ch.basic_get(q, auto_ack=True)
+        return body
+    finally:
+        conn.close()
+
+
+def _kombu_roundtrip(port: int, pki: dict) -> bytes:
+    import kombu
+
+    ssl_opts = {
+        "ca_certs": str(pki["ca"]),
+        "cert_reqs": ssl.CERT_REQUIRED,
+        "server_hostname": "127.0.0.1",
+    }
+    with kombu.Connection(
+        f"amqp://guest:guest@127.0.0.1:{port}//", ssl=ssl_opts, connect_timeout=10
+    ) as conn:
+        q = kombu.Queue(
+            "kombu-tls", exchange=kombu.Exchange("kombu-tls", "direct"), routing_key="k"
+        )
+        with conn.Producer() as prod:
+            prod.publish(
+                b"via kombu", exchange=q.exchange, routing_key="k", declare=[q], serializer=None
+            )
+        m = q(conn.default_channel).get(no_ack=True)
+        return m.body
+
+
+async def test_pika_and_kombu_over_tls(broker_factory, pki):
+    port = free_port()
+    broker_factory(*_tls_args(pki, port))
+    wait_port(port)
+    assert await asyncio.to_thread(_pika_roundtrip, port, pki) == b"via pika"
+    assert await asyncio.to_thread(_kombu_roundtrip, port, pki) == b"via kombu"
