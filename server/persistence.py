@@ -99,6 +99,7 @@ class Persistence:
         self._saving: concurrent.futures.Future[None] | None = None
         self._waiters: list[tuple[int, Callable[[bool], None]]] = []
         self._retry: asyncio.TimerHandle | None = None
+        self._save_failing = False
         self._transient_seq = 0
 
     def prepare(self) -> dict[str, Any]:
@@ -220,12 +221,17 @@ class Persistence:
         self._saving = None
         exc = fut.exception()
         if exc is None:
+            if self._save_failing:
+                self._save_failing = False
+                log.warning("definitions saved again")
             self._saved = max(self._saved, upto)
             self._answer(upto, True)
             if self.unsaved:
                 self._start_save()
             return
-        log.error("could not save definitions: %s", exc)
+        # a full or failing disk fails every retry: say so once, not every second
+        (log.debug if self._save_failing else log.error)("could not save definitions: %s", exc)
+        self._save_failing = True
         # the publishes waiting for it are nacked; try again in a second
         self._answer(upto, False)
         if self._retry is None:
