@@ -93,12 +93,29 @@ class _RabbitNode:
             timeout=120,
         )
         if r.returncode != 0:
-            raise RuntimeError(f"start-rabbitmq.sh failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+            raise RuntimeError(
+                f"start-rabbitmq.sh failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+            )
         deadline = time.monotonic() + 30
         while not _port_open(self.port):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"RabbitMQ not listening on {self.port}")
             time.sleep(0.1)
+
+    def ctl(self, *args: str) -> str:
+        """rabbitmqctl against this node."""
+        r = subprocess.run(
+            ["bash", str(BENCH / "rabbitmqctl.sh"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(
+                f"rabbitmqctl {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+            )
+        return r.stdout
 
     def stop(self) -> None:
         if not self.started:
@@ -127,6 +144,12 @@ def _rabbit_node(tmp_path_factory):
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture
+def rabbitmq_node(_rabbit_node) -> _RabbitNode:
+    """The session's RabbitMQ node itself (``.url``, ``.ctl(...)`` for rabbitmqctl)."""
+    return _rabbit_node
 
 
 @pytest.fixture

@@ -57,6 +57,8 @@ class User:
     password_hash: str
     tags: list[str] = field(default_factory=list)
     permissions: dict[str, Permission] = field(default_factory=dict)
+    #: user limits: max-connections, max-channels (server/limits.py)
+    limits: dict[str, int] = field(default_factory=dict)
 
 
 def parse_plain(response: bytes) -> tuple[str, str]:

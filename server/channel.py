@@ -41,6 +41,7 @@ from .errors import (
 )
 from .exchanges import DelayedExchange, Exchange
 from .exchanges.delayed import delay_of
+from .limits import check_queue
 from .message import Message
 from .queue import Queue
 from .queue_args import queue_type, validate_queue_arguments, validate_quorum_declare
@@ -771,6 +772,8 @@ class Channel:
                     raise inequivalent(key, "queue", name, vhost.name, *_fmt_arg_pair(a, b))
         else:
             self._check_configure(name, "queue")
+            if vhost.limits:
+                check_queue(vhost, name)
             validate_queue_arguments(args, name, vhost.name)
             if queue_type(args) == "quorum":
                 validate_quorum_declare(

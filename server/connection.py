@@ -36,6 +36,7 @@ from .auth import check_password, parse_amqplain, parse_plain
 from .channel import Channel
 from .errors import ChannelError, ConnectionError_, close_text
 from .flow import OUT_HIGH, READ_BUDGET
+from .limits import check_channel, check_connection
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -269,6 +270,8 @@ class Connection(asyncio.Protocol):
                     f"number of channels opened ({len(self.channels)}) has reached "
                     f"the negotiated channel_max ({self.channel_max})",
                 )
+            if self.user.limits:
+                check_channel(self.broker, self.user)
             self.channels[num] = Channel(self, num)
             self.send_method(num, C.Channel.OpenOk())
             return
@@ -276,6 +279,11 @@ class Connection(asyncio.Protocol):
             raise ConnectionError_(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
         ids = (m.index >> 16, m.index & 0xFFFF) if m is not None else _FAST_IDS.get(kind, (0, 0))
         raise ConnectionError_(CHANNEL_ERROR, "expected 'channel.open'", *ids)
+
+    @property
+    def opened(self) -> bool:
+        """Past Connection.Open: counts toward connection limits until it is gone."""
+        return self.vhost is not None
 
     def _state_name(self) -> str:
         return _STATE_NAMES.get(self.state, "closing")
@@ -431,6 +439,8 @@ class Connection(asyncio.Protocol):
             raise ConnectionError_(
                 NOT_ALLOWED, f"access to vhost '{m.virtual_host}' refused for user '{self.user.name}'", 10, 40
             )
+        if vhost.limits or self.user.limits:
+            check_connection(self.broker, vhost, self.user)
         self.vhost = vhost
         self.permission = perm
         self.perm_all = perm.configure == perm.write == perm.read == ".*"

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from .auth import Permission, User
 from .exchanges import Exchange
+from .limits import USER_LIMITS, VHOST_LIMITS
+from .limits import validate as validate_limit
 from .policies import Policy
 from .queue import Queue
 
@@ -83,7 +85,7 @@ def _walk(broker: Broker, durable_only: bool, out: dict[str, Any], queue, exchan
                 "password_hash": u.password_hash,
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
                 "tags": list(u.tags),
-                "limits": {},
+                "limits": dict(u.limits),
             }
         )
         for vh, p in u.permissions.items():
@@ -92,6 +94,10 @@ def _walk(broker: Broker, durable_only: bool, out: dict[str, Any], queue, exchan
             )
     for vh in broker.vhosts.values():
         out["vhosts"].append({"name": vh.name, "limits": [], "metadata": {"description": "", "tags": []}})
+        if vh.limits:
+            out["parameters"].append(
+                {"value": dict(vh.limits), "vhost": vh.name, "component": "vhost-limits", "name": "limits"}
+            )
         for p in vh.policies.values():
             out["policies"].append(p.as_json())
         for ex in vh.exchanges.values():
@@ -200,8 +206,16 @@ def import_definitions(broker: Broker, data: dict[str, Any]) -> None:
         else:
             user.password_hash = u.get("password_hash", user.password_hash)
             user.tags = tags
+        limits = u.get("limits") or {}
+        if isinstance(limits, dict):
+            user.limits = {k: v for k, v in limits.items() if validate_limit(k, v, USER_LIMITS) is None}
     for v in data.get("vhosts", []):
         broker.add_vhost(v["name"])
+    for prm in data.get("parameters", []):
+        # RabbitMQ keeps vhost limits as a runtime parameter of component vhost-limits
+        vh = broker.vhosts.get(prm.get("vhost", "/"))
+        if vh is not None and prm.get("component") == "vhost-limits" and isinstance(prm.get("value"), dict):
+            vh.limits = {k: v for k, v in prm["value"].items() if validate_limit(k, v, VHOST_LIMITS) is None}
     for p in data.get("permissions", []):
         user = broker.users.get(p["user"])
         if user is not None and p["vhost"] in broker.vhosts:

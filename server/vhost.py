@@ -42,6 +42,8 @@ class VHost:
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.policies: dict = {}
+        #: vhost limits: max-connections, max-queues (server/limits.py)
+        self.limits: dict[str, int] = {}
         #: the broker's Tracer while tracing is on for this vhost, else None (one check on the hot path)
         self.trace: Any = None
         self.exchanges[""] = DefaultExchange(self, "", durable=True)

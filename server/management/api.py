@@ -35,6 +35,8 @@ from ..definitions import _jsonable, export_definitions, import_definitions
 from ..errors import ChannelError
 from ..exchanges import DelayedExchange
 from ..exchanges.delayed import delay_of
+from ..limits import USER_LIMITS, VHOST_LIMITS, check_queue
+from ..limits import validate as validate_limit
 from ..message import Message
 from ..metrics import render
 from ..policies import Policy
@@ -278,6 +280,14 @@ class Api:
         r("GET", "policies/{vhost}/{name}", self.policy)
         r("PUT", "policies/{vhost}/{name}", self.policy_put)
         r("DELETE", "policies/{vhost}/{name}", self.policy_delete)
+        r("GET", "vhost-limits", self.vhost_limits)
+        r("GET", "vhost-limits/{vhost}", self.vhost_limits)
+        r("PUT", "vhost-limits/{vhost}/{limit}", self.vhost_limit_put)
+        r("DELETE", "vhost-limits/{vhost}/{limit}", self.vhost_limit_delete)
+        r("GET", "user-limits", self.user_limits)
+        r("GET", "user-limits/{user}", self.user_limits)
+        r("PUT", "user-limits/{user}/{limit}", self.user_limit_put)
+        r("DELETE", "user-limits/{user}/{limit}", self.user_limit_delete)
         r("GET", "definitions", self.definitions)
         r("POST", "definitions", self.definitions_import)
         r("GET", "definitions/{vhost}", self.definitions)
@@ -587,6 +597,8 @@ class Api:
             if q.durable != durable or q.auto_delete != auto_delete or q.arguments != args:
                 raise bad_request(f"inequivalent arg for queue '{name}' in vhost '{vh.name}': received different settings")
             return no_content()
+        if vh.limits:
+            check_queue(vh, name)
         validate_queue_arguments(args, name, vh.name)
         if queue_type(args) == "quorum":
             validate_quorum_declare(args, name, vh.name, durable, False, auto_delete)
@@ -889,6 +901,57 @@ class Api:
         vh = c.vhost()
         if not self.broker.delete_policy(vh.name, c.params["name"]):
             raise not_found()
+        return no_content()
+
+    # -- limits ------------------------------------------------------------------------------
+    async def vhost_limits(self, c: Ctx) -> web.Response:
+        vhosts = [c.vhost()] if "vhost" in c.params else list(self.broker.vhosts.values())
+        return jresp([{"vhost": vh.name, "value": dict(vh.limits)} for vh in vhosts if vh.limits])
+
+    async def _limit_value(self, c: Ctx, known: tuple[str, ...]) -> int:
+        body = await c.body()
+        if "value" not in body:
+            raise bad_request("[{key_missing,value}]")
+        reason = validate_limit(c.params["limit"], body["value"], known)
+        if reason is not None:
+            raise bad_request(reason)
+        return int(body["value"])
+
+    async def vhost_limit_put(self, c: Ctx) -> web.Response:
+        c.admin()
+        vh = c.vhost()
+        vh.limits[c.params["limit"]] = await self._limit_value(c, VHOST_LIMITS)
+        self.broker.definitions_changed(True)
+        return no_content()
+
+    async def vhost_limit_delete(self, c: Ctx) -> web.Response:
+        c.admin()
+        vh = c.vhost()
+        vh.limits.pop(c.params["limit"], None)
+        self.broker.definitions_changed(True)
+        return no_content()
+
+    def _limit_user(self, c: Ctx) -> User:
+        user = self.broker.users.get(c.params["user"])
+        if user is None:
+            raise not_found()
+        return user
+
+    async def user_limits(self, c: Ctx) -> web.Response:
+        users = [self._limit_user(c)] if "user" in c.params else list(self.broker.users.values())
+        return jresp([{"user": u.name, "value": dict(u.limits)} for u in users if u.limits])
+
+    async def user_limit_put(self, c: Ctx) -> web.Response:
+        c.admin()
+        user = self._limit_user(c)
+        user.limits[c.params["limit"]] = await self._limit_value(c, USER_LIMITS)
+        self.broker.definitions_changed(True)
+        return no_content()
+
+    async def user_limit_delete(self, c: Ctx) -> web.Response:
+        c.admin()
+        self._limit_user(c).limits.pop(c.params["limit"], None)
+        self.broker.definitions_changed(True)
         return no_content()
 
     # -- definitions -------------------------------------------------------------------------
