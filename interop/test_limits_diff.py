@@ -23,15 +23,18 @@ def _refused(url: str) -> str:
 
 
 def run_limits(url: str, p: str, set_limit: Callable[[str, str, str, int], None]) -> dict[str, Any]:
+    """``url`` logs in as user ``p`` on vhost ``p`` (both made for this test, so that
+    what other tests left on a shared node does not count against the limits)."""
     out: dict[str, Any] = {}
-    set_limit("vhost", "/", "max-connections", 2)
+    vh, user = p, p
+    set_limit("vhost", vh, "max-connections", 2)
     conns = [pika.BlockingConnection(pika.URLParameters(url)) for _ in range(2)]
-    out["vhost_connections"] = _refused(url)
-    set_limit("vhost", "/", "max-connections", -1)
+    out["vhost_connections"] = _refused(url).replace(p, "P")
+    set_limit("vhost", vh, "max-connections", -1)
     for c in conns:
         c.close()
 
-    set_limit("vhost", "/", "max-queues", 1)
+    set_limit("vhost", vh, "max-queues", 1)
     conn = pika.BlockingConnection(pika.URLParameters(url))
     ch = conn.channel()
     ch.queue_declare(f"{p}.q1")
@@ -41,16 +44,16 @@ def run_limits(url: str, p: str, set_limit: Callable[[str, str, str, int], None]
         out["vhost_queues"] = "declared"
     except pika.exceptions.ChannelClosedByBroker as exc:
         out["vhost_queues"] = [exc.reply_code, exc.reply_text.replace(p, "P")]
-    set_limit("vhost", "/", "max-queues", -1)
+    set_limit("vhost", vh, "max-queues", -1)
     ch = conn.channel()
     ch.queue_delete(f"{p}.q1")
     conn.close()
 
-    set_limit("user", "guest", "max-connections", 2)
+    set_limit("user", user, "max-connections", 2)
     conns = [pika.BlockingConnection(pika.URLParameters(url)) for _ in range(2)]
-    out["user_connections"] = _refused(url)
-    set_limit("user", "guest", "max-connections", -1)
-    set_limit("user", "guest", "max-channels", 3)
+    out["user_connections"] = _refused(url).replace(p, "P")
+    set_limit("user", user, "max-connections", -1)
+    set_limit("user", user, "max-channels", 3)
     conns[0].channel()
     conns[0].channel()
     conns[1].channel()
@@ -58,27 +61,32 @@ def run_limits(url: str, p: str, set_limit: Callable[[str, str, str, int], None]
         conns[1].channel()
         out["user_channels"] = "opened"
     except pika.exceptions.ConnectionClosedByBroker as exc:
-        out["user_channels"] = [exc.reply_code, exc.reply_text]
+        out["user_channels"] = [exc.reply_code, exc.reply_text.replace(p, "P")]
     out["other_connection_open"] = conns[0].is_open
-    set_limit("user", "guest", "max-channels", -1)
+    set_limit("user", user, "max-channels", -1)
     for c in conns:
         if c.is_open:
             c.close()
     return out
 
 
-def _warren_limit(mgmt_port: int) -> Callable[[str, str, str, int], None]:
-    auth = "Basic " + base64.b64encode(b"guest:guest").decode()
+def _warren_put(mgmt_port: int, path: str, body: dict[str, Any]) -> None:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{mgmt_port}/api/{path}",
+        data=json.dumps(body).encode(),
+        method="PUT",
+        headers={
+            "Authorization": "Basic " + base64.b64encode(b"guest:guest").decode(),
+            "Content-Type": "application/json",
+        },
+    )
+    urllib.request.urlopen(req, timeout=10).read()
 
+
+def _warren_limit(mgmt_port: int) -> Callable[[str, str, str, int], None]:
     def set_limit(kind: str, owner: str, name: str, value: int) -> None:
         owner_q = urllib.request.quote(owner, safe="")
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{mgmt_port}/api/{kind}-limits/{owner_q}/{name}",
-            data=json.dumps({"value": value}).encode(),
-            method="PUT",
-            headers={"Authorization": auth, "Content-Type": "application/json"},
-        )
-        urllib.request.urlopen(req, timeout=10).read()
+        _warren_put(mgmt_port, f"{kind}-limits/{owner_q}/{name}", {"value": value})
 
     return set_limit
 
@@ -93,15 +101,30 @@ def _rabbit_limit(node: Any) -> Callable[[str, str, str, int], None]:
     return set_limit
 
 
+def _url(port: int, p: str) -> str:
+    return f"amqp://{p}:secret@127.0.0.1:{port}/{urllib.request.quote(p, safe='')}"
+
+
 def test_limits_differential(warren, rabbitmq_node, prefix):
     from tests.brokerproc import wait_port
 
     wait_port(warren.mgmt_port)
-    ours = run_limits(warren.url, prefix, _warren_limit(warren.mgmt_port))
+    _warren_put(warren.mgmt_port, f"vhosts/{prefix}", {})
+    _warren_put(warren.mgmt_port, f"users/{prefix}", {"password": "secret", "tags": ""})
+    _warren_put(
+        warren.mgmt_port,
+        f"permissions/{prefix}/{prefix}",
+        {"configure": ".*", "write": ".*", "read": ".*"},
+    )
+    ours = run_limits(_url(warren.port, prefix), prefix, _warren_limit(warren.mgmt_port))
+    node = rabbitmq_node
+    node.ctl("add_vhost", prefix)
+    node.ctl("add_user", prefix, "secret")
     try:
-        theirs = run_limits(rabbitmq_node.url, prefix, _rabbit_limit(rabbitmq_node))
+        node.ctl("set_permissions", "-p", prefix, prefix, ".*", ".*", ".*")
+        theirs = run_limits(_url(node.port, prefix), prefix, _rabbit_limit(node))
     finally:
-        rabbitmq_node.ctl("clear_vhost_limits", "-p", "/")
-        rabbitmq_node.ctl("clear_user_limits", "guest", "all")
+        node.ctl("delete_user", prefix)
+        node.ctl("delete_vhost", prefix)
     assert ours == theirs
     assert ours["user_channels"][0] == 530 and ours["other_connection_open"] is True
