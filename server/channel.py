@@ -394,7 +394,9 @@ class Channel:
             batch = [seq, len(stores), True, self.conn.loop.time()]
             self._pending_batches.append(batch)
             for store in stores:
-                store.sync(lambda ok=True, b=batch: self._synced(b, ok, True))
+                # the fsync latency histogram is about message stores, not definitions saves
+                fsync = store is not persistence
+                store.sync(lambda ok=True, b=batch, f=fsync: self._synced(b, ok, f))
             return
         if self._pending_batches:
             self._pending_batches.append([seq, 0, True])
