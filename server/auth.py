@@ -59,6 +59,31 @@ class User:
     permissions: dict[str, Permission] = field(default_factory=dict)
     #: user limits: max-connections, max-channels (server/limits.py)
     limits: dict[str, int] = field(default_factory=dict)
+    #: topic permissions: vhost -> exchange -> TopicPermission
+    topic_permissions: dict[str, dict[str, TopicPermission]] = field(default_factory=dict)
+
+
+@dataclass
+class TopicPermission:
+    """write/read regular expressions on routing keys for one topic exchange.
+
+    As RabbitMQ: checked on publish (write) and on binding to the exchange
+    (read), searched (not anchored) in the routing key, with ``{username}`` and
+    ``{vhost}`` expanded first.
+    """
+
+    write: str = ".*"
+    read: str = ".*"
+
+    def allows(self, kind: str, routing_key: str, username: str, vhost: str) -> bool:
+        pattern = self.write if kind == "write" else self.read
+        if pattern == ".*":
+            return True
+        pattern = pattern.replace("{username}", re.escape(username)).replace("{vhost}", re.escape(vhost))
+        try:
+            return re.search(pattern, routing_key) is not None
+        except re.error:
+            return False
 
 
 def parse_plain(response: bytes) -> tuple[str, str]:

@@ -121,6 +121,7 @@ class Broker:
                 ex.delete()
         for u in self.users.values():
             u.permissions.pop(name, None)
+            u.topic_permissions.pop(name, None)
         self.definitions_changed(True)
         return True
 

@@ -41,6 +41,7 @@ from .errors import (
 )
 from .exchanges import DelayedExchange, Exchange
 from .exchanges.delayed import delay_of
+from .exchanges.topic import TopicExchange
 from .limits import check_queue
 from .message import Message
 from .queue import Queue
@@ -266,6 +267,8 @@ class Channel:
             raise access_refused(
                 f"access to exchange '{exchange}' in vhost '{vhost.name}' refused for user '{conn.user.name}'"
             )
+        if conn.topic_perms and type(ex) is TopicExchange:
+            self._check_topic("write", ex.name, routing_key)
         if header[12] == 0 and header[13] == 0:  # no properties at all: nothing to scan
             props = EMPTY_PROPS
         else:
@@ -714,6 +717,8 @@ class Channel:
         if src is None:
             raise not_found_exchange(m.source, vhost.name)
         self._check_bind_perms(m.source, m.destination, "exchange")
+        if self.conn.topic_perms and type(src) is TopicExchange:
+            self._check_topic("read", src.name, m.routing_key)
         if unbind:
             if src.unbind(dest, m.routing_key, m.arguments or {}) is not None:
                 vhost._maybe_auto_delete_exchange(src)
@@ -808,6 +813,8 @@ class Channel:
         if ex is None:
             raise not_found_exchange(m.exchange, vhost.name)
         self._check_bind_perms(m.exchange, q.name, "queue")
+        if self.conn.topic_perms and type(ex) is TopicExchange:
+            self._check_topic("read", ex.name, m.routing_key)
         if unbind:
             b = ex.unbind(q, m.routing_key, m.arguments or {})
             if b is not None:
@@ -1010,6 +1017,16 @@ class Channel:
 
     def _check_configure(self, name: str, what: str) -> None:
         self._check_perm("configure", name, what)
+
+    def _check_topic(self, kind: str, exchange: str, routing_key: str) -> None:
+        """Topic permissions (RabbitMQ's topic authorisation) of a topic exchange, if any."""
+        conn = self.conn
+        perm = conn.topic_perms.get(exchange)
+        if perm is not None and not perm.allows(kind, routing_key, conn.user.name, self.vhost.name):
+            raise access_refused(
+                f"access to topic '{routing_key}' in exchange '{exchange}' in vhost '{self.vhost.name}' "
+                f"refused for user '{conn.user.name}'"
+            )
 
     def _check_bind_perms(self, source: str, dest: str, dest_kind: str) -> None:
         self._check_perm("write", dest, dest_kind)

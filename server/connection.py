@@ -82,6 +82,7 @@ class Connection(asyncio.Protocol):
         self.heartbeat = 0
         self.vhost: Any = None
         self.user: Any = None
+        self.topic_perms: dict = {}
         self.permission: Any = None
         self.perm_all = False
         self.capabilities: dict[str, Any] = {}
@@ -443,6 +444,8 @@ class Connection(asyncio.Protocol):
             check_connection(self.broker, vhost, self.user)
         self.vhost = vhost
         self.permission = perm
+        # the user's live per-vhost table: topic permissions set later apply at once
+        self.topic_perms = self.user.topic_permissions.setdefault(vhost.name, {})
         self.perm_all = perm.configure == perm.write == perm.read == ".*"
         self.state = S_OPENED
         if self._handshake_handle is not None:

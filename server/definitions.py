@@ -8,7 +8,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .auth import Permission, User
+from .auth import Permission, TopicPermission, User
 from .exchanges import Exchange
 from .limits import USER_LIMITS, VHOST_LIMITS
 from .limits import validate as validate_limit
@@ -92,6 +92,11 @@ def _walk(broker: Broker, durable_only: bool, out: dict[str, Any], queue, exchan
             out["permissions"].append(
                 {"user": u.name, "vhost": vh, "configure": p.configure, "write": p.write, "read": p.read}
             )
+        for vh, table in u.topic_permissions.items():
+            for ex, tp in table.items():
+                out["topic_permissions"].append(
+                    {"user": u.name, "vhost": vh, "exchange": ex, "write": tp.write, "read": tp.read}
+                )
     for vh in broker.vhosts.values():
         out["vhosts"].append({"name": vh.name, "limits": [], "metadata": {"description": "", "tags": []}})
         if vh.limits:
@@ -220,6 +225,12 @@ def import_definitions(broker: Broker, data: dict[str, Any]) -> None:
         user = broker.users.get(p["user"])
         if user is not None and p["vhost"] in broker.vhosts:
             user.permissions[p["vhost"]] = Permission(p.get("configure", ".*"), p.get("write", ".*"), p.get("read", ".*"))
+    for tp in data.get("topic_permissions", []):
+        user = broker.users.get(tp.get("user", ""))
+        if user is not None and tp.get("vhost") in broker.vhosts and "exchange" in tp:
+            user.topic_permissions.setdefault(tp["vhost"], {})[tp["exchange"]] = TopicPermission(
+                tp.get("write", ".*"), tp.get("read", ".*")
+            )
     for p in data.get("policies", []):
         vh = broker.vhosts.get(p.get("vhost", "/"))
         if vh is None:

@@ -30,7 +30,7 @@ from protocol.hotpath import shortstr
 from protocol.methods import encode_header
 from protocol.properties import scan
 
-from ..auth import Permission, User, check_password, hash_password
+from ..auth import Permission, TopicPermission, User, check_password, hash_password
 from ..definitions import _jsonable, export_definitions, import_definitions
 from ..errors import ChannelError
 from ..exchanges import DelayedExchange
@@ -280,6 +280,11 @@ class Api:
         r("GET", "policies/{vhost}/{name}", self.policy)
         r("PUT", "policies/{vhost}/{name}", self.policy_put)
         r("DELETE", "policies/{vhost}/{name}", self.policy_delete)
+        r("GET", "topic-permissions", self.topic_permissions)
+        r("GET", "topic-permissions/{vhost}/{user}", self.topic_permissions)
+        r("PUT", "topic-permissions/{vhost}/{user}", self.topic_permission_put)
+        r("DELETE", "topic-permissions/{vhost}/{user}", self.topic_permission_delete)
+        r("DELETE", "topic-permissions/{vhost}/{user}/{exchange}", self.topic_permission_delete)
         r("GET", "vhost-limits", self.vhost_limits)
         r("GET", "vhost-limits/{vhost}", self.vhost_limits)
         r("PUT", "vhost-limits/{vhost}/{limit}", self.vhost_limit_put)
@@ -871,6 +876,47 @@ class Api:
         u = self._user(c)
         if u.permissions.pop(c.params["vhost"], None) is None:
             raise not_found()
+        self.broker.definitions_changed(True)
+        return no_content()
+
+    # -- topic permissions -------------------------------------------------------------------
+    async def topic_permissions(self, c: Ctx) -> web.Response:
+        out = []
+        for u in ([self._user(c)] if "user" in c.params else list(self.broker.users.values())):
+            for vh, table in u.topic_permissions.items():
+                if "vhost" in c.params and vh != c.params["vhost"]:
+                    continue
+                for ex, tp in table.items():
+                    out.append({"user": u.name, "vhost": vh, "exchange": ex, "write": tp.write, "read": tp.read})
+        if "user" in c.params and not out:
+            raise not_found()
+        return jresp(out)
+
+    async def topic_permission_put(self, c: Ctx) -> web.Response:
+        c.admin()
+        vh = c.vhost()
+        u = self._user(c)
+        body = await c.body()
+        for k in ("exchange", "write", "read"):
+            if k not in body:
+                raise bad_request(f"[{{key_missing,{k}}}]")
+        table = u.topic_permissions.setdefault(vh.name, {})
+        existed = body["exchange"] in table
+        table[str(body["exchange"])] = TopicPermission(str(body["write"]), str(body["read"]))
+        self.broker.definitions_changed(True)
+        return no_content(204 if existed else 201)
+
+    async def topic_permission_delete(self, c: Ctx) -> web.Response:
+        c.admin()
+        u = self._user(c)
+        table = u.topic_permissions.get(c.params["vhost"])
+        if not table:
+            raise not_found()
+        if "exchange" in c.params:
+            if table.pop(c.params["exchange"], None) is None:
+                raise not_found()
+        else:
+            table.clear()  # cleared, not dropped: open connections hold this table
         self.broker.definitions_changed(True)
         return no_content()
 
