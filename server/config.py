@@ -49,6 +49,7 @@ class Config:
     tls_ca: str = ""
     tls_verify: str = "verify_none"
     tls_fail_if_no_peer_cert: bool = False
+    tls_cert_login_from: str = "distinguished_name"
 
     @classmethod
     def load(cls, argv: list[str] | None = None) -> Config:

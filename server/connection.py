@@ -37,6 +37,7 @@ from .channel import Channel
 from .errors import ChannelError, ConnectionError_, close_text
 from .flow import OUT_HIGH, READ_BUDGET
 from .limits import check_channel, check_connection
+from .tls import cert_login
 
 if TYPE_CHECKING:
     from .broker import Broker
@@ -118,6 +119,8 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         sock = transport.get_extra_info("sockname") or ("?", 0)
         self.peer = peer
+        # a verified client certificate (TLS listener with verify_peer): allows EXTERNAL
+        self.peer_cert = transport.get_extra_info("peercert") or None
         self.name = f"{peer[0]}:{peer[1]} -> {sock[0]}:{sock[1]}"
         transport.set_write_buffer_limits(high=4 * OUT_HIGH)  # type: ignore[attr-defined]
         self.broker.connections.add(self)
@@ -333,7 +336,7 @@ class Connection(asyncio.Protocol):
                         "cluster_name": self.broker.cluster_name,
                         "capabilities": SERVER_CAPABILITIES,
                     },
-                    mechanisms="PLAIN AMQPLAIN",
+                    mechanisms="PLAIN AMQPLAIN EXTERNAL" if self.peer_cert else "PLAIN AMQPLAIN",
                     locales="en_US",
                 ),
             )
@@ -384,12 +387,15 @@ class Connection(asyncio.Protocol):
                 username, password = parse_plain(raw)
             elif mech == "AMQPLAIN":
                 username, password = parse_amqplain(raw)
+            elif mech == "EXTERNAL" and self.peer_cert:
+                username, password = cert_login(self.peer_cert, self.config.tls_cert_login_from), None
             else:
                 raise ConnectionError_(ACCESS_REFUSED, f"unsupported authentication mechanism '{mech}'", 10, 11)
         except (ValueError, UnicodeDecodeError):
             username, password = "", ""
         user = self.broker.users.get(username)
-        if user is None or not check_password(password, user.password_hash):
+        # EXTERNAL: the verified certificate is the credential; the user must exist
+        if user is None or (password is not None and not check_password(password, user.password_hash)):
             log.warning("authentication failed conn=%s user=%r mechanism=%s", self.name, username, mech)
             self._refuse(
                 f"Login was refused using authentication mechanism {mech}. For details see the broker logfile."

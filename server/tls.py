@@ -7,6 +7,50 @@ import ssl
 from .config import Config, ConfigError
 
 VERIFY_MODES = ("verify_none", "verify_peer")
+LOGIN_FROM = ("distinguished_name", "common_name")
+
+# short names RabbitMQ (and RFC 4514) use in a distinguished name
+_SHORT = {
+    "commonName": "CN",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "stateOrProvinceName": "ST",
+    "localityName": "L",
+    "domainComponent": "DC",
+    "streetAddress": "STREET",
+    "userId": "UID",
+}
+
+
+def cert_login(peercert: dict, login_from: str) -> str:
+    """The user name a client certificate logs in as (mechanism EXTERNAL).
+
+    ``common_name``: the subject's CN. ``distinguished_name`` (RabbitMQ's
+    default): the whole subject in RFC 4514 order, e.g. ``CN=app,O=Example,C=US``.
+    """
+    subject = peercert.get("subject", ())
+    if login_from == "common_name":
+        for rdn in subject:
+            for key, value in rdn:
+                if key == "commonName":
+                    return value
+        return ""
+    parts = []
+    for rdn in reversed(subject):
+        parts.append("+".join(f"{_SHORT.get(k, k)}={_escape(v)}" for k, v in rdn))
+    return ",".join(parts)
+
+
+def _escape(value: str) -> str:
+    out = value
+    for ch in ("\\", ",", "+", '"', "<", ">", ";"):
+        out = out.replace(ch, "\\" + ch)
+    if out.startswith(("#", " ")):
+        out = "\\" + out
+    if out.endswith(" "):
+        out = out[:-1] + "\\ "
+    return out
 
 
 def server_context(config: Config) -> ssl.SSLContext:
@@ -18,6 +62,8 @@ def server_context(config: Config) -> ssl.SSLContext:
     """
     if not config.tls_cert or not config.tls_key:
         raise ConfigError("tls_port needs tls_cert and tls_key (PEM files)")
+    if config.tls_cert_login_from not in LOGIN_FROM:
+        raise ConfigError(f"tls_cert_login_from must be one of {', '.join(LOGIN_FROM)}")
     if config.tls_verify not in VERIFY_MODES:
         raise ConfigError(f"tls_verify must be one of {', '.join(VERIFY_MODES)}, not {config.tls_verify!r}")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

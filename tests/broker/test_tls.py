@@ -25,7 +25,7 @@ from tests.brokerproc import free_port, wait_port
 def pki(tmp_path: Path) -> dict:
     ca = trustme.CA()
     server = ca.issue_cert("127.0.0.1", "localhost")
-    client = ca.issue_cert("client.example")
+    client = ca.issue_cert("client.example", common_name="client.example")
     paths = {
         "cert": tmp_path / "server.pem",
         "key": tmp_path / "server.key",
@@ -219,3 +219,86 @@ async def test_pika_and_kombu_over_tls(broker_factory, pki):
     wait_port(port)
     assert await asyncio.to_thread(_pika_roundtrip, port, pki) == b"via pika"
     assert await asyncio.to_thread(_kombu_roundtrip, port, pki) == b"via kombu"
+
+
+def _external_login(port: int, pki: dict, with_cert: bool = True) -> str:
+    """Log in with SASL EXTERNAL over TLS (pika); the user name the broker reports back."""
+    import pika
+
+    params = pika.ConnectionParameters(
+        host="127.0.0.1",
+        port=port,
+        credentials=pika.credentials.ExternalCredentials(),
+        ssl_options=pika.SSLOptions(
+            _client_context(pki, with_cert=with_cert), server_hostname="127.0.0.1"
+        ),
+    )
+    try:
+        conn = pika.BlockingConnection(params)
+    except pika.exceptions.AMQPConnectionError as exc:
+        return f"refused: {exc!r}"
+    try:
+        ch = conn.channel()
+        q = ch.queue_declare("", exclusive=True).method.queue
+        ch.basic_publish("", q, b"x")
+        return "ok"
+    finally:
+        conn.close()
+
+
+async def _add_user(b, name: str) -> None:
+    import urllib.parse
+    import urllib.request
+
+    wait_port(b.mgmt_port)
+    auth = "Basic Z3Vlc3Q6Z3Vlc3Q="
+    u = urllib.parse.quote(name, safe="")
+    for path, body in (
+        (f"users/{u}", {"password": "unused", "tags": ""}),
+        (f"permissions/%2F/{u}", {"configure": ".*", "write": ".*", "read": ".*"}),
+    ):
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{b.mgmt_port}/api/{path}",
+            data=json.dumps(body).encode(),
+            method="PUT",
+            headers={"Authorization": auth, "Content-Type": "application/json"},
+        )
+        await asyncio.to_thread(lambda r=req: urllib.request.urlopen(r, timeout=10).read())
+
+
+async def test_external_login_by_distinguished_name(broker_factory, pki):
+    from cryptography import x509
+
+    port = free_port()
+    b = broker_factory(
+        *_tls_args(pki, port, "--tls-ca", str(pki["ca"]), "--tls-verify", "verify_peer")
+    )
+    wait_port(port)
+    dn = x509.load_pem_x509_certificate(
+        pki["client"].cert_chain_pems[0].bytes()
+    ).subject.rfc4514_string()
+    # no such user yet: refused
+    assert (await asyncio.to_thread(_external_login, port, pki)).startswith("refused")
+    await _add_user(b, dn)
+    assert await asyncio.to_thread(_external_login, port, pki) == "ok"
+    # without a client certificate EXTERNAL is not offered
+    assert (await asyncio.to_thread(_external_login, port, pki, False)).startswith("refused")
+
+
+async def test_external_login_by_common_name(broker_factory, pki):
+    port = free_port()
+    b = broker_factory(
+        *_tls_args(
+            pki,
+            port,
+            "--tls-ca",
+            str(pki["ca"]),
+            "--tls-verify",
+            "verify_peer",
+            "--tls-cert-login-from",
+            "common_name",
+        )
+    )
+    wait_port(port)
+    await _add_user(b, "client.example")
+    assert await asyncio.to_thread(_external_login, port, pki) == "ok"
