@@ -105,6 +105,16 @@ def descendants(root: int) -> list[int]:
     return out
 
 
+def last_json(stdout: str) -> dict[str, Any] | None:
+    """The last line of a load tool's output that parses as JSON (its result), if any."""
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue
+    return None
+
+
 def tree_cpu_s(pids: list[int]) -> float:
     """utime+stime (s) of the process trees, plus the reaped children of the roots."""
     total = 0
@@ -359,13 +369,7 @@ def run_one(broker: Broker, sc: Scenario, tool_argv: list[str], duration: float,
     sampler.halt.set()
     sampler.join()
     rss1 = tree_rss_kb(pids)
-    res: dict[str, Any] | None = None
-    for line in reversed(p.stdout.strip().splitlines()):
-        try:
-            res = json.loads(line)
-            break
-        except ValueError:
-            continue
+    res = last_json(p.stdout)
     tot, idle = m1[0] - m0[0], m1[1] - m0[1]
     cli = (res or {}).get("client_cpu_s", {})
     other = (tot - idle) / CLK - (c1 - c0) - cli.get("user", 0) - cli.get("sys", 0)

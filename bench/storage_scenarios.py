@@ -58,6 +58,7 @@ from bench.scenarios import (  # noqa: E402
     SHARED_BENCH,
     RssSampler,
     free_port,
+    last_json,
     machine_busy,
     tree_cpu_s,
     tree_rss_kb,
@@ -455,13 +456,7 @@ class Ctx:
         """One amqp-perf run; returns its JSON (or {}) and records problems."""
         cmd = [self.tool, "--uri", broker.uri, "--label", label, "--max-time", str(max_time), *args]
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=max_time + 180)
-        res: dict[str, Any] = {}
-        for line in reversed(p.stdout.strip().splitlines()):
-            try:
-                res = json.loads(line)
-                break
-            except ValueError:
-                continue
+        res = last_json(p.stdout) or {}
         self.phases.setdefault("perf", []).append(
             {"label": label, "cmd": shlex.join(cmd), "rc": p.returncode, "result": res,
              "stderr_tail": p.stderr[-3000:]})

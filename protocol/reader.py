@@ -75,7 +75,6 @@ def unfuse(frames: list[tuple]) -> list[tuple]:
 
 _FRAME_HDR = struct.Struct(">BHI")
 _U32 = struct.Struct(">I")
-_U16 = struct.Struct(">H")
 _HDR_PAYLOAD = struct.Struct(">HHQ")
 _ACK = struct.Struct(">QB")
 _PUBLISH_ID = BASIC_PUBLISH
@@ -204,6 +203,9 @@ class FrameReader:
                         if rk_end + 1 != end:
                             raise FrameError(FRAME_ERROR, "cannot decode Basic.Publish", 60, 40)
                         bits = data[rk_end]
+                        exchange = data[p + 1 : ex_end].decode()
+                        routing_key = data[ex_end + 1 : rk_end].decode()
+                        exrk = data[p:rk_end]
                         # Fast path: when the content header and a single body frame
                         # follow complete in this buffer, yield one K_MESSAGE instead of
                         # three tuples (frames that do not fit take the general path).
@@ -229,9 +231,7 @@ class FrameReader:
                                         if (
                                             body_size <= max_payload
                                             and bend < n
-                                            and data[bp] == FRAME_BODY
-                                            and _U16.unpack_from(data, bp + 1)[0] == ch
-                                            and _U32.unpack_from(data, bp + 3)[0] == body_size
+                                            and unpack_hdr(data, bp) == (FRAME_BODY, ch, body_size)
                                             and data[bend] == FRAME_END
                                         ):
                                             body, nxt = data[bp + 7 : bend], bend + 1
@@ -240,28 +240,18 @@ class FrameReader:
                                             (
                                                 K_MESSAGE,
                                                 ch,
-                                                data[p + 1 : ex_end].decode(),
-                                                data[ex_end + 1 : rk_end].decode(),
+                                                exchange,
+                                                routing_key,
                                                 bits & 1,
                                                 bits & 2,
-                                                data[p:rk_end],
+                                                exrk,
                                                 data[hp + 7 : hend],
                                                 body,
                                             )
                                         )
                                         pos = nxt
                                         continue
-                        append(
-                            (
-                                K_PUBLISH,
-                                ch,
-                                data[p + 1 : ex_end].decode(),
-                                data[ex_end + 1 : rk_end].decode(),
-                                bits & 1,
-                                bits & 2,
-                                data[p:rk_end],
-                            )
-                        )
+                        append((K_PUBLISH, ch, exchange, routing_key, bits & 1, bits & 2, exrk))
                     elif mid == _ACK_ID:
                         if size != 13:
                             raise FrameError(FRAME_ERROR, "cannot decode Basic.Ack", 60, 80)

@@ -75,6 +75,10 @@ class TopicPermission:
     write: str = ".*"
     read: str = ".*"
 
+    def as_json(self, user: str, vhost: str, exchange: str) -> dict[str, str]:
+        """As RabbitMQ's definitions and HTTP API list it."""
+        return {"user": user, "vhost": vhost, "exchange": exchange, "write": self.write, "read": self.read}
+
     def allows(self, kind: str, routing_key: str, username: str, vhost: str) -> bool:
         pattern = self.write if kind == "write" else self.read
         if pattern == ".*":

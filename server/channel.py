@@ -42,10 +42,9 @@ from .errors import (
 from .exchanges import DelayedExchange, Exchange
 from .exchanges.delayed import delay_of
 from .exchanges.topic import TopicExchange
-from .limits import check_queue
 from .message import Message
 from .queue import Queue
-from .queue_args import queue_type, validate_queue_arguments, validate_quorum_declare
+from .queue_args import check_new_queue, queue_type
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -92,8 +91,6 @@ def _fmt_arg(v: Any) -> str:
     # the type the client sent, as RabbitMQ does
     kind = type_name(v)
     return f"the value '{v}' of type '{kind}'"
-
-
 
 
 def _fmt_arg_pair(received: Any, current: Any) -> tuple[str, str]:
@@ -323,7 +320,10 @@ class Channel:
         ex.published_in += 1
         if self.confirm:
             self.confirm_seq += 1
-            self._confirm_dirty = True
+            if not self._confirm_dirty:
+                # confirms go out once per read, when the connection ends the batch
+                self._confirm_dirty = True
+                self.conn._batch.add(self)
         if type(ex) is DelayedExchange and msg.props.headers_len:
             delay = delay_of(msg.headers)
             if delay > 0:
@@ -382,7 +382,7 @@ class Channel:
             self._nacks = []
             # acks before the first nack, then each nack on its own
             for tag in nacks:
-                if not self._pending_batches and tag - 1 > self._confirm_acked:
+                if not self._pending_batches:
                     self._write_ack(tag - 1)
                 self.conn.write(hotpath.confirm_nack_frame(self.number, tag, False))
                 if not self._pending_batches and tag > self._confirm_acked:
@@ -404,8 +404,7 @@ class Channel:
         if self._pending_batches:
             self._pending_batches.append([seq, 0, True])
             return
-        if seq > self._confirm_acked:
-            self._write_ack(seq)
+        self._write_ack(seq)
 
     def _synced(self, batch: list, ok: bool, fsync: bool = False) -> None:
         totals = self.conn.broker.totals
@@ -441,6 +440,7 @@ class Channel:
 
     # ------------------------------------------------------------------ deliveries
     def deliver(self, consumer: Consumer, queue: Queue, pos: int, msg: Message) -> None:
+        conn = self.conn
         tag = self.next_tag
         self.next_tag = tag + 1
         if consumer.no_ack:
@@ -448,34 +448,35 @@ class Channel:
             self.delivered_noack += 1
             queue.delivered_noack += 1
         else:
-            self.unacked[tag] = (queue, pos, msg, consumer, self.conn.loop.time())
+            self.unacked[tag] = (queue, pos, msg, consumer, conn.loop.time())
             self.unacked_order.append(tag)
             consumer.unacked += 1
             self.global_unacked += 1
             queue.unacked += 1
         queue.delivered += 1
-        if msg.redelivered:
+        redelivered = msg.redelivered
+        if redelivered:
             queue.redelivered += 1
         self.delivered += 1
         consumer.delivered += 1
         if self.vhost.trace:
             self.vhost.trace.on_deliver(self, queue, msg, tag, consumer)
-        conn = self.conn
         body = msg.body
         conn.write_many(
-            deliver_parts(self.number, consumer.prefix, tag, msg.redelivered, msg.exrk, msg.header, body, conn.max_body),
+            deliver_parts(self.number, consumer.prefix, tag, redelivered, msg.exrk, msg.header, body, conn.max_body),
             len(body),
         )
 
     def deliver_reply(self, msg: Message) -> None:
-        c = self.reply_consumer
+        conn = self.conn
         tag = self.next_tag
         self.next_tag = tag + 1
-        n = self.number
-        self.conn.write_parts(
-            hotpath.deliver_frame(n, c.prefix, tag, False, msg.exrk),
-            hotpath.content_frames(n, msg.header, msg.body, self.conn.max_body),
-            len(msg.body),
+        body = msg.body
+        conn.write_many(
+            deliver_parts(
+                self.number, self.reply_consumer.prefix, tag, False, msg.exrk, msg.header, body, conn.max_body
+            ),
+            len(body),
         )
 
     # ------------------------------------------------------------------ acks
@@ -779,13 +780,7 @@ class Channel:
                     raise inequivalent(key, "queue", name, vhost.name, *_fmt_arg_pair(a, b))
         else:
             self._check_configure(name, "queue")
-            if vhost.limits:
-                check_queue(vhost, name)
-            validate_queue_arguments(args, name, vhost.name)
-            if queue_type(args) == "quorum":
-                validate_quorum_declare(
-                    args, name, vhost.name, bool(m.durable), bool(m.exclusive), bool(m.auto_delete)
-                )
+            check_new_queue(vhost, name, args, bool(m.durable), bool(m.exclusive), bool(m.auto_delete))
             q = self.conn.broker.create_queue(
                 vhost, name, bool(m.durable), self.conn if m.exclusive else None, bool(m.auto_delete), args
             )
@@ -936,9 +931,11 @@ class Channel:
             self.unacked_order.append(tag)
             q.unacked += 1
         n = self.number
-        self.conn.write_parts(
-            hotpath.get_ok_frame(n, tag, msg.redelivered, msg.exrk, len(q.store)),
-            hotpath.content_frames(n, msg.header, msg.body, self.conn.max_body),
+        self.conn.write_many(
+            [
+                hotpath.get_ok_frame(n, tag, msg.redelivered, msg.exrk, len(q.store)),
+                *hotpath.content_frames(n, msg.header, msg.body, self.conn.max_body),
+            ],
             len(msg.body),
         )
 

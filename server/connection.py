@@ -108,6 +108,7 @@ class Connection(asyncio.Protocol):
         self._hb_handle: asyncio.TimerHandle | None = None
         self._handshake_handle: asyncio.TimerHandle | None = None
         self._close_handle: asyncio.TimerHandle | None = None
+        #: channels whose publishes in this read await confirms (added by Channel._route)
         self._batch: set[Channel] = set()
         self.recv_bytes = 0
         self.sent_bytes = 0
@@ -171,30 +172,22 @@ class Connection(asyncio.Protocol):
                     continue
                 if kind == K_MESSAGE:
                     ch.on_message(f[2], f[3], f[4], f[5], f[6], f[7], f[8])
-                    if ch.confirm:
-                        self._batch.add(ch)
                     if self.blocked:
                         self._pause("alarm")  # resource alarm: stop reading from publishers
                 elif kind == K_BODY:
                     ch.on_body(f[2])
-                    if ch.confirm:  # the body may arrive in a later read than its header
-                        self._batch.add(ch)
                 elif kind == K_PUBLISH:
                     ch.on_publish(f[2], f[3], f[4], f[5], f[6])
                     if self.blocked:
                         self._pause("alarm")  # resource alarm: stop reading from publishers
                 elif kind == K_HEADER:
                     ch.on_header(f[2], f[3], f[4])
-                    if ch.confirm:
-                        self._batch.add(ch)
                 elif kind == K_ACK:
                     self._no_content(ch)
                     ch.on_ack(f[2], f[3])
                 elif kind == K_METHOD:
                     self._no_content(ch)
                     ch.handle(f[2])
-                    if ch.confirm:
-                        self._batch.add(ch)
                 elif kind == K_NACK:
                     self._no_content(ch)
                     ch.on_nack(f[2], f[3], f[4])
@@ -515,29 +508,22 @@ class Connection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         self._out.append(data)
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.loop.call_soon(self._flush)
-
-    def write_parts(self, frame: bytes, parts: list, nbytes: int) -> None:
-        out = self._out
-        out.append(frame)
-        out.extend(parts)
-        self._out_bytes += nbytes
-        if not self._flush_pending:
-            self._flush_pending = True
-            self.loop.call_soon(self._flush)
+        self._flush_at_end_of_turn()
 
     def write_many(self, parts: tuple | list, nbytes: int) -> None:
         """Queue pieces of output (joined with everything else at the end of the turn)."""
         self._out += parts
         self._out_bytes += nbytes
-        if not self._flush_pending:
+        if not self._flush_pending:  # inlined: runs for every delivery
             self._flush_pending = True
             self.loop.call_soon(self._flush)
 
     def flush_soon(self) -> None:
-        if self._out and not self._flush_pending:
+        if self._out:
+            self._flush_at_end_of_turn()
+
+    def _flush_at_end_of_turn(self) -> None:
+        if not self._flush_pending:
             self._flush_pending = True
             self.loop.call_soon(self._flush)
 

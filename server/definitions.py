@@ -4,14 +4,14 @@ exchanges, queues, bindings. Used for the durable definitions file, the
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from storage.definitions import dumps
+
 from .auth import Permission, TopicPermission, User
 from .exchanges import Exchange
-from .limits import USER_LIMITS, VHOST_LIMITS
-from .limits import validate as validate_limit
+from .limits import USER_LIMITS, VHOST_LIMITS, valid_limits
 from .policies import Policy
 from .queue import Queue
 
@@ -94,9 +94,7 @@ def _walk(broker: Broker, durable_only: bool, out: dict[str, Any], queue, exchan
             )
         for vh, table in u.topic_permissions.items():
             for ex, tp in table.items():
-                out["topic_permissions"].append(
-                    {"user": u.name, "vhost": vh, "exchange": ex, "write": tp.write, "read": tp.read}
-                )
+                out["topic_permissions"].append(tp.as_json(u.name, vh, ex))
     for vh in broker.vhosts.values():
         out["vhosts"].append({"name": vh.name, "limits": [], "metadata": {"description": "", "tags": []}})
         if vh.limits:
@@ -143,10 +141,6 @@ def export_definitions(broker: Broker, durable_only: bool = True) -> dict[str, A
     return out
 
 
-def _encode(d: dict[str, Any]) -> str:
-    return json.dumps(d, sort_keys=True, separators=(",", ":"))
-
-
 def durable_definitions_payload(broker: Broker) -> bytes:
     """The definitions file's bytes: ``export_definitions(durable_only=True)`` as JSON.
 
@@ -162,24 +156,24 @@ def durable_definitions_payload(broker: Broker) -> bytes:
     def queue(q: Queue, vh: str) -> None:
         j = q.definition_json
         if j is None:
-            j = q.definition_json = _encode(_queue_def(q, vh))
+            j = q.definition_json = dumps(_queue_def(q, vh))
         queues.append(j)
 
     def exchange(ex: Exchange, vh: str) -> None:
         j = ex.definition_json
         if j is None:
-            j = ex.definition_json = _encode(_exchange_def(ex, vh))
+            j = ex.definition_json = dumps(_exchange_def(ex, vh))
         exchanges.append(j)
 
     def binding(ex: Exchange, b: Any, vh: str) -> None:
         j = b.json
         if j is None:
-            j = b.json = _encode(_binding_def(ex, b, vh))
+            j = b.json = dumps(_binding_def(ex, b, vh))
         bindings.append(j)
 
     _walk(broker, True, out, queue, exchange, binding)
     del out["queues"], out["exchanges"], out["bindings"]
-    head = _encode(out)[:-1]  # without its closing brace
+    head = dumps(out)[:-1]  # without its closing brace
     return (
         f'{head},"queues":[{",".join(queues)}],"exchanges":[{",".join(exchanges)}],'
         f'"bindings":[{",".join(bindings)}]}}'
@@ -213,14 +207,14 @@ def import_definitions(broker: Broker, data: dict[str, Any]) -> None:
             user.tags = tags
         limits = u.get("limits") or {}
         if isinstance(limits, dict):
-            user.limits = {k: v for k, v in limits.items() if validate_limit(k, v, USER_LIMITS) is None}
+            user.limits = valid_limits(limits, USER_LIMITS)
     for v in data.get("vhosts", []):
         broker.add_vhost(v["name"])
     for prm in data.get("parameters", []):
         # RabbitMQ keeps vhost limits as a runtime parameter of component vhost-limits
         vh = broker.vhosts.get(prm.get("vhost", "/"))
         if vh is not None and prm.get("component") == "vhost-limits" and isinstance(prm.get("value"), dict):
-            vh.limits = {k: v for k, v in prm["value"].items() if validate_limit(k, v, VHOST_LIMITS) is None}
+            vh.limits = valid_limits(prm["value"], VHOST_LIMITS)
     for p in data.get("permissions", []):
         user = broker.users.get(p["user"])
         if user is not None and p["vhost"] in broker.vhosts:

@@ -33,6 +33,11 @@ def validate(name: str, value: Any, known: tuple[str, ...]) -> str | None:
     return None
 
 
+def valid_limits(limits: dict[str, Any], known: tuple[str, ...]) -> dict[str, int]:
+    """The valid entries of ``limits`` (a hand-edited definitions file may hold others)."""
+    return {k: v for k, v in limits.items() if validate(k, v, known) is None}
+
+
 def _limit(limits: dict[str, int], name: str) -> int | None:
     v = limits.get(name)
     return v if v is not None and v >= 0 else None

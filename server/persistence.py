@@ -186,10 +186,8 @@ class Persistence:
         if not self.unsaved:
             loop.call_soon(callback, True)
             return
+        # unsaved changes always have a save scheduled, in flight or retrying
         self._waiters.append((self._changes, callback))
-        if self._saving is None and not self._save_scheduled and self._retry is None:
-            self._save_scheduled = True
-            loop.call_soon(self._start_save)
 
     def _start_save(self) -> None:
         from .definitions import durable_definitions_payload
@@ -200,11 +198,11 @@ class Persistence:
         upto = self._changes
         try:
             payload = durable_definitions_payload(self.broker)
-            self._saving = fut = default_executor().submit(self.definitions.write, payload)
+            fut = default_executor().submit(self.definitions.write, payload)
         except (OSError, RuntimeError) as exc:
             fut = concurrent.futures.Future()
             fut.set_exception(exc)
-            self._saving = fut
+        self._saving = fut
         loop = asyncio.get_running_loop()
 
         def done(f: concurrent.futures.Future[None]) -> None:

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("warren.queue")
 
 
-
 def _str(v: Any) -> str | None:
     if v is None:
         return None
@@ -498,7 +497,7 @@ class Queue:
         msg.persistent = True
         self._push(msg)
         store = self.store
-        if self.durable_store and hasattr(store, "sync"):
+        if self.durable_store:
 
             def durable(ok: bool) -> None:
                 # not written: keep the old record, which comes back after a restart

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from protocol.table import type_name
 
 from .errors import precondition
+from .limits import check_queue
 
-_INT_TYPES = (int,)
+if TYPE_CHECKING:
+    from .vhost import VHost
 
 #: x-queue-type values warren serves (streams are not implemented)
 QUEUE_TYPES = ("classic", "quorum")
@@ -17,18 +19,13 @@ QUEUE_TYPES = ("classic", "quorum")
 _NOT_FOR_QUORUM = ("x-max-priority", "x-queue-mode", "x-queue-master-locator", "x-queue-version")
 
 
-def _type_name(v: Any) -> str:
-    # the reader keeps argument wire types, so this names the type the client sent
-    return type_name(v)
-
-
 def _err(key: str, qname: str, vhost: str, detail: str) -> Exception:
     return precondition(f"invalid arg '{key}' for queue '{qname}' in vhost '{vhost}': {detail}")
 
 
 def _int(key: str, v: Any, qname: str, vhost: str, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(v, bool) or not isinstance(v, _INT_TYPES):
-        raise _err(key, qname, vhost, f'"expected integer, got {_type_name(v)}"')
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _err(key, qname, vhost, f'"expected integer, got {type_name(v)}"')
     if v < minimum:
         raise _err(key, qname, vhost, f"{{value_negative,{v}}}" if minimum == 0 else f"{{value_zero,{v}}}")
     if maximum is not None and v > maximum:
@@ -54,21 +51,21 @@ def validate_queue_arguments(args: dict, qname: str = "", vhost: str = "/") -> N
             _int(key, v, qname, vhost, 1)
         elif key in ("x-dead-letter-exchange", "x-dead-letter-routing-key"):
             if _str(v) is None:
-                raise _err(key, qname, vhost, f"{{unacceptable_type,{_type_name(v)}}}")
+                raise _err(key, qname, vhost, f"{{unacceptable_type,{type_name(v)}}}")
         elif key == "x-overflow":
             s = _str(v)
             if s not in ("drop-head", "reject-publish", "reject-publish-dlx"):
-                raise _err(key, qname, vhost, "invalid_overflow" if s else f"{{unacceptable_type,{_type_name(v)}}}")
+                raise _err(key, qname, vhost, "invalid_overflow" if s else f"{{unacceptable_type,{type_name(v)}}}")
         elif key == "x-single-active-consumer":
             if not isinstance(v, bool):
-                raise _err(key, qname, vhost, f"{{unacceptable_type,{_type_name(v)}}}")
+                raise _err(key, qname, vhost, f"{{unacceptable_type,{type_name(v)}}}")
         elif key == "x-queue-mode":
             if _str(v) not in ("default", "lazy"):
-                raise _err(key, qname, vhost, f"\"unsupported queue mode '{_str(v)}'\"" if _str(v) else f"{{unacceptable_type,{_type_name(v)}}}")
+                raise _err(key, qname, vhost, f"\"unsupported queue mode '{_str(v)}'\"" if _str(v) else f"{{unacceptable_type,{type_name(v)}}}")
         elif key == "x-queue-type":
             t = _str(v)
             if t is None:
-                raise _err(key, qname, vhost, f"{{unacceptable_type,{_type_name(v)}}}")
+                raise _err(key, qname, vhost, f"{{unacceptable_type,{type_name(v)}}}")
             if t not in QUEUE_TYPES:
                 raise _err(key, qname, vhost, f"\"unsupported queue type '{t}'\"")
     if "x-dead-letter-routing-key" in args and "x-dead-letter-exchange" not in args:
@@ -102,3 +99,14 @@ def validate_quorum_declare(
     for bad, prop in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"), (not durable, "non-durable")):
         if bad:
             raise precondition(f"invalid property '{prop}' for queue '{qname}' in vhost '{vhost}'")
+
+
+def check_new_queue(
+    vhost: VHost, name: str, args: dict, durable: bool, exclusive: bool, auto_delete: bool
+) -> None:
+    """Everything a queue about to be created must pass, in RabbitMQ's order."""
+    if vhost.limits:
+        check_queue(vhost, name)
+    validate_queue_arguments(args, name, vhost.name)
+    if queue_type(args) == "quorum":
+        validate_quorum_declare(args, name, vhost.name, durable, exclusive, auto_delete)

@@ -19,6 +19,11 @@ class DefinitionsError(Exception):
     """The definitions file exists but cannot be used (corrupt, not a JSON object)."""
 
 
+def dumps(data: Any) -> str:
+    """The file's JSON for ``data`` or any part of it (compact: the C encoder, fast for 10k+ objects)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
 class DefinitionsFile:
     """Load and atomically save the broker's definitions as one JSON object."""
 
@@ -50,8 +55,8 @@ class DefinitionsFile:
 
     @staticmethod
     def encode(data: dict[str, Any]) -> bytes:
-        """The file's bytes for ``data`` (compact: the C encoder, fast for 10k+ objects)."""
-        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        """The file's bytes for ``data``."""
+        return dumps(data).encode()
 
     def save(self, data: dict[str, Any]) -> None:
         """Replace the file with ``data`` atomically and durably (blocking: write + 2 fsyncs)."""

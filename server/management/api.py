@@ -35,12 +35,12 @@ from ..definitions import _jsonable, export_definitions, import_definitions
 from ..errors import ChannelError
 from ..exchanges import DelayedExchange
 from ..exchanges.delayed import delay_of
-from ..limits import USER_LIMITS, VHOST_LIMITS, check_queue
+from ..limits import USER_LIMITS, VHOST_LIMITS
 from ..limits import validate as validate_limit
 from ..message import Message
 from ..metrics import render
 from ..policies import Policy
-from ..queue_args import queue_type, validate_queue_arguments, validate_quorum_declare
+from ..queue_args import check_new_queue
 from . import views as V
 
 if TYPE_CHECKING:
@@ -602,11 +602,7 @@ class Api:
             if q.durable != durable or q.auto_delete != auto_delete or q.arguments != args:
                 raise bad_request(f"inequivalent arg for queue '{name}' in vhost '{vh.name}': received different settings")
             return no_content()
-        if vh.limits:
-            check_queue(vh, name)
-        validate_queue_arguments(args, name, vh.name)
-        if queue_type(args) == "quorum":
-            validate_quorum_declare(args, name, vh.name, durable, False, auto_delete)
+        check_new_queue(vh, name, args, durable, False, auto_delete)
         self.broker.create_queue(vh, name, durable, None, auto_delete, args)
         return no_content(201)
 
@@ -887,7 +883,7 @@ class Api:
                 if "vhost" in c.params and vh != c.params["vhost"]:
                     continue
                 for ex, tp in table.items():
-                    out.append({"user": u.name, "vhost": vh, "exchange": ex, "write": tp.write, "read": tp.read})
+                    out.append(tp.as_json(u.name, vh, ex))
         if "user" in c.params and not out:
             raise not_found()
         return jresp(out)
@@ -977,26 +973,20 @@ class Api:
         self.broker.definitions_changed(True)
         return no_content()
 
-    def _limit_user(self, c: Ctx) -> User:
-        user = self.broker.users.get(c.params["user"])
-        if user is None:
-            raise not_found()
-        return user
-
     async def user_limits(self, c: Ctx) -> web.Response:
-        users = [self._limit_user(c)] if "user" in c.params else list(self.broker.users.values())
+        users = [self._user(c)] if "user" in c.params else list(self.broker.users.values())
         return jresp([{"user": u.name, "value": dict(u.limits)} for u in users if u.limits])
 
     async def user_limit_put(self, c: Ctx) -> web.Response:
         c.admin()
-        user = self._limit_user(c)
+        user = self._user(c)
         user.limits[c.params["limit"]] = await self._limit_value(c, USER_LIMITS)
         self.broker.definitions_changed(True)
         return no_content()
 
     async def user_limit_delete(self, c: Ctx) -> web.Response:
         c.admin()
-        self._limit_user(c).limits.pop(c.params["limit"], None)
+        self._user(c).limits.pop(c.params["limit"], None)
         self.broker.definitions_changed(True)
         return no_content()
 

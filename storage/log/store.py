@@ -67,8 +67,8 @@ from .format import (
     parse_name,
     segment_name,
 )
+from .fsync_helper import fsync_all as _fsync_all
 from .syncproc import SyncProcess, syncer_for
-from .syncproc import fsync_all as _fsync_all
 
 log = logging.getLogger("warren.storage")
 
@@ -191,8 +191,6 @@ class _SyncJob:
         self.handled = False
         #: the helper process running it (None: an executor thread)
         self.syncer: SyncProcess | None = None
-
-
 
 
 # The running loop or None, without raising: push() looks for a loop to arm

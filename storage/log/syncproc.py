@@ -85,7 +85,6 @@ class SyncProcess:
 
     def sync(self, fds: Sequence[int], dirs: Sequence[Path]) -> concurrent.futures.Future[None]:
         """fdatasync ``fds``, then fsync ``dirs``; the future says how it went."""
-        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
         fds, dirs = list(fds), list(dirs)
         sock = self._sock
         if sock is None or len(fds) > _MAX_FDS:
@@ -104,6 +103,7 @@ class SyncProcess:
             # a dead helper: never lose the sync
             self._lost(exc)
             return self._fallback.submit(fsync_all, fds, dirs)
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._pending[job] = (fut, fds, dirs)
         return fut
 
