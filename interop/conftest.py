@@ -25,7 +25,8 @@ import pytest
 from tests.brokerproc import BrokerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-BENCH = REPO.parent / "shared" / "bench"
+#: start/stop scripts of the private RabbitMQ; WARREN_BENCH_DIR overrides (e.g. from a git worktree)
+BENCH = Path(os.environ.get("WARREN_BENCH_DIR") or REPO.parent / "shared" / "bench")
 NODE_DIR = Path(__file__).resolve().parent / "node"
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 

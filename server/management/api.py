@@ -3,9 +3,9 @@ Prometheus app.
 
 Every ``/api/...`` request goes through one aiohttp handler that splits the raw
 path into percent-decoded segments (so ``%2F`` is the vhost ``/``), matches a
-route table and checks HTTP basic auth against the broker's users (tags
-``administrator``, ``monitoring``, ``policymaker`` or ``management`` may log in;
-changes to users, vhosts, permissions and definitions need ``administrator``).
+route table, checks HTTP basic auth against the broker's users (tags
+``administrator``, ``monitoring``, ``policymaker`` or ``management`` may log in)
+and applies the route's authorization rule from :mod:`.authz` before the handler.
 List endpoints accept RabbitMQ's ``columns``, ``name``/``use_regex``, ``sort``,
 ``sort_reverse`` and ``page``/``page_size`` query parameters.
 """
@@ -41,6 +41,7 @@ from ..message import Message
 from ..metrics import render
 from ..policies import Policy
 from ..queue_args import check_new_queue
+from . import authz as A
 from . import views as V
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("warren.management")
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-MGMT_TAGS = {"administrator", "monitoring", "policymaker", "management"}
 JSON_CT = "application/json"
 
 Handler = Callable[["Ctx"], Awaitable[web.StreamResponse]]
@@ -103,26 +103,23 @@ class Ctx:
         self.user = user
 
     def vhost(self, name: str | None = None) -> VHost:
+        """The path's vhost (access was checked by the route's rule), 404 if there is none."""
         vh = self.broker.vhosts.get(name if name is not None else self.params["vhost"])
         if vh is None:
             raise not_found()
-        self.check_vhost(vh.name)
         return vh
 
-    def check_vhost(self, name: str) -> None:
-        if "administrator" in self.user.tags or "monitoring" in self.user.tags:
-            return
-        if name not in self.user.permissions:
-            raise HTTPError(401, "not_authorised", "Access refused.")
-
     def visible(self, vhost: str) -> bool:
-        if "administrator" in self.user.tags or "monitoring" in self.user.tags:
-            return True
-        return vhost in self.user.permissions
+        """Objects of ``vhost`` appear in this user's listings."""
+        return A.login_vhost(self.user, vhost)
+
+    def sees(self, owner: str | None) -> bool:
+        """A connection/channel of ``owner`` appears in this user's listings."""
+        return A.sees_owned(self.user, owner)
 
     def admin(self) -> None:
-        if "administrator" not in self.user.tags:
-            raise HTTPError(401, "not_authorised", "Not administrator user")
+        if not A.is_admin(self.user):
+            raise HTTPError(401, "not_authorised", A.NOT_ADMIN)
 
     async def body(self) -> dict[str, Any]:
         raw = await self.request.read()
@@ -222,7 +219,7 @@ class Api:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.rates = V.Rates()
-        self.routes: list[tuple[str, list[str], Handler]] = []
+        self.routes: list[tuple[str, list[str], Handler, A.Rule]] = []
         r = self.add
         r("GET", "overview", self.overview)
         r("GET", "whoami", self.whoami)
@@ -313,11 +310,12 @@ class Api:
         r("PUT", "tracing/{vhost}", self.tracing_put)
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        self.routes.append((method, pattern.split("/"), handler))
+        # a route without a rule is administrator-only (fail closed); a test checks every route has one
+        self.routes.append((method, pattern.split("/"), handler, A.RULES.get((method, pattern), A.ADMIN)))
 
-    def match(self, method: str, segs: list[str]) -> tuple[Handler, dict[str, str]] | None:
+    def match(self, method: str, segs: list[str]) -> tuple[Handler, dict[str, str], A.Rule] | None:
         path_found = False
-        for m, pat, h in self.routes:
+        for m, pat, h, rule in self.routes:
             if len(pat) != len(segs):
                 continue
             params: dict[str, str] = {}
@@ -329,7 +327,7 @@ class Api:
             else:
                 path_found = True
                 if m == method or (method == "HEAD" and m == "GET"):
-                    return h, params
+                    return h, params, rule
         if path_found:
             raise HTTPError(405, "Method Not Allowed", "Method Not Allowed")
         return None
@@ -344,11 +342,13 @@ class Api:
             found = self.match(request.method, segs)
             if found is None:
                 raise not_found()
-            handler, params = found
+            handler, params, rule = found
+            A.authorize(rule, user, params, self.broker)
             return await handler(Ctx(self, request, params, user))
-        except HTTPError as exc:
+        except (HTTPError, A.Denied) as exc:
             r = jresp({"error": exc.error, "reason": exc.reason}, exc.status)
-            if exc.status == 401:
+            if exc.status == 401 and exc.error == "not_authorized":
+                # as RabbitMQ: only a failed login asks the browser for credentials
                 r.headers["WWW-Authenticate"] = 'Basic realm="RabbitMQ Management"'
             return r
         except ChannelError as exc:
@@ -365,8 +365,8 @@ class Api:
         user = self.broker.users.get(name)
         if user is None or not check_password(password, user.password_hash):
             raise HTTPError(401, "not_authorized", "Login failed")
-        if not MGMT_TAGS.intersection(user.tags):
-            raise HTTPError(401, "not_authorized", "Not management user")
+        if not A.is_management(user):
+            raise HTTPError(401, "not_authorised", "Not management user")
         return user
 
     # -- overview ------------------------------------------------------------------
@@ -396,14 +396,15 @@ class Api:
     # -- connections / channels / consumers -------------------------------------
     def _conn(self, c: Ctx) -> Any:
         for conn in list(self.broker.connections):
-            if conn.name == c.params["name"] and conn.vhost is not None and c.visible(conn.vhost.name):
+            if conn.name == c.params["name"] and conn.vhost is not None and conn.user is not None:
+                A.may_touch_owned(c.user, conn.user.name, c.request.method)
                 return conn
         raise not_found()
 
     def _conns(self, c: Ctx, vhost: str | None = None) -> list[dict[str, Any]]:
         out = []
         for conn in list(self.broker.connections):
-            if conn.vhost is None or conn.user is None or not c.visible(conn.vhost.name):
+            if conn.vhost is None or conn.user is None or not c.sees(conn.user.name):
                 continue
             if vhost is not None and conn.vhost.name != vhost:
                 continue
@@ -433,7 +434,7 @@ class Api:
         return [
             V.channel_json(self.broker, self.rates, ch)
             for ch in V.all_channels(self.broker)
-            if c.visible(ch.vhost.name) and (vhost is None or ch.vhost.name == vhost)
+            if c.sees(_owner(ch)) and (vhost is None or ch.vhost.name == vhost)
         ]
 
     async def channels(self, c: Ctx) -> web.Response:
@@ -444,7 +445,8 @@ class Api:
 
     async def channel(self, c: Ctx) -> web.Response:
         for ch in V.all_channels(self.broker):
-            if V.channel_name(ch) == c.params["name"] and c.visible(ch.vhost.name):
+            if V.channel_name(ch) == c.params["name"]:
+                A.may_touch_owned(c.user, _owner(ch), c.request.method)
                 return jresp(V.channel_json(self.broker, self.rates, ch))
         raise not_found()
 
@@ -462,6 +464,10 @@ class Api:
         if "vhost" in c.params:
             return [c.vhost()]
         return [vh for vh in self.broker.vhosts.values() if c.visible(vh.name)]
+
+    def _missing_vhost(self, c: Ctx) -> bool:
+        """RabbitMQ's binding listings answer [] (not 404) for a vhost or exchange that does not exist."""
+        return c.params["vhost"] not in self.broker.vhosts
 
     async def exchanges(self, c: Ctx) -> web.Response:
         out = [V.exchange_json(self.rates, ex) for vh in self._vhosts(c) for ex in list(vh.exchanges.values())]
@@ -522,10 +528,14 @@ class Api:
         return no_content()
 
     async def exchange_bindings_source(self, c: Ctx) -> web.Response:
+        if self._missing_vhost(c):
+            return c.listing([])
         vh, ex = self._exchange(c)
         return c.listing([b for b in V.vhost_bindings(vh) if b["source"] == ex.name])
 
     async def exchange_bindings_destination(self, c: Ctx) -> web.Response:
+        if self._missing_vhost(c):
+            return c.listing([])
         vh, ex = self._exchange(c)
         return c.listing(
             [b for b in V.vhost_bindings(vh) if b["destination"] == ex.name and b["destination_type"] == "exchange"]
@@ -624,6 +634,8 @@ class Api:
         return no_content()
 
     async def queue_bindings(self, c: Ctx) -> web.Response:
+        if self._missing_vhost(c):
+            return c.listing([])
         vh, q = self._queue(c)
         return c.listing(
             [b for b in V.vhost_bindings(vh) if b["destination"] == q.name and b["destination_type"] == "queue"]
@@ -712,6 +724,9 @@ class Api:
         return vh, src, dest
 
     async def binding_list(self, c: Ctx) -> web.Response:
+        vh = self.broker.vhosts.get(c.params["vhost"])
+        if vh is None or c.params["source"] not in vh.exchanges:
+            return c.listing([])
         vh, src, dest = self._binding_ends(c)
         return c.listing([
             V.binding_json(vh, src.name, b.destination, b.routing_key, b.arguments)
@@ -750,7 +765,8 @@ class Api:
 
     # -- vhosts, users, permissions ------------------------------------------------------
     async def vhosts(self, c: Ctx) -> web.Response:
-        return c.listing([V.vhost_json(self.broker, self.rates, vh) for vh in self._vhosts(c)])
+        return c.listing([V.vhost_json(self.broker, self.rates, vh) for vh in list(self.broker.vhosts.values())
+                          if A.visible_vhost(c.user, vh.name)])
 
     async def vhost(self, c: Ctx) -> web.Response:
         return jresp(V.vhost_json(self.broker, self.rates, c.vhost()))
@@ -761,6 +777,10 @@ class Api:
         body = await c.body()
         existed = name in self.broker.vhosts
         vh = self.broker.add_vhost(name)
+        if not existed:
+            # as RabbitMQ (maybe_grant_full_permissions): the creator may use the vhost it created
+            c.user.permissions.setdefault(name, Permission(".*", ".*", ".*"))
+            self.broker.definitions_changed(True)
         tags = body.get("tags", [])
         if isinstance(tags, str):
             tags = [t for t in tags.split(",") if t]
@@ -789,6 +809,13 @@ class Api:
         if u is None:
             raise not_found()
         return u
+
+    def _vhost_and_user(self, c: Ctx) -> tuple[VHost, User]:
+        vh = self.broker.vhosts.get(c.params["vhost"])
+        u = self.broker.users.get(c.params["user"])
+        if vh is None or u is None:
+            raise bad_request("vhost_or_user_not_found")
+        return vh, u
 
     async def user(self, c: Ctx) -> web.Response:
         c.admin()
@@ -856,8 +883,7 @@ class Api:
 
     async def permission_put(self, c: Ctx) -> web.Response:
         c.admin()
-        vh = c.vhost()
-        u = self._user(c)
+        vh, u = self._vhost_and_user(c)
         body = await c.body()
         for k in ("configure", "write", "read"):
             if k not in body:
@@ -890,8 +916,7 @@ class Api:
 
     async def topic_permission_put(self, c: Ctx) -> web.Response:
         c.admin()
-        vh = c.vhost()
-        u = self._user(c)
+        vh, u = self._vhost_and_user(c)
         body = await c.body()
         for k in ("exchange", "write", "read"):
             if k not in body:
@@ -947,7 +972,8 @@ class Api:
 
     # -- limits ------------------------------------------------------------------------------
     async def vhost_limits(self, c: Ctx) -> web.Response:
-        vhosts = [c.vhost()] if "vhost" in c.params else list(self.broker.vhosts.values())
+        vhosts = [c.vhost()] if "vhost" in c.params else [
+            vh for vh in self.broker.vhosts.values() if A.visible_vhost(c.user, vh.name)]
         return jresp([{"vhost": vh.name, "value": dict(vh.limits)} for vh in vhosts if vh.limits])
 
     async def _limit_value(self, c: Ctx, known: tuple[str, ...]) -> int:
@@ -995,7 +1021,9 @@ class Api:
         c.admin()
         data = export_definitions(self.broker, durable_only=True)
         if "vhost" in c.params:
-            vh = c.vhost().name
+            if c.params["vhost"] not in self.broker.vhosts:
+                raise bad_request("vhost_not_found")
+            vh = c.params["vhost"]
             data = {
                 "rabbit_version": data["rabbit_version"],
                 "rabbitmq_version": data["rabbitmq_version"],
@@ -1128,6 +1156,12 @@ def props_json(msg: Message) -> dict[str, Any]:
             v = int(v.timestamp())
         out[key] = v
     return out
+
+
+def _owner(ch: Any) -> str | None:
+    """The user a channel belongs to (its connection's)."""
+    user = ch.conn.user
+    return user.name if user is not None else None
 
 
 # ----------------------------------------------------------------------------- apps
