@@ -16,7 +16,6 @@ import base64
 import binascii
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
@@ -41,6 +40,7 @@ from ..message import Message
 from ..metrics import render
 from ..policies import Policy
 from ..queue_args import check_new_queue
+from ..safe_regex import RegexError, compile_safe
 from . import authz as A
 from . import views as V
 
@@ -160,8 +160,8 @@ def shape_list(items: list[dict[str, Any]], query: Any) -> Any:
     if name:
         if query.get("use_regex") in ("true", "1"):
             try:
-                rx = re.compile(name)
-            except re.error as exc:
+                rx = compile_safe(name)
+            except RegexError as exc:
                 raise bad_request(f"invalid regex: {exc}") from None
             items = [i for i in items if rx.search(str(i.get("name", "")))]
         else:
