@@ -12,6 +12,7 @@ List endpoints accept RabbitMQ's ``columns``, ``name``/``use_regex``, ``sort``,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -52,6 +53,8 @@ log = logging.getLogger("warren.management")
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 JSON_CT = "application/json"
+#: seconds to receive a request body once its headers arrived
+BODY_TIMEOUT = 30.0
 
 Handler = Callable[["Ctx"], Awaitable[web.StreamResponse]]
 
@@ -122,7 +125,12 @@ class Ctx:
             raise HTTPError(401, "not_authorised", A.NOT_ADMIN)
 
     async def body(self) -> dict[str, Any]:
-        raw = await self.request.read()
+        try:
+            # a body trickled in slowly must not hold the connection (and its descriptor) forever
+            async with asyncio.timeout(BODY_TIMEOUT):
+                raw = await self.request.read()
+        except TimeoutError:
+            raise HTTPError(408, "timeout", "request body not received in time") from None
         if not raw:
             return {}
         try:

@@ -4,11 +4,14 @@ broker (canary max round trip < 1 s) nor exhaust its file descriptors."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import select
+import socket
+import time
 
 import aio_pika
 import aiohttp
+import pika
 import pytest
 
 from tests.brokerproc import wait_port
@@ -38,3 +41,103 @@ async def test_regex_name_filter_cannot_freeze_the_broker(broker, canary):
     canary.wait_rounds(3)
     assert canary.max_rtt < MAX_RTT, f"canary max RTT {canary.max_rtt:.2f}s"
     assert "Traceback" not in broker.log_text()
+
+
+def _eof_within(socks: list[socket.socket], timeout: float) -> list[socket.socket]:
+    """Wait until the broker closed every socket (EOF or reset); returns the ones still open."""
+    left = list(socks)
+    deadline = time.monotonic() + timeout
+    while left and time.monotonic() < deadline:
+        readable, _, _ = select.select(left, [], [], 0.2)
+        for s in readable:
+            try:
+                if s.recv(4096) == b"":
+                    left.remove(s)
+            except OSError:
+                left.remove(s)
+    return left
+
+
+@pytest.mark.timeout(60)
+def test_idle_and_slow_http_connections_are_closed(broker):
+    """No request, a half-sent request (slowloris) or an idle keep-alive: closed within ~6 s, as RabbitMQ."""
+    wait_port(broker.mgmt_port)
+    wait_port(broker.prom_port)
+    socks = [socket.create_connection(("127.0.0.1", port)) for port in (broker.mgmt_port, broker.prom_port)
+             for _ in range(100)]
+    slow = socket.create_connection(("127.0.0.1", broker.mgmt_port))
+    slow.sendall(b"GET /api/overview HTTP/1.1\r\nHost: x\r\n")
+    keep = socket.create_connection(("127.0.0.1", broker.prom_port))
+    keep.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    t0 = time.monotonic()
+    deadline = t0 + 3
+    # the slowloris client keeps trickling header bytes, which must not extend its deadline
+    while time.monotonic() < deadline:
+        slow.sendall(b"X")
+        time.sleep(0.5)
+    head = keep.recv(65536)
+    assert head.startswith(b"HTTP/1.1 200")
+    left = _eof_within([*socks, slow, keep], timeout=20)
+    elapsed = time.monotonic() - t0
+    for s in [*socks, slow, keep]:
+        s.close()
+    assert not left, f"{len(left)} HTTP connections still open after {elapsed:.1f}s"
+    assert elapsed < 8, f"idle HTTP connections closed only after {elapsed:.1f}s"
+
+
+@pytest.mark.timeout(60)
+def test_idle_http_sockets_do_not_starve_amqp(broker_factory, tmp_path):
+    """With a low descriptor limit, hundreds of idle HTTP sockets leave room for AMQP clients."""
+    from tests.brokerproc import BrokerProcess
+
+    b = BrokerProcess(tmp_path / "lowfd", nofile=256).start()
+    socks: list[socket.socket] = []
+    try:
+        wait_port(b.mgmt_port)
+        wait_port(b.prom_port)
+        for port in (b.mgmt_port, b.prom_port):
+            for _ in range(200):
+                socks.append(socket.create_connection(("127.0.0.1", port)))
+        for _ in range(5):
+            conn = pika.BlockingConnection(pika.URLParameters(b.url + "?socket_timeout=5"))
+            ch = conn.channel()
+            ch.queue_declare("starve-q")
+            conn.close()
+        assert "connection limit reached" in b.log_text()
+    finally:
+        for s in socks:
+            s.close()
+        b.stop()
+
+
+@pytest.mark.timeout(60)
+def test_fd_exhaustion_is_logged_and_the_listener_survives(tmp_path):
+    """AMQP sockets up to the descriptor limit: one warning in the log; once they go, AMQP works again."""
+    from tests.brokerproc import BrokerProcess
+
+    b = BrokerProcess(tmp_path / "fd", nofile=128).start()
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(200):
+            socks.append(socket.create_connection(("127.0.0.1", b.port)))
+        deadline = time.monotonic() + 15
+        while "file descriptors exhausted" not in b.log_text():
+            assert time.monotonic() < deadline, "no log line for EMFILE"
+            time.sleep(0.1)
+        for s in socks:
+            s.close()
+        socks.clear()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                conn = pika.BlockingConnection(pika.URLParameters(b.url + "?socket_timeout=5"))
+                break
+            except pika.exceptions.AMQPConnectionError:
+                assert time.monotonic() < deadline, "AMQP listener did not recover"
+                time.sleep(0.2)
+        conn.close()
+        assert "Traceback" not in b.log_text()
+    finally:
+        for s in socks:
+            s.close()
+        b.stop()
