@@ -14,15 +14,18 @@ backwards.
 
 ``/metrics`` aggregates (no per-object labels), ``/metrics/per-object`` labels
 each queue ``{vhost, queue}``, exchange ``{vhost, exchange}``, channel and
-connection ``{channel}`` (warren has no Erlang pids: the channel or connection
-name stands in for them).
+connection ``{channel}``. RabbitMQ puts the Erlang pid there; warren an opaque
+pid-shaped id (``<0.N.0>`` for connection N, ``<0.N.C>`` for its channel C),
+never the client's address.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import time
+import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,22 @@ if TYPE_CHECKING:
     from .channel import Channel
     from .connection import Connection
     from .queue import Queue
+
+_conn_ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_next_id = itertools.count(1)
+
+
+def conn_label(conn: Any) -> str:
+    """A connection's per-object label: pid-shaped, stable while it lives, no peer address."""
+    n = _conn_ids.get(conn)
+    if n is None:
+        n = _conn_ids[conn] = next(_next_id)
+    return f"<0.{n}.0>"
+
+
+def channel_label(ch: Any) -> str:
+    return conn_label(ch.conn)[:-2] + f"{ch.number}>"
+
 
 PROTO = "amqp091"
 CLASSIC = "rabbit_classic_queue"
@@ -475,7 +494,7 @@ class WarrenCollector(Collector):
 
     def _channels_per_object(self) -> Iterator[Metric]:
         L = ["channel"]
-        chans = [(f"{c.conn.name} ({c.number})", c) for c in channels_of(self.broker)]
+        chans = [(channel_label(c), c) for c in channels_of(self.broker)]
         spec = [
             ("rabbitmq_channel_consumers", "g", "Consumers on a channel", lambda c: len(c.consumers)),
             ("rabbitmq_channel_messages_unacked", "g", "Delivered but not yet acknowledged messages", lambda c: len(c.unacked)),
@@ -504,7 +523,7 @@ class WarrenCollector(Collector):
         ):
             m = _g(name, doc, labels=L) if kind == "g" else _c(name, doc, labels=L)
             for c in conns:
-                m.add_metric([c.name], fn(c))
+                m.add_metric([conn_label(c)], fn(c))
             yield m
         yield _g("rabbitmq_connections", "Connections currently open", len(conns))
 

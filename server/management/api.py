@@ -38,11 +38,11 @@ from ..exchanges.delayed import delay_of
 from ..limits import USER_LIMITS, VHOST_LIMITS
 from ..limits import validate as validate_limit
 from ..message import Message
-from ..metrics import render
 from ..policies import Policy
 from ..queue_args import check_new_queue
 from ..safe_regex import RegexError, compile_safe
 from . import authz as A
+from . import listing as L
 from . import views as V
 
 if TYPE_CHECKING:
@@ -143,6 +143,15 @@ class Ctx:
 
     def listing(self, items: list[dict[str, Any]]) -> web.Response:
         return jresp(shape_list(items, self.request.query))
+
+    async def listing_async(self, objs: list[Any], name_of: Callable[[Any], str],
+                            to_json: Callable[[Any], dict[str, Any]]) -> web.Response:
+        """A listing of many objects: filtered and paged before JSON, built in chunks (see .listing)."""
+        try:
+            body = await L.render(objs, name_of, to_json, self.request.query, _default)
+        except L.ListingError as exc:
+            raise bad_request(str(exc)) from None
+        return web.Response(body=body, content_type=JSON_CT)
 
 
 def _column(item: dict[str, Any], col: str) -> Any:
@@ -478,8 +487,8 @@ class Api:
         return c.params["vhost"] not in self.broker.vhosts
 
     async def exchanges(self, c: Ctx) -> web.Response:
-        out = [V.exchange_json(self.rates, ex) for vh in self._vhosts(c) for ex in list(vh.exchanges.values())]
-        return c.listing(out)
+        objs = [ex for vh in self._vhosts(c) for ex in list(vh.exchanges.values())]
+        return await c.listing_async(objs, _name, lambda ex: V.exchange_json(self.rates, ex))
 
     def _exchange(self, c: Ctx) -> Any:
         vh = c.vhost()
@@ -592,8 +601,8 @@ class Api:
 
     # -- queues ------------------------------------------------------------------------
     async def queues(self, c: Ctx) -> web.Response:
-        out = [V.queue_json(self.broker, self.rates, q) for vh in self._vhosts(c) for q in list(vh.queues.values())]
-        return c.listing(out)
+        objs = [q for vh in self._vhosts(c) for q in list(vh.queues.values())]
+        return await c.listing_async(objs, _name, lambda q: V.queue_json(self.broker, self.rates, q))
 
     def _queue(self, c: Ctx) -> Any:
         vh = c.vhost()
@@ -1166,6 +1175,10 @@ def props_json(msg: Message) -> dict[str, Any]:
     return out
 
 
+def _name(obj: Any) -> str:
+    return str(obj.name)
+
+
 def _owner(ch: Any) -> str | None:
     """The user a channel belongs to (its connection's)."""
     user = ch.conn.user
@@ -1190,17 +1203,25 @@ def make_management_app(broker: Broker) -> web.Application:
 
 
 def make_prometheus_app(broker: Broker) -> web.Application:
+    """``/metrics`` and ``/metrics/per-object`` (see .scrape: incremental, shared, cached, optional basic auth)."""
     from prometheus_client import CONTENT_TYPE_LATEST
 
-    async def metrics(request: web.Request) -> web.Response:
-        body = render(broker, per_object=False)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    from .scrape import Scraper, credentials_ok
 
-    async def per_object(request: web.Request) -> web.Response:
-        body = render(broker, per_object=True)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    cfg = broker.config
+    scrapers = {False: Scraper(broker, False, 0.0), True: Scraper(broker, True, cfg.prometheus_per_object_interval)}
+
+    def handler(per_object: bool) -> Handler:
+        async def scrape(request: web.Request) -> web.Response:
+            if cfg.prometheus_user and not credentials_ok(
+                    request.headers.get("Authorization", ""), cfg.prometheus_user, cfg.prometheus_pass):
+                return web.Response(status=401, text="401 Unauthorized\n",
+                                    headers={"WWW-Authenticate": 'Basic realm="warren prometheus"'})
+            body = await scrapers[per_object].body()
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return scrape  # type: ignore[return-value]
 
     app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/metrics/per-object", per_object)
+    app.router.add_get("/metrics", handler(False))
+    app.router.add_get("/metrics/per-object", handler(True))
     return app
