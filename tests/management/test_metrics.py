@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from urllib.parse import quote
 
 import aio_pika
 
@@ -153,3 +154,17 @@ async def test_confirm_and_fsync_latency_histograms(broker, http):
         assert metric(m, "warren_confirm_latency_seconds_count") >= 1
         assert metric(m, "warren_fsync_seconds_count") >= 1
         assert metric(m, "warren_fsync_seconds_bucket", le="+Inf") == metric(m, "warren_fsync_seconds_count")
+
+
+async def test_per_object_labels_escape_odd_names(broker, http):
+    """Per-object text is written by hand (server/management/scrape.py): names with quotes,
+    and backslashes (possible through the HTTP API) parse back to themselves."""
+    odd = 'odd "name" \\ with'
+    path = "/api/queues/%2F/" + quote(odd, safe="")
+    assert (await http.req("PUT", path, {"durable": False}))[0] == 201
+    st, _ = await http.req("POST", "/api/exchanges/%2F/amq.default/publish",
+                           {"routing_key": odd, "payload": "x", "payload_encoding": "string", "properties": {}})
+    assert st == 200
+    m = await http.metrics(per_object=True)
+    assert metric(m, "rabbitmq_queue_messages_ready", vhost="/", queue=odd) == 1
+    assert metric(m, "rabbitmq_queue_messages_published_total", vhost="/", queue=odd) == 1
