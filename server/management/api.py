@@ -388,7 +388,35 @@ class Api:
 
     # -- overview ------------------------------------------------------------------
     async def overview(self, c: Ctx) -> web.Response:
-        return jresp(V.overview_json(self.broker, self.rates))
+        data = V.overview_json(self.broker, self.rates)
+        if not A.is_monitor(c.user):
+            self._restrict_overview(c, data)
+        return jresp(data)
+
+    def _restrict_overview(self, c: Ctx, data: dict[str, Any]) -> None:
+        """As RabbitMQ for users without the monitoring tag: no node, listeners or contexts, and
+        totals only over the vhosts they may use and the connections they own."""
+        for k in ("node", "listeners", "contexts"):
+            data.pop(k, None)
+        vhosts = [vh for vh in self.broker.vhosts.values() if c.visible(vh.name)]
+        conns = [conn for conn in list(self.broker.connections)
+                 if conn.vhost is not None and conn.user is not None and c.sees(conn.user.name)]
+        data["object_totals"] = {
+            "channels": sum(len(conn.channels) for conn in conns),
+            "connections": len(conns),
+            "exchanges": sum(len(vh.exchanges) for vh in vhosts),
+            "queues": sum(len(vh.queues) for vh in vhosts),
+        }
+        qt: dict[str, Any] = {}
+        if vhosts:
+            ready = sum(len(q.store) for vh in vhosts for q in vh.queues.values())
+            unacked = sum(q.unacked for vh in vhosts for q in vh.queues.values())
+            for k, v in (("messages", ready + unacked), ("messages_ready", ready), ("messages_unacknowledged", unacked)):
+                qt[k] = v
+                qt[f"{k}_details"] = {"rate": 0.0}
+        data["queue_totals"] = qt
+        # warren keeps message rates per node, not per vhost: not shown to users who may not see the node
+        data["message_stats"] = {}
 
     async def whoami(self, c: Ctx) -> web.Response:
         return jresp({"name": c.user.name, "tags": list(c.user.tags)})
@@ -418,21 +446,17 @@ class Api:
                 return conn
         raise not_found()
 
-    def _conns(self, c: Ctx, vhost: str | None = None) -> list[dict[str, Any]]:
-        out = []
-        for conn in list(self.broker.connections):
-            if conn.vhost is None or conn.user is None or not c.sees(conn.user.name):
-                continue
-            if vhost is not None and conn.vhost.name != vhost:
-                continue
-            out.append(V.connection_json(self.broker, self.rates, conn))
-        return out
+    async def _conns(self, c: Ctx, vhost: str | None = None) -> web.Response:
+        objs = [conn for conn in list(self.broker.connections)
+                if conn.vhost is not None and conn.user is not None and c.sees(conn.user.name)
+                and (vhost is None or conn.vhost.name == vhost)]
+        return await c.listing_async(objs, _name, lambda conn: V.connection_json(self.broker, self.rates, conn))
 
     async def connections(self, c: Ctx) -> web.Response:
-        return c.listing(self._conns(c))
+        return await self._conns(c)
 
     async def vhost_connections(self, c: Ctx) -> web.Response:
-        return c.listing(self._conns(c, c.vhost().name))
+        return await self._conns(c, c.vhost().name)
 
     async def connection(self, c: Ctx) -> web.Response:
         return jresp(V.connection_json(self.broker, self.rates, self._conn(c)))
@@ -723,8 +747,12 @@ class Api:
 
     # -- bindings ------------------------------------------------------------------------
     async def bindings(self, c: Ctx) -> web.Response:
-        out = [b for vh in self._vhosts(c) for b in V.vhost_bindings(vh)]
-        return c.listing(out)
+        refs: list[tuple[Any, ...]] = []
+        for vh in self._vhosts(c):
+            refs += [(vh, "", q, q.name, {}) for q in list(vh.queues.values())]
+            refs += [(vh, ex.name, b.destination, b.routing_key, b.arguments)
+                     for ex in list(vh.exchanges.values()) if ex.name for b in list(ex.bindings.values())]
+        return await c.listing_async(refs, lambda _r: "", lambda r: V.binding_json(*r))
 
     def _binding_ends(self, c: Ctx) -> Any:
         vh = c.vhost()

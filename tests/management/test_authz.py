@@ -122,3 +122,20 @@ async def test_refusals_carry_rabbitmq_bodies(broker, http):
     assert (st, got) == (401, {"error": "not_authorised", "reason": "Not management user"})
     # the queue is untouched
     assert (await http.get("/api/queues/%2F/b-q"))["name"] == "b-q"
+
+
+async def test_overview_is_restricted_for_non_monitoring_users(broker, http):
+    """As RabbitMQ: no node/listeners, totals over the user's own vhosts and connections only."""
+    await http.req("PUT", "/api/users/o-mgmt", {"password": "pw", "tags": "management"})
+    await http.req("PUT", "/api/users/o-mon", {"password": "pw", "tags": "monitoring"})
+    await http.req("PUT", "/api/vhosts/o-other", {})
+    await http.req("PUT", "/api/permissions/o-other/o-mgmt", M.FULL)
+    await http.req("PUT", "/api/queues/%2F/o-q1", {})
+    await http.req("PUT", "/api/queues/o-other/o-q2", {})
+    st, mine = await http.req("GET", "/api/overview", auth=M.auth("o-mgmt", "pw"))
+    assert st == 200
+    assert "node" not in mine and "listeners" not in mine
+    assert mine["object_totals"]["queues"] == 1 and mine["object_totals"]["connections"] == 0
+    assert mine["object_totals"]["exchanges"] == 7  # the default and amq.* exchanges of o-other
+    st, mon = await http.req("GET", "/api/overview", auth=M.auth("o-mon", "pw"))
+    assert st == 200 and "node" in mon and mon["object_totals"]["queues"] == 2
