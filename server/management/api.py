@@ -453,7 +453,7 @@ class Api:
     async def connection_close(self, c: Ctx) -> web.Response:
         conn = self._conn(c)
         reason = c.request.headers.get("X-Reason", "Closed via management plugin")
-        conn.close_by_broker(320, f"CONNECTION_FORCED - {reason}")
+        conn.close_by_broker(320, reason)  # the error adds "CONNECTION_FORCED - "
         return no_content()
 
     async def connection_channels(self, c: Ctx) -> web.Response:

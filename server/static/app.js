@@ -61,7 +61,7 @@ function fmtNum(v) {
   if (typeof v !== "number") return String(v);
   if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(2) + "M";
   if (Math.abs(v) >= 1e4) return (v / 1e3).toFixed(1) + "k";
-  return Number.isInteger(v) ? String(v) : v.toFixed(1);
+  return Number.isInteger(v) ? String(v) : String(Number(v.toFixed(Math.abs(v) < 10 ? 2 : 1)));
 }
 function fmtBytes(v) {
   if (typeof v !== "number") return "–";
@@ -658,7 +658,7 @@ pages.delayed = async (main) => {
         const d = await api("exchanges/" + enc(x.vhost) + "/" + enc(x.name) + "/delayed?limit=100");
         blocks.push(table([{label: "Due at", render: m => new Date(m.due).toLocaleString()},
           {label: "Due in", render: m => fmtDuration(m.due_in_ms)}, {label: "Routing key", key: "routing_key"},
-          {label: "Message id", key: "message_id"}, {label: "x-delay (ms)", key: "delay", num: true},
+          {label: "Message id", key: "message_id"}, {label: "Delay", num: true, render: m => typeof m.delay === "number" ? fmtDuration(m.delay) : "–"},
           {label: "Bytes", key: "payload_bytes", num: true}], d.messages, {empty: "Nothing pending.",
           rowAttrs: m => ({"data-due-in": m.due_in_ms})}));
         if (d.pending > d.messages.length) blocks.push(h("p", {class: "muted"}, "Showing the first " + d.messages.length + " of " + d.pending + "."));

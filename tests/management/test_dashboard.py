@@ -11,12 +11,15 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import aio_pika
 import aiohttp
 import pytest
 
 from tests.management.cdp import Chromium, Page
+
+from .conftest import AUTH
 
 STATIC = Path(__file__).resolve().parents[2] / "server" / "static"
 
@@ -117,6 +120,19 @@ async def test_delayed_pending_listing(broker, http):
         assert (await http.req("GET", "/api/delayed/nope"))[0] == 404
 
 
+async def test_close_connection_reason_is_rabbitmqs(broker, http):
+    import aiormq
+
+    conn = await aiormq.connect(broker.url)
+    (c,) = await http.get("/api/connections")
+    status, _ = await http.req("DELETE", "/api/connections/" + quote(c["name"], safe=""),
+                               auth={**AUTH, "X-Reason": "go away"})
+    assert status == 204
+    with pytest.raises(aiormq.exceptions.ConnectionClosed) as exc:
+        await asyncio.wait_for(conn.closing, 10)
+    assert exc.value.args[:2] == (320, "CONNECTION_FORCED - go away")
+
+
 # ----------------------------------------------------------------------------- queue paging
 async def test_queue_paging_fast_path_matches_rabbitmq_shape(broker, http):
     defs = {"queues": [{"name": f"p{i:02d}", "vhost": "/", "durable": True, "auto_delete": False, "arguments": {}}
@@ -214,6 +230,8 @@ async def test_dashboard_as_a_person_uses_it(broker, http, tmp_path):
         await page.click('#queue-list a[href="#/queue/%2F/orders"]')
         await page.wait("document.querySelector('#main').dataset.page === 'queue' && document.querySelector('#main').dataset.ready === '1'")
         assert await page.eval("document.querySelector('#queue-stats [data-ready]').dataset.ready") == "4"
+        await page.wait("Number(document.querySelector('#queue-chart-rates').dataset.points) >= 2", timeout=15)
+        await page.screenshot(shots / "queue.png")
         lanes = await page.text("#queue-lanes tbody")
         assert lanes.split() == ["3", "2", "2", "0", "1", "1", "0", "1"]  # priority, ready per lane
 
@@ -229,7 +247,7 @@ async def test_dashboard_as_a_person_uses_it(broker, http, tmp_path):
         assert "hello from the browser" in await page.text("#get-result")
         api_q = await http.get("/api/queues/%2F/orders")
         assert api_q["messages_ready"] == 5  # requeued
-        await page.screenshot(shots / "queue.png")
+        await page.screenshot(shots / "queue-get.png")
 
         # bad input: the form shows the reason, the page stays
         await page.type("#queue-publish textarea[name=headers]", "{not json")
@@ -280,11 +298,60 @@ async def test_dashboard_as_a_person_uses_it(broker, http, tmp_path):
         await page.wait("document.querySelector('#trace-result [data-event=published]')")
         await page.screenshot(shots / "trace.png")
 
+        # delayed messages: publish into a delayed exchange from its page, see both pending with due times
+        ex = await ch.declare_exchange("later", "x-delayed-message", arguments={"x-delayed-type": "direct"})
+        await (await ch.declare_queue("later-q")).bind(ex, "k")
+        await ex.publish(aio_pika.Message(b"soon", headers={"x-delay": 600_000}, message_id="d-1"), "k")
+        await page.click("#nav a[data-page=exchanges]")
+        await page.click('#exchange-list a[href="#/exchange/%2F/later"]')
+        await page.wait("document.querySelector('#main').dataset.page === 'exchange' && document.querySelector('#main').dataset.ready === '1'")
+        await page.type("#exchange-publish input[name=routing_key]", "k")
+        await page.type("#exchange-publish textarea[name=headers]", '{"x-delay": 300000}')
+        await page.type("#exchange-publish textarea[name=payload]", "later, from the browser")
+        await page.click("#exchange-publish button[type=submit]")
+        await page.wait("document.querySelector('#toast').textContent === 'Message published.'")
+        await page.screenshot(shots / "exchange.png")
+        await page.click("#nav a[data-page=delayed]")
+        await page.wait("document.querySelector('[data-delayed=\"/ later\"]')")
+        assert "2 pending" in await page.text('[data-delayed="/ later"]')
+        await page.click('[data-delayed="/ later"] button')
+        await page.wait("document.querySelectorAll('#delayed-list tr[data-due-in]').length === 2")
+        due = await page.eval("[...document.querySelectorAll('#delayed-list tr[data-due-in]')].map(r => Number(r.dataset.dueIn))")
+        assert 0 < due[0] <= 300_000 < due[1] <= 600_000  # due order
+        await page.screenshot(shots / "delayed.png")
+
+        # limits: a bad value shows the API's reason, a good one is set
+        await page.click("#nav a[data-page=limits]")
+        await page.wait("document.querySelector('#main').dataset.page === 'limits' && document.querySelector('#main').dataset.ready === '1'")
+        await page.select("#vhost-limit-form select[name=limit]", "max-queues")
+        await page.type("#vhost-limit-form input[name=value]", "1.5")
+        reason = await submit_and_expect_error(page, "vhost-limit-form")
+        assert reason == (await http.req("PUT", "/api/vhost-limits/%2F/max-queues", {"value": 1.5}))[1]["reason"]
+        await page.type("#vhost-limit-form input[name=value]", "500")
+        await page.click("#vhost-limit-form button[type=submit]")
+        await page.wait("document.querySelector('#vhost-limit-list tbody').innerText.includes('500')")
+        assert await http.get("/api/vhost-limits/%2F") == [{"vhost": "/", "value": {"max-queues": 500}}]
+
+        # close a connection (a second client's) from the connections page
+        other = await aio_pika.connect(broker.url, client_properties={"connection_name": "to-close"})
+        await page.click("#nav a[data-page=connections]")
+        await page.wait("document.querySelectorAll('#connection-list tr[data-connection]').length === 2")
+        name = (await http.get("/api/connections?name=&columns=name,client_properties"))
+        victim = next(c["name"] for c in name if c.get("client_properties", {}).get("connection_name") == "to-close")
+        row = f'#connection-list tr[data-connection="{victim}"] button.danger'
+        await page.click(row)
+        await page.click(row)  # the second click confirms
+        await page.wait("document.querySelectorAll('#connection-list tr[data-connection]').length === 1")
+        assert len(await http.get("/api/connections")) == 1
+        await other.close()
+
         # the remaining pages load without an error
-        for name in ("exchanges", "delayed", "vhosts", "permissions", "limits", "overview"):
+        for name in ("vhosts", "permissions", "overview"):
             await page.click(f"#nav a[data-page={name}]")
             await page.wait(f"document.querySelector('#main').dataset.page === '{name}'"
                             " && document.querySelector('#main').dataset.ready === '1'")
+            if name != "overview":  # overview.png shows the publisher running
+                await page.screenshot(shots / f"{name}.png")
         assert page.errors == []
         await q.purge()
 
