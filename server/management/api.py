@@ -44,6 +44,7 @@ from ..queue_args import check_new_queue
 from . import delayed as D
 from . import session
 from . import views as V
+from .history import History, add_samples
 from .paging import PageError, queue_page
 from .session import COOKIE, SessionError, Sessions
 
@@ -228,6 +229,7 @@ class Api:
         self.broker = broker
         self.rates = V.Rates()
         self.sessions = Sessions()
+        self.history = History(broker)
         self.routes: list[tuple[str, list[str], Handler]] = []
         r = self.add
         r("GET", "overview", self.overview)
@@ -402,7 +404,12 @@ class Api:
 
     # -- overview ------------------------------------------------------------------
     async def overview(self, c: Ctx) -> web.Response:
-        return jresp(V.overview_json(self.broker, self.rates))
+        out = V.overview_json(self.broker, self.rates)
+        try:
+            add_samples(out, self.history, c.request.query)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        return jresp(out)
 
     async def whoami(self, c: Ctx) -> web.Response:
         return jresp({"name": c.user.name, "tags": list(c.user.tags)})
@@ -1194,6 +1201,15 @@ def make_management_app(broker: Broker) -> web.Application:
     app.router.add_route("*", "/api/{tail:.*}", api.handle)
     app.router.add_route("*", "/api", api.handle)
     session.install(app, api)
+
+    async def start_history(app: web.Application) -> None:
+        api.history.start()
+
+    async def stop_history(app: web.Application) -> None:
+        await api.history.stop()
+
+    app.on_startup.append(start_history)
+    app.on_cleanup.append(stop_history)
     if STATIC.is_dir():
         app.router.add_get("/", _index)
         app.router.add_static("/static/", STATIC, show_index=False)

@@ -283,6 +283,19 @@ const overviewDepth = new Series(["ready", "unacked"]);
 const queueHistory = new Map(); // "vhost\u0000name" -> {rates, depth}
 let lastOverview = null;
 
+// The last ten minutes the broker sampled (RabbitMQ's msg_rates_age/lengths_age), so the
+// overview charts start full instead of empty; live polling continues from there.
+async function seedHistory() {
+  if (overviewDepth.t.length) return;
+  const ov = await api("overview?msg_rates_age=600&msg_rates_incr=5&lengths_age=600&lengths_incr=5");
+  const ms = ov.message_stats || {}, qt = ov.queue_totals || {};
+  const oldestFirst = (o, k) => ((o[k + "_details"] || {}).samples || []).slice().reverse();
+  const rates = ["publish", "deliver_get", "ack", "confirm"].map(k => oldestFirst(ms, k));
+  const depth = ["messages_ready", "messages_unacknowledged"].map(k => oldestFirst(qt, k));
+  rates[0].forEach((p, i) => overviewRates.pushCounters(p.timestamp / 1000, rates.map(r => r[i] ? r[i].sample : 0)));
+  depth[0].forEach((p, i) => overviewDepth.pushGauges(p.timestamp / 1000, depth.map(r => r[i] ? r[i].sample : 0)));
+}
+
 async function sampleOverview() {
   const ov = await api("overview");
   const t = Date.now() / 1000;
@@ -942,6 +955,7 @@ async function startApp(me) {
   $("#whoami").textContent = me.name;
   $("#whoami").title = "tags: " + (me.tags || []).join(", ");
   await loadVhosts().catch(() => {});
+  await seedHistory().catch(() => {});
   await sampleOverview().catch(() => {});
   await render();
 }

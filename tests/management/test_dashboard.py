@@ -133,6 +133,33 @@ async def test_close_connection_reason_is_rabbitmqs(broker, http):
     assert exc.value.args[:2] == (320, "CONNECTION_FORCED - go away")
 
 
+async def test_overview_samples_the_last_minutes_like_rabbitmq(broker, http):
+    conn = await aio_pika.connect(broker.url)
+    async with conn:
+        ch = await conn.channel()
+        await ch.declare_queue("sampled")
+        for _ in range(10):
+            await ch.default_exchange.publish(aio_pika.Message(b"s"), "sampled")
+        q = "/api/overview?msg_rates_age=600&msg_rates_incr=5&lengths_age=600&lengths_incr=5"
+        deadline = time.monotonic() + 20
+        while True:  # the broker samples every 5 s
+            ov = await http.get(q)
+            pub = ov["message_stats"]["publish_details"]["samples"]
+            if pub and pub[0]["sample"] == 10:
+                break
+            assert time.monotonic() < deadline, pub
+            await asyncio.sleep(0.2)
+        ready = ov["queue_totals"]["messages_ready_details"]["samples"]
+        assert ready[0]["sample"] == 10 and ready[0]["timestamp"] == pub[0]["timestamp"]
+        assert all(a["timestamp"] > b["timestamp"] for a, b in zip(pub, pub[1:], strict=False))  # newest first
+        assert abs(pub[0]["timestamp"] / 1000 - time.time()) < 30
+        for k in ("deliver_get", "ack", "confirm", "redeliver"):
+            assert len(ov["message_stats"][k + "_details"]["samples"]) == len(pub)
+        assert "samples" not in (await http.get("/api/overview"))["message_stats"]["publish_details"]
+        assert (await http.req("GET", "/api/overview?msg_rates_age=x"))[0] == 400
+        assert (await http.req("GET", "/api/overview?lengths_age=60&lengths_incr=0"))[0] == 400
+
+
 # ----------------------------------------------------------------------------- queue paging
 async def test_queue_paging_fast_path_matches_rabbitmq_shape(broker, http):
     defs = {"queues": [{"name": f"p{i:02d}", "vhost": "/", "durable": True, "auto_delete": False, "arguments": {}}
