@@ -954,9 +954,10 @@ async function startApp(me) {
   $("#app").hidden = false;
   $("#whoami").textContent = me.name;
   $("#whoami").title = "tags: " + (me.tags || []).join(", ");
-  await loadVhosts().catch(() => {});
-  await seedHistory().catch(() => {});
-  await sampleOverview().catch(() => {});
+  // only the overview needs the samples first; other pages render at once
+  const warm = Promise.all([loadVhosts().catch(() => {}),
+    seedHistory().catch(() => {}).then(() => sampleOverview()).catch(() => {})]);
+  if (parseHash().name === "overview") await warm;
   await render();
 }
 
