@@ -307,6 +307,19 @@ async def test_dashboard_as_a_person_uses_it(broker, http, tmp_path):
         pol = await http.get("/api/policies/%2F/cap")
         assert (pol["pattern"], pol["definition"], pol["apply-to"]) == ("^orders$", {"max-length": 100}, "queues")
         await page.screenshot(shots / "policies.png")
+        # edit it from its row, then delete it (a second click confirms)
+        await page.click('#policy-list [data-policy="/ cap"] .row-actions button.ghost')
+        await page.wait("document.querySelector('#policy-form input[name=name]').value === 'cap'")
+        await page.type("#policy-form input[name=priority]", "7")
+        await page.click("#policy-form button[type=submit]")
+        await page.wait("document.querySelector('#policy-list [data-policy=\"/ cap\"]').innerText.includes('7')")
+        assert (await http.get("/api/policies/%2F/cap"))["priority"] == 7
+        await page.type("#policy-form textarea[name=definition]", '["max-length"]')
+        assert "Definition must be a JSON object" in await submit_and_expect_error(page, "policy-form")
+        await page.click('#policy-list [data-policy="/ cap"] button.danger')
+        await page.click('#policy-list [data-policy="/ cap"] button.danger')
+        await page.wait("!document.querySelector('#policy-list [data-policy=\"/ cap\"]')")
+        assert (await http.req("GET", "/api/policies/%2F/cap"))[0] == 404
 
         # connections: one is listed and can be closed
         await page.click("#nav a[data-page=connections]")
@@ -371,6 +384,23 @@ async def test_dashboard_as_a_person_uses_it(broker, http, tmp_path):
         await page.wait("document.querySelectorAll('#connection-list tr[data-connection]').length === 1")
         assert len(await http.get("/api/connections")) == 1
         await other.close()
+
+        # purge, then delete a queue from its page
+        await ch.declare_queue("doomed")
+        await ch.default_exchange.publish(aio_pika.Message(b"bye"), "doomed")
+        await page.goto(http.base + "/#/queue/%2F/doomed")
+        await page.wait("document.querySelector('#queue-stats [data-ready]') && document.querySelector('#queue-stats [data-ready]').dataset.ready === '1'")
+        await page.click("#purge")
+        await page.click("#purge")
+        await page.wait("document.querySelector('#queue-stats [data-ready]').dataset.ready === '0'")
+        await page.click("#delete-queue")
+        await page.click("#delete-queue")
+        await page.wait("document.querySelector('#main').dataset.page === 'queues'")
+        assert (await http.req("GET", "/api/queues/%2F/doomed"))[0] == 404
+        # a queue that is not there: the page says so
+        await page.goto(http.base + "/#/queue/%2F/doomed")
+        assert "Not Found" in await page.wait(
+            "document.querySelector('#main').dataset.ready === 'error' && document.querySelector('#main').innerText")
 
         # the remaining pages load without an error
         for name in ("vhosts", "permissions", "overview"):
