@@ -33,6 +33,8 @@ def screens(tmp_path: Path) -> Path:
 async def test_static_files_served(broker, http):
     async with http.s.get(http.base + "/") as r:
         assert r.status == 200 and "warren" in await r.text()
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Frame-Options"] == "DENY"
     for f in ("app.js", "style.css", "uplot.iife.min.js", "uplot.min.css"):
         async with http.s.get(http.base + "/static/" + f) as r:
             assert r.status == 200, f
