@@ -714,22 +714,26 @@ pages.users = async (main) => {
 // -- admin: vhosts
 pages.vhosts = async (main) => {
   const list = h("div", {id: "vhost-list"});
-  main.append(card("Virtual hosts", list), card("Add a virtual host", form("vhost-form", [
+  const f = form("vhost-form", [
     {name: "name", label: "Name"}, {name: "description", label: "Description"}, {name: "tags", label: "Tags (comma separated)"},
-  ], "Add virtual host", async v => {
+  ], "Add / update virtual host", async v => {
     if (!v.name) throw new ApiError(400, "bad_request", "A virtual host needs a name.");
     await api("vhosts/" + enc(v.name), {method: "PUT", json: {description: v.description, tags: v.tags}});
-    toast("Virtual host " + v.name + " added"); loadVhosts(); refresh();
-  })));
+    toast("Virtual host " + v.name + " saved"); loadVhosts(); refresh();
+  });
+  main.append(card("Virtual hosts", list), card("Add or edit a virtual host", f));
   async function refresh() {
     const vs = await api("vhosts");
     list.replaceChildren(table([{label: "Name", key: "name"}, {label: "Description", render: v => v.description || "–"},
       {label: "Messages", key: "messages", num: true}, {label: "Ready", key: "messages_ready", num: true},
       {label: "Unacked", key: "messages_unacknowledged", num: true},
-      {label: "Tracing", render: v => v.tracing ? pill("firehose on", "warn") : "off"},
-      {label: "", render: v => dangerButton("Delete", async () => {
-        await api("vhosts/" + enc(v.name), {method: "DELETE"}); toast("Virtual host deleted"); loadVhosts(); refresh();
-      })}], vs, {rowAttrs: v => ({"data-vhost": v.name})}));
+      {label: "Firehose", render: v => h("a", {href: "#/trace"}, v.tracing ? pill("on", "warn") : "off")},
+      {label: "", render: v => h("span", {class: "row-actions"},
+        h("button", {type: "button", class: "ghost", onclick: () => setForm(f, {name: v.name, description: v.description || "",
+          tags: ((v.metadata || {}).tags || v.tags || []).join ? ((v.metadata || {}).tags || v.tags || []).join(",") : String(v.tags || "")})}, "Edit"),
+        dangerButton("Delete", async () => {
+          await api("vhosts/" + enc(v.name), {method: "DELETE"}); toast("Virtual host deleted"); loadVhosts(); refresh();
+        }))}], vs, {rowAttrs: v => ({"data-vhost": v.name})}));
   }
   await refresh();
   return refresh;

@@ -404,6 +404,24 @@ async def test_dashboard_as_a_person_uses_it(broker, http, tmp_path):
         assert "Not Found" in await page.wait(
             "document.querySelector('#main').dataset.ready === 'error' && document.querySelector('#main').innerText")
 
+        # add a virtual host, edit its description, delete it
+        await page.click("#nav a[data-page=vhosts]")
+        await page.wait("document.querySelector('#main').dataset.page === 'vhosts' && document.querySelector('#main').dataset.ready === '1'")
+        await page.type("#vhost-form input[name=name]", "staging")
+        await page.type("#vhost-form input[name=description]", "pre-production")
+        await page.click("#vhost-form button[type=submit]")
+        await page.wait("document.querySelector('#vhost-list [data-vhost=staging]')")
+        await page.click("#vhost-list [data-vhost=staging] .row-actions button.ghost")
+        await page.wait("document.querySelector('#vhost-form input[name=name]').value === 'staging'")
+        await page.type("#vhost-form input[name=description]", "staging area")
+        await page.click("#vhost-form button[type=submit]")
+        await page.wait("document.querySelector('#vhost-list [data-vhost=staging]').innerText.includes('staging area')")
+        assert (await http.get("/api/vhosts/staging"))["description"] == "staging area"
+        await page.click("#vhost-list [data-vhost=staging] button.danger")
+        await page.click("#vhost-list [data-vhost=staging] button.danger")
+        await page.wait("!document.querySelector('#vhost-list [data-vhost=staging]')")
+        assert (await http.req("GET", "/api/vhosts/staging"))[0] == 404
+
         # the remaining pages load without an error
         for name in ("vhosts", "permissions", "overview"):
             await page.click(f"#nav a[data-page={name}]")
