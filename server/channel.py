@@ -186,6 +186,8 @@ class Channel:
             raise ConnectionError_(
                 UNEXPECTED_FRAME,
                 f"expected content header for class 60, got one for class {class_id} instead",
+                60,
+                40,
             )
         limit = self.max_message_size
         if body_size > limit:
@@ -301,7 +303,8 @@ class Channel:
             if v is None:
                 continue
             if not isinstance(v, list):
-                raise precondition(f"Invalid header '{name}': expected array, got {type(v).__name__}")
+                wire = msg.typed_headers()[name]  # RabbitMQ names the wire type
+                raise precondition(f'invalid message: {{unacceptable_type_in_header,"{name}",{type_name(wire)}}}')
             for k in v:
                 extra.append(k.decode() if isinstance(k, bytes) else str(k))
         if "BCC" in headers:

@@ -48,8 +48,11 @@ log = logging.getLogger("warren.connection")
 
 S_HEADER, S_START_OK, S_TUNE_OK, S_OPEN, S_OPENED, S_CLOSING, S_CLOSED = range(7)
 _STATE_NAMES = {S_START_OK: "starting", S_TUNE_OK: "tuning", S_OPEN: "opening", S_OPENED: "running"}
-#: class/method ids of the frames the reader's fast path yields
-_FAST_IDS = {K_PUBLISH: (60, 40), K_ACK: (60, 80), K_NACK: (60, 120), K_REJECT: (60, 90)}
+#: class/method ids of the frames the reader's fast path yields (K_MESSAGE: a whole publish)
+_FAST_IDS = {K_PUBLISH: (60, 40), K_MESSAGE: (60, 40), K_ACK: (60, 80), K_NACK: (60, 120), K_REJECT: (60, 90)}
+#: ids for a channel error raised while handling a fast-path frame: a content frame
+#: completing a publish fails that Basic.Publish (as RabbitMQ reports it)
+_ERROR_IDS = {**_FAST_IDS, K_HEADER: (60, 40), K_BODY: (60, 40)}
 
 
 SERVER_CAPABILITIES = {
@@ -199,8 +202,8 @@ class Connection(asyncio.Protocol):
                 else:  # K_ERROR
                     raise f[2]
             except ChannelError as exc:
-                if not exc.class_id and kind in _FAST_IDS:  # e.g. unknown delivery tag on Basic.Ack
-                    exc.class_id, exc.method_id = _FAST_IDS[kind]
+                if not exc.class_id and kind in _ERROR_IDS:  # e.g. unknown delivery tag on Basic.Ack
+                    exc.class_id, exc.method_id = _ERROR_IDS[kind]
                 self._channel_error(ch, exc)
             except AMQPError as exc:
                 self.connection_error(exc)

@@ -1,0 +1,60 @@
+"""protocol.methods encodes every method as pamqp does, minus pamqp's validation,
+with RabbitMQ's bytes for reserved fields (issue 8, items 1 and 10)."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pamqp import commands as C
+from pamqp import frame as pframe
+
+from protocol.methods import encode_method, method_frame
+from tests.protocol._strategies import build, shortstrs, tables, u16, u32
+
+#: random values per pamqp type name (pamqp packs longlong signed)
+_VALUES = {
+    "bit": st.booleans(),
+    "octet": st.integers(0, 255),
+    "short": u16,
+    "long": u32,
+    "longlong": st.integers(-(2**63), 2**63 - 1),
+    "shortstr": shortstrs,
+    "longstr": st.text(max_size=300),
+    "table": tables,
+}
+_RESERVED = {C.Channel.OpenOk: "channel_id", C.Connection.OpenOk: "known_hosts"}
+_CLASSES = sorted(C.INDEX_MAPPING.values(), key=lambda c: c.index)
+
+
+@st.composite
+def any_method(draw):
+    cls = draw(st.sampled_from(_CLASSES))
+    kw = {n: draw(_VALUES[cls.amqp_type(n)]) for n in cls.__slots__}
+    if cls in _RESERVED:
+        kw[_RESERVED[cls]] = "0" if cls is C.Channel.OpenOk else ""  # what pamqp accepts
+    return build(cls, **kw)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(any_method(), st.integers(0, 65535))
+def test_same_bytes_as_pamqp_for_every_method(m, channel):
+    got = method_frame(channel, m)
+    want = pframe.marshal(m, channel)
+    if type(m) is C.Channel.OpenOk:  # pamqp's "0" vs RabbitMQ's empty long string
+        assert got == b"\x01" + channel.to_bytes(2, "big") + b"\x00\x00\x00\x08\x00\x14\x00\x0b\x00\x00\x00\x00\xce"
+        return
+    assert got == want
+
+
+def test_channel_open_ok_is_rabbitmqs():
+    # captured from RabbitMQ 3.10.8: Channel.OpenOk carries an empty long string
+    assert method_frame(1, C.Channel.OpenOk()).hex() == "010001000000080014000b00000000ce"
+    assert method_frame(0, C.Connection.OpenOk()).hex() == "01000000000005000a002900ce"
+
+
+def test_names_outside_pamqps_regex_encode():
+    for name in ("jobs!", "café", "a|b", "x" * 255, "ключ", "😀"):
+        m = C.Queue.DeclareOk(queue="q", message_count=0, consumer_count=0)
+        m.queue = name
+        raw = encode_method(m)
+        assert raw[4] == len(name.encode()) and raw[5 : 5 + raw[4]] == name.encode()
