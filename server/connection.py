@@ -106,8 +106,9 @@ class Connection(asyncio.Protocol):
         self._throttled_by: set[Queue] = set()
         # heartbeats
         self._recv_activity = True
-        self._sent_activity = False
-        self._missed = 0
+        #: loop time of the last write to the socket and of the tick that last saw input
+        self._last_write = 0.0
+        self._last_recv = 0.0
         self._hb_handle: asyncio.TimerHandle | None = None
         self._handshake_handle: asyncio.TimerHandle | None = None
         self._close_handle: asyncio.TimerHandle | None = None
@@ -455,6 +456,7 @@ class Connection(asyncio.Protocol):
             self._handshake_handle = None
         self._send_now(method_frame(0, C.Connection.OpenOk()))
         if self.heartbeat:
+            self._last_recv = self.loop.time()
             self._hb_handle = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
         log.info(
             "connection opened conn=%s user=%s vhost=%s client=%s",
@@ -468,24 +470,27 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ heartbeats
     def _heartbeat_tick(self) -> None:
+        """Send a heartbeat once nothing was written for half an interval, measured from
+        the last write (a flag cleared each tick would let a write just after a tick
+        stretch the gap to a whole interval); drop a peer silent for two intervals."""
         if self.state >= S_CLOSING:
             return
+        now = self.loop.time()
+        half = self.heartbeat / 2
         if self._recv_activity:
             self._recv_activity = False
-            self._missed = 0
-        else:
-            self._missed += 1
-            if self._missed >= 4:  # ticks are half an interval: two intervals of silence
-                log.warning(
-                    "missed heartbeats from client, timeout: %ds conn=%s", self.heartbeat, self.name
-                )
-                self._cleanup()
-                self.transport.abort()
-                return
-        if not self._sent_activity:
+            self._last_recv = now
+        elif now - self._last_recv >= 2 * self.heartbeat:
+            log.warning("missed heartbeats from client, timeout: %ds conn=%s", self.heartbeat, self.name)
+            self._cleanup()
+            self.transport.abort()
+            return
+        due = self._last_write + half
+        if now >= due - 0.005:  # timers may fire a hair early
             self._send_now(hotpath.heartbeat_frame())
-        self._sent_activity = False
-        self._hb_handle = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
+            due = now + half
+        # next tick when the next heartbeat may be due (at most half an interval away)
+        self._hb_handle = self.loop.call_at(max(due, now + 0.01), self._heartbeat_tick)
 
     # ------------------------------------------------------------------ output
     def _send_now(self, data: bytes) -> None:
@@ -495,7 +500,7 @@ class Connection(asyncio.Protocol):
         elif self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
             self.sent_bytes += len(data)
-            self._sent_activity = True
+            self._last_write = self.loop.time()
 
     def send_method(self, channel: int, method: Any) -> None:
         self.write(method_frame(channel, method))
@@ -543,7 +548,7 @@ class Connection(asyncio.Protocol):
             return
         t.write(data)
         self.sent_bytes += len(data)
-        self._sent_activity = True
+        self._last_write = self.loop.time()
         if self._dispatch_blocked and not self.write_paused:
             self._wake_consumers()
 
