@@ -23,15 +23,15 @@ _FRAME_HDR = struct.Struct(">BHI")
 _INDEX = struct.Struct(">I")
 
 #: reserved fields of server-sent methods, as RabbitMQ 3.10 encodes them
-_RESERVED: dict[type, dict[str, bytes]] = {
-    commands.Channel.OpenOk: {"channel_id": b"\x00\x00\x00\x00"},  # empty long string
-    commands.Connection.OpenOk: {"known_hosts": b"\x00"},  # empty short string
+_RESERVED: dict[int, dict[str, bytes]] = {
+    commands.Channel.OpenOk.index: {"channel_id": b"\x00\x00\x00\x00"},  # empty long string
+    commands.Connection.OpenOk.index: {"known_hosts": b"\x00"},  # empty short string
 }
 
 
 def encode_method(method: Frame) -> bytes:
     """A method's payload (class/method id + arguments), pamqp's encoding minus its validation."""
-    reserved = _RESERVED.get(type(method))
+    reserved = _RESERVED.get(method.index)
     out = [_INDEX.pack(method.index)]
     byte = offset = 0
     in_bits = False

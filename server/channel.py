@@ -8,8 +8,7 @@ from base64 import urlsafe_b64encode
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from pamqp import commands as C
-
+from protocol import commands as C
 from protocol import hotpath
 from protocol.constants import (
     CHANNEL_ERROR,
@@ -846,11 +845,11 @@ class Channel:
             raise precondition(f"queue '{q.name}' in vhost '{vhost.name}' in use")
         if m.if_empty and len(q.store):
             raise precondition(f"queue '{q.name}' in vhost '{vhost.name}' not empty")
-        n = vhost.delete_queue(q)
+        if not m.nowait:  # before the Basic.Cancel the deletion sends its consumers (RabbitMQ's order)
+            self.send(C.Queue.DeleteOk(message_count=len(q.store)))
+        vhost.delete_queue(q)
         if q in self.conn.exclusive_queues:
             self.conn.exclusive_queues.remove(q)
-        if not m.nowait:
-            self.send(C.Queue.DeleteOk(message_count=n))
 
     # basic.* ------------------------------------------------------------------
     def _basic_qos(self, m: C.Basic.Qos) -> None:

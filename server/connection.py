@@ -7,8 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from pamqp import commands as C
-
+from protocol import commands as C
 from protocol import hotpath
 from protocol.constants import (
     ACCESS_REFUSED,
@@ -362,6 +361,8 @@ class Connection(asyncio.Protocol):
         elif st == S_OPENED and isinstance(m, C.Connection.CloseOk):
             self._cleanup()
             self.transport.close()
+        elif st == S_OPENED and isinstance(m, C.Connection.UpdateSecret):
+            self._update_secret(m)
         elif isinstance(m, (C.Connection.Blocked, C.Connection.Unblocked)):
             return
         else:
@@ -414,6 +415,17 @@ class Connection(asyncio.Protocol):
                 ),
             )
         )
+
+    def _update_secret(self, m: C.Connection.UpdateSecret) -> None:
+        """connection.update-secret (OAuth 2 token refresh in clients). As RabbitMQ 3.10 with
+        its internal user database: those credentials do not expire, so there is no backend
+        state to refresh and nothing to re-check (RabbitMQ re-validates only with backends
+        whose state can expire, e.g. OAuth 2); the connection keeps its user and rights.
+        Clients' own test suites (amqplib, pika) rely on this with an arbitrary secret."""
+        log.info(
+            "secret updated conn=%s user=%s reason=%r", self.name, self.user.name, m.reason or ""
+        )
+        self._send_now(method_frame(0, C.Connection.UpdateSecretOk()))
 
     def _refuse(self, text: str) -> None:
         self.connection_error(ConnectionError_(ACCESS_REFUSED, text, 10, 11))
