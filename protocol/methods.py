@@ -6,7 +6,8 @@ without pamqp's ``validate()``, and with RabbitMQ's bytes for reserved fields:
 - pamqp checks outgoing names against ``[a-zA-Z0-9-_.:@#,/+ ]``; RabbitMQ
   accepts any UTF-8 short string as a queue, exchange or consumer tag name, and
   a broker must be able to echo back what it accepted (Queue.DeclareOk,
-  Basic.ConsumeOk, Basic.Return, Basic.Cancel...);
+  Basic.ConsumeOk, Basic.Return, Basic.Cancel...); ``protocol.commands`` builds
+  methods without those checks, this module encodes them without them;
 - pamqp fills reserved fields with the spec's nominal values (Channel.OpenOk's
   long string ``"0"``); RabbitMQ sends them empty, and some clients
   (@cloudamqp/amqp-client) parse only that.
