@@ -17,7 +17,7 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,8 +42,13 @@ from ..policies import Policy
 from ..queue_args import check_new_queue
 from ..safe_regex import RegexError, compile_safe
 from . import authz as A
+from . import delayed as D
 from . import listing as L
+from . import session
 from . import views as V
+from .history import History, add_samples
+from .paging import CHEAP
+from .session import COOKIE, SessionError, Sessions
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -145,10 +150,11 @@ class Ctx:
         return jresp(shape_list(items, self.request.query))
 
     async def listing_async(self, objs: list[Any], name_of: Callable[[Any], str],
-                            to_json: Callable[[Any], dict[str, Any]]) -> web.Response:
+                            to_json: Callable[[Any], dict[str, Any]],
+                            cheap: Mapping[str, Callable[[Any], Any]] | None = None) -> web.Response:
         """A listing of many objects: filtered and paged before JSON, built in chunks (see .listing)."""
         try:
-            body = await L.render(objs, name_of, to_json, self.request.query, _default)
+            body = await L.render(objs, name_of, to_json, self.request.query, _default, cheap)
         except L.ListingError as exc:
             raise bad_request(str(exc)) from None
         return web.Response(body=body, content_type=JSON_CT)
@@ -173,6 +179,7 @@ def _set_path(out: dict[str, Any], col: str, v: Any) -> None:
 
 def shape_list(items: list[dict[str, Any]], query: Any) -> Any:
     """Apply RabbitMQ's list query parameters (name filter, sort, columns, pagination)."""
+    every = len(items)
     name = query.get("name")
     if name:
         if query.get("use_regex") in ("true", "1"):
@@ -217,7 +224,7 @@ def shape_list(items: list[dict[str, Any]], query: Any) -> Any:
             "page": p,
             "page_count": max(1, (total + size - 1) // size),
             "page_size": size,
-            "total_count": total,
+            "total_count": every,
         }
     return items
 
@@ -236,6 +243,8 @@ class Api:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.rates = V.Rates()
+        self.sessions = Sessions()
+        self.history = History(broker)
         self.routes: list[tuple[str, list[str], Handler, A.Rule]] = []
         r = self.add
         r("GET", "overview", self.overview)
@@ -323,6 +332,9 @@ class Api:
         r("GET", "health/checks/protocol-listener/{proto}", self.health_ok)
         r("GET", "health/checks/certificate-expiration/{within}/{unit}", self.health_ok)
         r("GET", "trace/{message_id}", self.trace)
+        r("GET", "delayed", self.delayed)
+        r("GET", "delayed/{vhost}", self.delayed)
+        r("GET", "exchanges/{vhost}/{name}/delayed", self.delayed_pending)
         r("GET", "tracing/{vhost}", self.tracing_get)
         r("PUT", "tracing/{vhost}", self.tracing_put)
 
@@ -364,31 +376,57 @@ class Api:
             return await handler(Ctx(self, request, params, user))
         except (HTTPError, A.Denied) as exc:
             r = jresp({"error": exc.error, "reason": exc.reason}, exc.status)
-            if exc.status == 401 and exc.error == "not_authorized":
-                # as RabbitMQ: only a failed login asks the browser for credentials
+            if exc.status == 401 and exc.error == "not_authorized" and not request.headers.get("X-Warren-UI"):
+                # as RabbitMQ, only a failed login asks for credentials; the dashboard shows its own form
                 r.headers["WWW-Authenticate"] = 'Basic realm="RabbitMQ Management"'
             return r
         except ChannelError as exc:
             return jresp({"error": "bad_request", "reason": exc.text}, 400)
 
     def authenticate(self, request: web.Request) -> User:
+        """The request's user: HTTP basic auth, else the dashboard's session cookie."""
         h = request.headers.get("Authorization", "")
+        if not h and COOKIE in request.cookies:
+            return self.session_user(request)
         if not h.lower().startswith("basic "):
             raise HTTPError(401, "not_authorized", "Login failed")
         try:
             name, _, password = base64.b64decode(h[6:].strip()).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise HTTPError(401, "not_authorized", "Login failed") from None
+        err = self.check_login(name, password)
+        if err is not None:
+            # RabbitMQ spells the two differently
+            raise HTTPError(401, "not_authorized" if err == "Login failed" else "not_authorised", err)
+        return self.broker.users[name]
+
+    def check_login(self, name: str, password: str) -> str | None:
+        """None if ``name``/``password`` may use the management API, else the reason why not."""
         user = self.broker.users.get(name)
         if user is None or not check_password(password, user.password_hash):
-            raise HTTPError(401, "not_authorized", "Login failed")
+            return "Login failed"
         if not A.is_management(user):
-            raise HTTPError(401, "not_authorised", "Not management user")
+            return "Not management user"
+        return None
+
+    def session_user(self, request: web.Request) -> User:
+        """The user of the request's session cookie, looked up now (tags and deletion apply at once)."""
+        try:
+            name = self.sessions.user_of(request)
+        except SessionError as exc:
+            raise HTTPError(401, "not_authorized", str(exc)) from None
+        user = self.broker.users.get(name)
+        if user is None or not A.is_management(user):
+            raise HTTPError(401, "not_authorized", "Login failed")
         return user
 
     # -- overview ------------------------------------------------------------------
     async def overview(self, c: Ctx) -> web.Response:
         data = V.overview_json(self.broker, self.rates)
+        try:
+            add_samples(data, self.history, c.request.query)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
         if not A.is_monitor(c.user):
             self._restrict_overview(c, data)
         return jresp(data)
@@ -464,7 +502,7 @@ class Api:
     async def connection_close(self, c: Ctx) -> web.Response:
         conn = self._conn(c)
         reason = c.request.headers.get("X-Reason", "Closed via management plugin")
-        conn.close_by_broker(320, f"CONNECTION_FORCED - {reason}")
+        conn.close_by_broker(320, reason)  # the error adds "CONNECTION_FORCED - "
         return no_content()
 
     async def connection_channels(self, c: Ctx) -> web.Response:
@@ -626,7 +664,7 @@ class Api:
     # -- queues ------------------------------------------------------------------------
     async def queues(self, c: Ctx) -> web.Response:
         objs = [q for vh in self._vhosts(c) for q in list(vh.queues.values())]
-        return await c.listing_async(objs, _name, lambda q: V.queue_json(self.broker, self.rates, q))
+        return await c.listing_async(objs, _name, lambda q: V.queue_json(self.broker, self.rates, q), CHEAP)
 
     def _queue(self, c: Ctx) -> Any:
         vh = c.vhost()
@@ -1136,6 +1174,20 @@ class Api:
         events = [e for e in self.broker.tracer.events(c.params["message_id"], vhost) if c.visible(e["vhost"])]
         return jresp({"message_id": c.params["message_id"], "events": events})
 
+    # -- delayed messages --------------------------------------------------------------------------
+    async def delayed(self, c: Ctx) -> web.Response:
+        return c.listing([D.summary(ex) for ex in D.delayed_exchanges(self._vhosts(c))])
+
+    async def delayed_pending(self, c: Ctx) -> web.Response:
+        _, ex = self._exchange(c)
+        if not isinstance(ex, DelayedExchange):
+            raise bad_request(f"exchange '{ex.name}' is not an x-delayed-message exchange")
+        try:
+            limit = int(c.request.query.get("limit", "100"))
+        except ValueError:
+            raise bad_request("limit must be an integer") from None
+        return jresp(D.pending(ex, limit))
+
     async def tracing_get(self, c: Ctx) -> web.Response:
         vh = c.vhost()
         return jresp({"vhost": vh.name, **self.broker.tracer.status(vh.name)})
@@ -1215,7 +1267,13 @@ def _owner(ch: Any) -> str | None:
 
 # ----------------------------------------------------------------------------- apps
 async def _index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "index.html")
+    r = web.FileResponse(STATIC / "index.html")
+    # the dashboard loads nothing from elsewhere and is never framed (clickjacking)
+    r.headers["Content-Security-Policy"] = (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+    )
+    r.headers["X-Frame-Options"] = "DENY"
+    return r
 
 
 def make_management_app(broker: Broker) -> web.Application:
@@ -1224,6 +1282,16 @@ def make_management_app(broker: Broker) -> web.Application:
     app["api"] = api
     app.router.add_route("*", "/api/{tail:.*}", api.handle)
     app.router.add_route("*", "/api", api.handle)
+    session.install(app, api)
+
+    async def start_history(app: web.Application) -> None:
+        api.history.start()
+
+    async def stop_history(app: web.Application) -> None:
+        await api.history.stop()
+
+    app.on_startup.append(start_history)
+    app.on_cleanup.append(stop_history)
     if STATIC.is_dir():
         app.router.add_get("/", _index)
         app.router.add_static("/static/", STATIC, show_index=False)

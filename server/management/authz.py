@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     from ..auth import User
     from ..broker import Broker
 
-#: paths of the management listener served without the API handler (no login: the dashboard's files)
-PUBLIC_PATHS = frozenset({"/", "/static"})
+#: paths of the management listener served without the API handler: the dashboard's files and its
+#: login/logout (/session, which checks credentials itself)
+PUBLIC_PATHS = frozenset({"/", "/static", "/session"})
 
 MGMT_TAGS = frozenset({"administrator", "monitoring", "policymaker", "management"})
 
@@ -195,6 +196,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "health/checks/port-listener/{port}"): ANY,
     ("GET", "health/checks/protocol-listener/{proto}"): ANY,
     ("GET", "health/checks/certificate-expiration/{within}/{unit}"): ANY,
+    # warren's x-delayed-message views: listings like exchanges; held messages need read on the exchange
+    ("GET", "delayed"): ANY,
+    ("GET", "delayed/{vhost}"): VHOST,
+    ("GET", "exchanges/{vhost}/{name}/delayed"): _vh(Perm("read", "name")),
     # warren's message journeys and tracing switches (RabbitMQ's rabbitmq_tracing API is admin-only)
     ("GET", "trace/{message_id}"): ANY,
     ("GET", "tracing/{vhost}"): ADMIN,
