@@ -610,15 +610,17 @@ class Api:
         if self._missing_vhost(c):
             return c.listing([])
         vh, ex = self._exchange(c)
-        return c.listing([b for b in V.vhost_bindings(vh) if b["source"] == ex.name])
+        if not ex.name:  # the default exchange's implicit binding to every queue
+            return await c.listing_async(list(vh.queues.values()), lambda _q: "",
+                                         lambda q: V.binding_json(vh, "", q, q.name, {}))
+        return await c.listing_async(list(ex.bindings.values()), lambda _b: "",
+                                     lambda b: V.binding_json(vh, ex.name, b.destination, b.routing_key, b.arguments))
 
     async def exchange_bindings_destination(self, c: Ctx) -> web.Response:
         if self._missing_vhost(c):
             return c.listing([])
         vh, ex = self._exchange(c)
-        return c.listing(
-            [b for b in V.vhost_bindings(vh) if b["destination"] == ex.name and b["destination_type"] == "exchange"]
-        )
+        return c.listing(_bindings_to(vh, ex))
 
     async def publish(self, c: Ctx) -> web.Response:
         vh, ex = self._exchange(c)
@@ -716,9 +718,7 @@ class Api:
         if self._missing_vhost(c):
             return c.listing([])
         vh, q = self._queue(c)
-        return c.listing(
-            [b for b in V.vhost_bindings(vh) if b["destination"] == q.name and b["destination_type"] == "queue"]
-        )
+        return c.listing([V.binding_json(vh, "", q, q.name, {}), *_bindings_to(vh, q)])
 
     async def queue_get(self, c: Ctx) -> web.Response:
         vh, q = self._queue(c)
@@ -1253,6 +1253,13 @@ def props_json(msg: Message) -> dict[str, Any]:
             v = int(v.timestamp())
         out[key] = v
     return out
+
+
+def _bindings_to(vh: VHost, dest: Any) -> list[dict[str, Any]]:
+    """Explicit bindings whose destination is ``dest`` (JSON built for those only, not the whole vhost's)."""
+    return [V.binding_json(vh, ex.name, b.destination, b.routing_key, b.arguments)
+            for ex in list(vh.exchanges.values()) if ex.name
+            for b in list(ex.bindings.values()) if b.destination is dest]
 
 
 def _name(obj: Any) -> str:
