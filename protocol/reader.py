@@ -51,6 +51,7 @@ from .constants import (
 )
 from .errors import FrameError
 from .table import decode_table
+from .tablecheck import check_table
 
 K_ERROR = 99
 #: publish + content header + single body frame, fused:
@@ -111,7 +112,10 @@ def decode_method(payload: bytes | memoryview) -> commands.base.Frame:
         ) from exc
     layout = _TABLE_LAYOUT.get(index)
     if layout is not None:
-        _retype_arguments(method, raw, *layout)
+        try:
+            _retype_arguments(method, raw, *layout)
+        except ValueError as exc:
+            raise FrameError(FRAME_ERROR, f"cannot decode {cls.name}: {exc}", index >> 16, index & 0xFFFF) from None
     return method
 
 
@@ -138,6 +142,10 @@ def _retype_arguments(method: commands.base.Frame, raw: bytes, shortstrs: int, b
             p += 1 + raw[p]
         if bits:
             p += 1
+    except IndexError:
+        return  # pamqp read it; keep pamqp's values
+    check_table(raw, p)  # ValueError: too deeply nested for the recursive code downstream
+    try:
         table, _end = decode_table(raw, p)
     except (ValueError, IndexError):
         return  # pamqp read it; keep pamqp's values

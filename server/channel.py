@@ -26,6 +26,7 @@ from protocol.hotpath import deliver_parts
 from protocol.properties import EMPTY as EMPTY_PROPS
 from protocol.properties import scan
 from protocol.table import amqp_type, type_name
+from protocol.tablecheck import check_table, headers_offset
 
 from .consumer import Consumer
 from .errors import (
@@ -283,6 +284,11 @@ class Channel:
             if props.expiration is not None:
                 _check_expiration(props.expiration)
             if props.headers_len:
+                try:  # checked, then decoded once, here: later users get a sound table
+                    check_table(header, headers_offset(header))
+                    msg.properties.headers  # noqa: B018
+                except Exception as exc:  # noqa: BLE001 - any failure on client bytes is the client's
+                    raise ConnectionError_(SYNTAX_ERROR, f"malformed content header: {exc}", 60, 40) from None
                 extra = self._sender_selected(msg)
             if props.reply_to is not None and props.reply_to == REPLY_TO:
                 self._rewrite_reply_to(msg)
