@@ -261,9 +261,11 @@ class Channel:
                 f"cannot publish to internal exchange '{exchange}' in vhost '{vhost.name}'"
             )
         conn = self.conn
-        if not conn.perm_all and not conn.permission.can_write(exchange):
+        # RabbitMQ checks the default exchange under the name amq.default
+        if not conn.perm_all and not conn.permission.can_write(exchange or "amq.default"):
             raise access_refused(
-                f"access to exchange '{exchange}' in vhost '{vhost.name}' refused for user '{conn.user.name}'"
+                f"access to exchange '{exchange or 'amq.default'}' in vhost '{vhost.name}' "
+                f"refused for user '{conn.user.name}'"
             )
         if conn.topic_perms and type(ex) is TopicExchange:
             self._check_topic("write", ex.name, routing_key)
@@ -1012,6 +1014,8 @@ class Channel:
         conn = self.conn
         if conn.perm_all:
             return
+        if not name and what == "exchange":
+            name = "amq.default"  # as RabbitMQ names it in permission checks
         ok = getattr(conn.permission, f"can_{kind}")(name)
         if not ok:
             raise access_refused(
