@@ -550,6 +550,8 @@ class Api:
                 raise bad_request(f"[{{key_missing,{k}}}]")
         enc = body.get("payload_encoding")
         payload = body["payload"]
+        if not isinstance(payload, str):
+            raise bad_request("payload_not_string")  # RabbitMQ's reason
         if enc == "base64":
             try:
                 data = base64.b64decode(payload)
@@ -559,10 +561,12 @@ class Api:
             data = str(payload).encode()
         else:
             raise bad_request(f"invalid payload_encoding {enc!r}")
-        props = _properties(validate.properties(body.get("properties")))
         rk = str(body["routing_key"])
         validate.name_length("routing_key", rk)
-        header = encode_header(len(data), props)
+        try:
+            header = encode_header(len(data), _properties(validate.properties(body.get("properties"))))
+        except (TypeError, ValueError, OverflowError, OSError) as exc:  # values AMQP cannot carry
+            raise bad_request(f"invalid properties: {exc}") from None
         msg = Message(ex.name, rk, shortstr(ex.name) + shortstr(rk), header, data, scan(header))
         ex.published_in += 1
         if isinstance(ex, DelayedExchange) and msg.props.headers_len:
@@ -775,7 +779,7 @@ class Api:
         body = await c.body()
         existed = name in self.broker.vhosts
         vh = self.broker.add_vhost(name)
-        tags = body.get("tags", [])
+        tags = validate.tags(body.get("tags", []))
         if isinstance(tags, str):
             tags = [t for t in tags.split(",") if t]
         if "description" in body or "tags" in body:
@@ -812,7 +816,7 @@ class Api:
         c.admin()
         name = c.params["user"]
         body = await c.body()
-        tags = body.get("tags", [])
+        tags = validate.tags(body.get("tags", []))
         if isinstance(tags, str):
             tags = [t for t in tags.split(",") if t]
         if "password" in body:

@@ -215,7 +215,17 @@ def properties(v: Any) -> dict[str, Any]:
                 raise Invalid(f"{k} should be between 0 and 255, actually was {i}")
         elif isinstance(i, str):
             name_length(k, i)
+        if k == "expiration":  # as Basic.Publish's check (channel._check_expiration)
+            if not isinstance(i, str) or not i.isdigit():
+                raise Invalid(f"406 PRECONDITION_FAILED - invalid expiration '{i}': no_integer")
     return v
+
+
+def tags(v: Any) -> str | list[str]:
+    """User and vhost tags: a comma-separated string or a list of strings."""
+    if isinstance(v, str) or isinstance(v, list) and all(isinstance(t, str) for t in v):
+        return v
+    raise Invalid(f"tags should be a string or a list of strings, actually was {html.escape(erl(v), quote=False)}")
 
 
 _SECTIONS = ("users", "vhosts", "permissions", "topic_permissions", "parameters", "global_parameters",

@@ -85,6 +85,19 @@ CASES = [
     ("POST", "/api/exchanges/%2F/amq.default/publish",
      {"routing_key": "k", "payload": "x", "payload_encoding": "string", "properties": {"delivery_mode": "x"}}, 400,
      ["not_int", "delivery_mode"]),
+    ("PUT", "/api/users/u2", {"password": "x", "tags": 5}, 400, "tags should be a string or a list of strings"),
+    ("PUT", "/api/vhosts/v1", {"description": "d", "tags": 7}, 400, "tags should be a string or a list of strings"),
+    ("POST", "/api/exchanges/%2F/amq.default/publish",
+     {"routing_key": "vq", "payload": "x", "payload_encoding": "string", "properties": {"headers": {"a": 10**30}}},
+     400, "invalid properties: "),
+    ("POST", "/api/exchanges/%2F/amq.default/publish",
+     {"routing_key": "vq", "payload": "x", "payload_encoding": "string", "properties": {"timestamp": 10**20}},
+     400, "invalid properties: "),
+    ("POST", "/api/exchanges/%2F/amq.default/publish",
+     {"routing_key": "vq", "payload": 5, "payload_encoding": "base64", "properties": {}}, 400, "payload_not_string"),
+    ("POST", "/api/exchanges/%2F/amq.default/publish",
+     {"routing_key": "vq", "payload": "x", "payload_encoding": "string", "properties": {"expiration": "abc"}},
+     400, "406 PRECONDITION_FAILED - invalid expiration 'abc': no_integer"),
     ("POST", "/api/definitions", {"queues": "x"}, 400, "queues should be a list of objects"),
     ("POST", "/api/definitions", {"policies": "x"}, 400, "policies should be a list of objects"),
     ("POST", "/api/definitions", {"queues": [{"name": "q" * 300, "vhost": "/"}]}, 400,
@@ -136,6 +149,8 @@ async def test_bad_input_gets_400_with_rabbitmq_reason(broker, http):
     perms = await http.get("/api/permissions/%2F/guest")
     assert (perms["configure"], perms["write"], perms["read"]) == (".*", ".*", ".*")
     assert sorted(q["name"] for q in await http.get("/api/queues")) == ["vq"]
+    assert (await http.get("/api/queues/%2F/vq"))["messages"] == 0
+    assert [u["name"] for u in await http.get("/api/users")] == ["guest"]
     log = broker.log_text()[before_log:]
     assert "Traceback" not in log and "internal" not in log.lower(), log[-2000:]
 
