@@ -112,7 +112,10 @@ def parse_plain(response: bytes) -> tuple[str, str]:
 
 def parse_amqplain(response: bytes) -> tuple[str, str]:
     """AMQPLAIN: a field table without its length prefix, with LOGIN and PASSWORD."""
-    _, table = decode.field_table(len(response).to_bytes(4, "big") + response)
+    try:
+        _, table = decode.field_table(len(response).to_bytes(4, "big") + response)
+    except Exception as exc:  # noqa: BLE001 - any failure on client bytes is a bad response
+        raise ValueError(f"malformed AMQPLAIN response: {type(exc).__name__}") from None
     login = table.get("LOGIN")
     password = table.get("PASSWORD")
     if isinstance(login, bytes):

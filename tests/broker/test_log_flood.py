@@ -12,7 +12,9 @@ headers table with 541 INTERNAL_ERROR (its channel crashes). warren refuses both
 
 from __future__ import annotations
 
+import socket
 import struct
+import time
 
 import aio_pika
 import pytest
@@ -110,3 +112,54 @@ async def test_moderately_nested_headers_still_delivered(broker):
         for _ in range(40):
             got = got["k"]
         assert got in ("leaf", b"leaf")
+
+
+async def test_nested_amqplain_response_is_a_refused_login(broker):
+    """Before login: an AMQPLAIN response nested 2,000 deep is a failed login (403), not
+    an internal error (541) with a RecursionError traceback."""
+    before = broker.log_path.stat().st_size
+    r = Raw(broker.port)
+    try:
+        r.send(b"AMQP\x00\x00\x09\x01")
+        r.expect(C.Connection.Start, 0)
+        response = nested_table(2000)[4:].decode("latin-1")
+        r.send_frame(C.Connection.StartOk(client_properties={}, mechanism="AMQPLAIN", response=response, locale="en_US"))
+        _, close = r.read_method()
+    finally:
+        r.close()
+    assert isinstance(close, C.Connection.Close), close
+    assert close.reply_code == 403, close.reply_text
+    log = broker.log_text().encode()[before:].decode(errors="replace")
+    assert "Traceback" not in log and "internal error" not in log, log[:3000]
+    assert len(log) < PER_INPUT
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n",
+    b"GET /api/overview HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + b"A" * 10000 + b"\r\n\r\n",
+], ids=["garbage", "bad-content-length", "long-path", "long-header"])
+def test_malformed_http_one_log_line(broker, request_bytes):
+    """aiohttp logs a traceback at ERROR for every request it cannot parse; the broker
+    turns that into one INFO line (management and Prometheus listeners alike)."""
+    from tests.brokerproc import wait_port
+
+    wait_port(broker.mgmt_port)
+    wait_port(broker.prom_port)
+    before = broker.log_path.stat().st_size
+    for port in (broker.mgmt_port, broker.prom_port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(request_bytes)
+            assert s.recv(64).startswith(b"HTTP/1.0 400 Bad Request")
+
+    def new_log() -> str:
+        return broker.log_text().encode()[before:].decode(errors="replace")
+
+    deadline = time.monotonic() + 5  # aiohttp logs each after answering: wait for both lines
+    while new_log().count("Error handling request") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    log = new_log()
+    assert "Traceback" not in log, log[:3000]
+    assert len(log) < 2 * PER_INPUT, log[:3000]
+    assert " ERROR " not in log, log
