@@ -52,6 +52,7 @@ from .constants import (
 )
 from .errors import FrameError
 from .table import decode_table
+from .tablecheck import check_table
 
 K_ERROR = 99
 #: publish + content header + single body frame, fused:
@@ -112,7 +113,10 @@ def decode_method(payload: bytes | memoryview) -> Frame:
         ) from exc
     layout = _TABLE_LAYOUT.get(index)
     if layout is not None:
-        _retype_arguments(method, raw, *layout)
+        try:
+            _retype_arguments(method, raw, *layout)
+        except ValueError as exc:
+            raise FrameError(FRAME_ERROR, f"cannot decode {cls.name}: {exc}", index >> 16, index & 0xFFFF) from None
     return method
 
 
@@ -139,6 +143,10 @@ def _retype_arguments(method: Frame, raw: bytes, shortstrs: int, bits: bool) -> 
             p += 1 + raw[p]
         if bits:
             p += 1
+    except IndexError:
+        return  # pamqp read it; keep pamqp's values
+    check_table(raw, p)  # ValueError: too deeply nested for the recursive code downstream
+    try:
         table, _end = decode_table(raw, p)
     except (ValueError, IndexError):
         return  # pamqp read it; keep pamqp's values

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import re
@@ -26,6 +27,16 @@ def check_password(password: str, password_hash: str) -> bool:
     return hash_password(password, salt) == password_hash
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    """A permission pattern, compiled once; None (nothing allowed) if it does not compile
+    (the API refuses such patterns, but a hand-edited definitions file may hold one)."""
+    try:
+        return re.compile(pattern)
+    except (re.error, RecursionError, OverflowError, ValueError):
+        return None
+
+
 @dataclass
 class Permission:
     """configure/write/read regular expressions for one user on one vhost."""
@@ -35,11 +46,12 @@ class Permission:
     read: str = ".*"
 
     def _ok(self, pattern: str, name: str) -> bool:
+        # As RabbitMQ (re:run): the pattern is searched in the name, not anchored, so
+        # "^sec-a" allows "sec-abc"; the empty pattern stands for "^$"
         if pattern == ".*":
             return True
-        if pattern == "":
-            return False
-        return re.match(pattern, name) is not None and re.match(pattern, name).end() == len(name)
+        rx = _compiled(pattern or "^$")
+        return rx is not None and rx.search(name) is not None
 
     def can_configure(self, name: str) -> bool:
         return self._ok(self.configure, name)
@@ -100,7 +112,10 @@ def parse_plain(response: bytes) -> tuple[str, str]:
 
 def parse_amqplain(response: bytes) -> tuple[str, str]:
     """AMQPLAIN: a field table without its length prefix, with LOGIN and PASSWORD."""
-    _, table = decode.field_table(len(response).to_bytes(4, "big") + response)
+    try:
+        _, table = decode.field_table(len(response).to_bytes(4, "big") + response)
+    except Exception as exc:  # noqa: BLE001 - any failure on client bytes is a bad response
+        raise ValueError(f"malformed AMQPLAIN response: {type(exc).__name__}") from None
     login = table.get("LOGIN")
     password = table.get("PASSWORD")
     if isinstance(login, bytes):

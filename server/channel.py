@@ -25,6 +25,7 @@ from protocol.hotpath import deliver_parts
 from protocol.properties import EMPTY as EMPTY_PROPS
 from protocol.properties import scan
 from protocol.table import amqp_type, type_name
+from protocol.tablecheck import check_table, headers_offset
 
 from .consumer import Consumer
 from .errors import (
@@ -261,9 +262,11 @@ class Channel:
                 f"cannot publish to internal exchange '{exchange}' in vhost '{vhost.name}'"
             )
         conn = self.conn
-        if not conn.perm_all and not conn.permission.can_write(exchange):
+        # RabbitMQ checks the default exchange under the name amq.default
+        if not conn.perm_all and not conn.permission.can_write(exchange or "amq.default"):
             raise access_refused(
-                f"access to exchange '{exchange}' in vhost '{vhost.name}' refused for user '{conn.user.name}'"
+                f"access to exchange '{exchange or 'amq.default'}' in vhost '{vhost.name}' "
+                f"refused for user '{conn.user.name}'"
             )
         if conn.topic_perms and type(ex) is TopicExchange:
             self._check_topic("write", ex.name, routing_key)
@@ -284,6 +287,11 @@ class Channel:
             if props.expiration is not None:
                 _check_expiration(props.expiration)
             if props.headers_len:
+                try:  # checked, then decoded once, here: later users get a sound table
+                    check_table(header, headers_offset(header))
+                    msg.properties.headers  # noqa: B018
+                except Exception as exc:  # noqa: BLE001 - any failure on client bytes is the client's
+                    raise ConnectionError_(SYNTAX_ERROR, f"malformed content header: {exc}", 60, 40) from None
                 extra = self._sender_selected(msg)
             if props.reply_to is not None and props.reply_to == REPLY_TO:
                 self._rewrite_reply_to(msg)
@@ -1008,6 +1016,8 @@ class Channel:
         conn = self.conn
         if conn.perm_all:
             return
+        if not name and what == "exchange":
+            name = "amq.default"  # as RabbitMQ names it in permission checks
         ok = getattr(conn.permission, f"can_{kind}")(name)
         if not ok:
             raise access_refused(

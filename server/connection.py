@@ -33,6 +33,7 @@ from protocol.reader import K_ERROR, K_MESSAGE, FrameReader
 
 from .auth import check_password, parse_amqplain, parse_plain
 from .channel import Channel
+from .errlog import clip, describe
 from .errors import ChannelError, ConnectionError_, close_text
 from .flow import OUT_HIGH, READ_BUDGET
 from .limits import check_channel, check_connection
@@ -209,7 +210,8 @@ class Connection(asyncio.Protocol):
                 self.connection_error(exc)
                 return
             except Exception as exc:  # a broker bug must not take the connection down silently
-                log.exception("internal error conn=%s frame_kind=%s", self.name, kind)
+                # one line, not a traceback: a client able to trigger it could flood the log
+                log.error("internal error conn=%s frame_kind=%s: %s", self.name, kind, describe(exc))
                 self.connection_error(ConnectionError_(INTERNAL_ERROR, f"internal error: {type(exc).__name__}"))
                 return
         if self._batch:
@@ -295,7 +297,7 @@ class Connection(asyncio.Protocol):
 
     def _channel_error(self, ch: Channel, exc: AMQPError) -> None:
         log.info(
-            "channel error conn=%s channel=%d code=%d text=%r", self.name, ch.number, exc.code, exc.text
+            "channel error conn=%s channel=%d code=%d text=%r", self.name, ch.number, exc.code, clip(exc.text)
         )
         ch.close()
         self.send_method(
@@ -394,14 +396,18 @@ class Connection(asyncio.Protocol):
         user = self.broker.users.get(username)
         # EXTERNAL: the verified certificate is the credential; the user must exist
         if user is None or (password is not None and not check_password(password, user.password_hash)):
-            log.warning("authentication failed conn=%s user=%r mechanism=%s", self.name, username, mech)
+            log.warning("authentication failed conn=%s user=%r mechanism=%s", self.name, clip(username), mech)
             self._refuse(
                 f"Login was refused using authentication mechanism {mech}. For details see the broker logfile."
             )
             return
         if username in self.config.loopback_users and not _is_loopback(self.peer[0]):
             log.warning("user %r can only connect via localhost conn=%s", username, self.name)
-            self._refuse(f"User '{username}' can only connect via localhost")
+            # RabbitMQ's text for a wrong password too: the refusal must not tell a remote
+            # client that it guessed the password right
+            self._refuse(
+                f"Login was refused using authentication mechanism {mech}. For details see the broker logfile."
+            )
             return
         self.user = user
         self.state = S_TUNE_OK
@@ -475,7 +481,7 @@ class Connection(asyncio.Protocol):
             self.name,
             self.user.name,
             vhost.name,
-            self.client_properties.get("product", "?"),
+            clip(str(self.client_properties.get("product", "?")), 100),
         )
         if self.broker.alarm_active:
             self.set_blocked(True, self.broker.alarm_reason)
@@ -619,7 +625,7 @@ class Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ closing
     def connection_error(self, exc: AMQPError) -> None:
         log.warning(
-            "connection error conn=%s code=%d text=%r", self.name, exc.code, exc.text
+            "connection error conn=%s code=%d text=%r", self.name, exc.code, clip(exc.text)
         )
         if self.state in (S_HEADER,):
             self._abort()

@@ -9,6 +9,7 @@ import sys
 
 from .broker import Broker
 from .config import Config, ConfigError
+from .errlog import OneLineErrors
 
 
 async def serve(config: Config) -> None:
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # a malformed HTTP request is the client's mistake: one line, not a traceback
+    logging.getLogger("aiohttp.server").addFilter(OneLineErrors())
     try:
         import uvloop
 

@@ -32,6 +32,7 @@ from protocol.properties import scan
 
 from ..auth import Permission, TopicPermission, User, check_password, hash_password
 from ..definitions import _jsonable, export_definitions, import_definitions
+from ..errlog import clip, describe
 from ..errors import ChannelError
 from ..exchanges import DelayedExchange
 from ..exchanges.delayed import delay_of
@@ -44,7 +45,7 @@ from ..safe_regex import RegexError, compile_safe
 from . import authz as A
 from . import delayed as D
 from . import listing as L
-from . import session
+from . import session, validate
 from . import views as V
 from .history import History, add_samples
 from .paging import CHEAP
@@ -140,10 +141,11 @@ class Ctx:
             return {}
         try:
             data = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise bad_request(f"invalid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise bad_request("JSON object expected")
+        validate.check_depth(data)
         return data
 
     def listing(self, items: list[dict[str, Any]]) -> web.Response:
@@ -382,6 +384,13 @@ class Api:
             return r
         except ChannelError as exc:
             return jresp({"error": "bad_request", "reason": exc.text}, 400)
+        except validate.Invalid as exc:
+            return jresp({"error": "bad_request", "reason": exc.reason}, 400)
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug reached by a request: one log line, a 500
+            log.error("management request failed method=%s path=%s: %s", request.method, clip(request.path), describe(exc))
+            return jresp({"error": "internal_server_error", "reason": type(exc).__name__}, 500)
 
     def authenticate(self, request: web.Request) -> User:
         """The request's user: HTTP basic auth, else the dashboard's session cookie."""
@@ -502,7 +511,7 @@ class Api:
     async def connection_close(self, c: Ctx) -> web.Response:
         conn = self._conn(c)
         reason = c.request.headers.get("X-Reason", "Closed via management plugin")
-        conn.close_by_broker(320, reason)  # the error adds "CONNECTION_FORCED - "
+        conn.close_by_broker(320, reason)  # close_text adds the "CONNECTION_FORCED - " prefix
         return no_content()
 
     async def connection_channels(self, c: Ctx) -> web.Response:
@@ -578,10 +587,11 @@ class Api:
             raise bad_request("[{key_missing,type}]")
         if not name or name.startswith("amq."):
             raise HTTPError(403, "access_refused", f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        validate.name_length("exchange", name)
         durable = _bool(body.get("durable"), True)
         auto_delete = _bool(body.get("auto_delete"))
         internal = _bool(body.get("internal"))
-        args = dict(body.get("arguments") or {})
+        args = dict(validate.arguments(body.get("arguments")))
         ex = vh.exchanges.get(name)
         if ex is not None:
             if ex.describe_type() != etype or ex.durable != durable or ex.auto_delete != auto_delete or ex.internal != internal:
@@ -630,6 +640,8 @@ class Api:
                 raise bad_request(f"[{{key_missing,{k}}}]")
         enc = body.get("payload_encoding")
         payload = body["payload"]
+        if not isinstance(payload, str):
+            raise bad_request("payload_not_string")  # RabbitMQ's reason
         if enc == "base64":
             try:
                 data = base64.b64decode(payload)
@@ -639,9 +651,12 @@ class Api:
             data = str(payload).encode()
         else:
             raise bad_request(f"invalid payload_encoding {enc!r}")
-        props = _properties(body.get("properties") or {})
         rk = str(body["routing_key"])
-        header = encode_header(len(data), props)
+        validate.name_length("routing_key", rk)
+        try:
+            header = encode_header(len(data), _properties(validate.properties(body.get("properties"))))
+        except (TypeError, ValueError, OverflowError, OSError) as exc:  # values AMQP cannot carry
+            raise bad_request(f"invalid properties: {exc}") from None
         msg = Message(ex.name, rk, shortstr(ex.name) + shortstr(rk), header, data, scan(header))
         ex.published_in += 1
         if isinstance(ex, DelayedExchange) and msg.props.headers_len:
@@ -683,9 +698,10 @@ class Api:
         vh = c.vhost()
         name = c.params["name"]
         body = await c.body()
+        validate.name_length("queue", name)
         durable = _bool(body.get("durable"), True)
         auto_delete = _bool(body.get("auto_delete"))
-        args = dict(body.get("arguments") or {})
+        args = dict(validate.arguments(body.get("arguments")))
         if name.startswith("amq."):
             raise HTTPError(403, "access_refused", f"queue name '{name}' contains reserved prefix 'amq.*'")
         q = vh.queues.get(name)
@@ -822,7 +838,8 @@ class Api:
             raise HTTPError(403, "access_refused", "operation not permitted on the default exchange")
         body = await c.body()
         rk = str(body.get("routing_key", ""))
-        args = dict(body.get("arguments") or {})
+        validate.name_length("routing_key", rk)
+        args = dict(validate.arguments(body.get("arguments")))
         src.bind(dest, rk, args)
         self.broker.definitions_changed(src.durable and dest.durable)
         pk = V.properties_key(rk, args)
@@ -864,7 +881,7 @@ class Api:
             # as RabbitMQ (maybe_grant_full_permissions): the creator may use the vhost it created
             c.user.permissions.setdefault(name, Permission(".*", ".*", ".*"))
             self.broker.definitions_changed(True)
-        tags = body.get("tags", [])
+        tags = validate.tags(body.get("tags", []))
         if isinstance(tags, str):
             tags = [t for t in tags.split(",") if t]
         if "description" in body or "tags" in body:
@@ -908,7 +925,7 @@ class Api:
         c.admin()
         name = c.params["user"]
         body = await c.body()
-        tags = body.get("tags", [])
+        tags = validate.tags(body.get("tags", []))
         if isinstance(tags, str):
             tags = [t for t in tags.split(",") if t]
         if "password" in body:
@@ -972,7 +989,7 @@ class Api:
             if k not in body:
                 raise bad_request(f"[{{key_missing,{k}}}]")
         existed = vh.name in u.permissions
-        u.permissions[vh.name] = Permission(str(body["configure"]), str(body["write"]), str(body["read"]))
+        u.permissions[vh.name] = Permission(*validate.permission(body))
         self.broker.definitions_changed(True)
         return no_content(204 if existed else 201)
 
@@ -1004,9 +1021,10 @@ class Api:
         for k in ("exchange", "write", "read"):
             if k not in body:
                 raise bad_request(f"[{{key_missing,{k}}}]")
+        exchange, write, read = validate.topic_permission(body)
         table = u.topic_permissions.setdefault(vh.name, {})
-        existed = body["exchange"] in table
-        table[str(body["exchange"])] = TopicPermission(str(body["write"]), str(body["read"]))
+        existed = exchange in table
+        table[exchange] = TopicPermission(write, read)
         self.broker.definitions_changed(True)
         return no_content(204 if existed else 201)
 
@@ -1038,9 +1056,7 @@ class Api:
     async def policy_put(self, c: Ctx) -> web.Response:
         vh = c.vhost()
         body = await c.body()
-        for k in ("pattern", "definition"):
-            if k not in body:
-                raise bad_request(f"[{{key_missing,{k}}}]")
+        validate.policy(body)
         existed = c.params["name"] in vh.policies
         p = Policy(vh.name, c.params["name"], str(body["pattern"]), dict(body["definition"] or {}),
                    int(body.get("priority", 0)), str(body.get("apply-to", "all")))
@@ -1123,12 +1139,10 @@ class Api:
 
     async def definitions_import(self, c: Ctx) -> web.Response:
         c.admin()
-        body = await c.body()
+        body = await self._definitions_body(c)
         if "file" in body and isinstance(body["file"], str):
-            try:
-                body = json.loads(body["file"])
-            except ValueError as exc:
-                raise bad_request(f"invalid JSON: {exc}") from None
+            body = _json_object(body["file"])
+        validate.definitions(body)
         if "vhost" in c.params:
             vh = c.vhost().name
             for k in ("policies", "queues", "exchanges", "bindings"):
@@ -1141,6 +1155,22 @@ class Api:
             raise bad_request(f"invalid definitions: {exc}") from None
         self.broker.definitions_changed(True)
         return no_content()
+
+    async def _definitions_body(self, c: Ctx) -> dict[str, Any]:
+        """RabbitMQ takes definitions as application/json or as a multipart/form-data
+        upload (its web UI), and answers 415 to anything else: a plain HTML form
+        (text/plain, urlencoded) must not be able to post them from another site."""
+        ctype = c.request.content_type
+        if ctype == JSON_CT:
+            return await c.body()
+        if ctype == "multipart/form-data":
+            form = await c.request.post()
+            f = form.get("file")
+            raw = f.file.read() if hasattr(f, "file") else f
+            if not isinstance(raw, (str, bytes)):
+                raise bad_request("[{key_missing,file}]")
+            return _json_object(raw)
+        raise web.HTTPUnsupportedMediaType(body=b"")  # RabbitMQ: 415, empty body
 
     # -- health ---------------------------------------------------------------------------------
     async def health_ok(self, c: Ctx) -> web.Response:
@@ -1220,6 +1250,17 @@ _PROP_MAP = {
     "app_id": "app_id",
     "cluster_id": "cluster_id",
 }
+
+
+def _json_object(raw: str | bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise bad_request(f"invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise bad_request("JSON object expected")
+    validate.check_depth(data)
+    return data
 
 
 def _properties(p: dict[str, Any]) -> C.Basic.Properties:
