@@ -240,6 +240,10 @@ class Etcd:
         except aetcd.rpc.AioRpcError as e:
             raise EtcdError(e.details()) from e
 
+    async def compact(self, revision: int) -> None:
+        """Drop history before ``revision`` (what etcd's auto-compaction does on its own)."""
+        await self._call(lambda c: c.compact(revision))
+
     # ---- leases
 
     async def grant(self, ttl: int) -> tuple[int, int]:

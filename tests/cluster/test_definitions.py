@@ -10,6 +10,7 @@ from server.cluster.definitions import (
     ClusterDefinitions,
     DefinitionChange,
     DefinitionError,
+    DefinitionsReset,
 )
 from server.cluster.election import Election, Fenced
 from tests.cluster.waiting import wait_for
@@ -84,3 +85,20 @@ async def test_keys_are_safe_for_slashes_and_unknown_kinds_refused(etcd, cluster
         defs.key("widgets", {"name": "x"})
     with pytest.raises(DefinitionError, match="lacks field 'vhost'"):
         await defs.put("queues", {"name": "x"})
+
+
+async def test_a_watcher_behind_compacted_history_gets_the_whole_set_again(etcd, cluster):
+    defs = ClusterDefinitions(etcd, cluster)
+    _, rev = await defs.load()
+    await defs.put("queues", QUEUE)
+    latest = await defs.put("exchanges", EXCHANGE)
+    await etcd.compact(latest)
+
+    async def first():
+        async for item in defs.watch(rev + 1):
+            return item
+
+    item = await asyncio.wait_for(first(), 5)
+    assert isinstance(item, DefinitionsReset)
+    assert item.definitions["queues"] == [QUEUE] and item.definitions["exchanges"] == [EXCHANGE]
+    assert item.revision >= latest
