@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from server.cluster import keys
 from server.cluster.etcd import (
     KV,
     Etcd,
+    cancel_and_wait,
     create_revision_is,
     mod_revision_is,
     op_delete,
@@ -119,17 +121,16 @@ class Election:
         lost = asyncio.ensure_future(session.lost.wait())
 
         async def changed() -> None:
-            async for ev in self.etcd.watch_prefix(prefix, revision + 1):
-                if ev.kv.key in (self.key, self.isr_key):
-                    return
+            async with aclosing(self.etcd.watch_prefix(prefix, revision + 1)) as events:
+                async for ev in events:
+                    if ev.kv.key in (self.key, self.isr_key):
+                        return
 
         watch = asyncio.ensure_future(changed())
         try:
             await asyncio.wait({lost, watch}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (lost, watch):
-                t.cancel()
-            await asyncio.gather(lost, watch, return_exceptions=True)
+            await cancel_and_wait(lost, watch)
         if session.lost.is_set():
             raise LeaseLost(f"lease {session.lease_id:x} lost while campaigning")
         if watch.done() and not watch.cancelled() and watch.exception() is not None:
@@ -148,20 +149,19 @@ class Election:
             kv, rev = await self.etcd.read(self.key)
             if kv is None or kv.create_revision != leadership.token:
                 return "leader key gone"
-            async for ev in self.etcd.watch_prefix(self.key, rev + 1):
-                if ev.kv.key == self.key and (
-                    ev.kind == "delete" or ev.kv.create_revision != leadership.token
-                ):
-                    return "leader key gone"
+            async with aclosing(self.etcd.watch_prefix(self.key, rev + 1)) as events:
+                async for ev in events:
+                    if ev.kv.key == self.key and (
+                        ev.kind == "delete" or ev.kv.create_revision != leadership.token
+                    ):
+                        return "leader key gone"
             return "watch ended"
 
         gone = asyncio.ensure_future(key_gone())
         try:
             await asyncio.wait({lost, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (lost, gone):
-                t.cancel()
-            await asyncio.gather(lost, gone, return_exceptions=True)
+            await cancel_and_wait(lost, gone)
         reason = "lease lost" if session.lost.is_set() else gone.result()
         log.warning("node %s lost leadership (token %d): %s", self.node, leadership.token, reason)
         return reason

@@ -88,6 +88,37 @@ def _kv(raw: Any) -> KV:
     )
 
 
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancellation a library call swallowed.
+
+    aetcd waits for a watch to be created with 3.11's asyncio.wait_for, which returns the
+    result instead of raising when the cancel and the result arrive together; the task's
+    pending-cancel count still shows it.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        log.debug("re-raising a cancellation swallowed by the etcd client")
+        raise asyncio.CancelledError
+
+
+async def cancel_and_wait(*tasks: asyncio.Future[Any], grace: float = 0.5) -> None:
+    """Cancel tasks and wait until they end, cancelling again if one swallowed the first."""
+    pending = {t for t in tasks if not t.done()}
+    for t in pending:
+        t.cancel()
+    for _ in range(10):
+        if not pending:
+            break
+        _, pending = await asyncio.wait(pending, timeout=grace)
+        for t in pending:
+            t.cancel()
+    if pending:
+        log.error("%d task(s) ignored cancellation: %s", len(pending), pending)
+    for t in tasks:
+        if t.done() and not t.cancelled():
+            t.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+
 def prefix_end(prefix: str) -> bytes:
     """The range end that makes ``[prefix, end)`` exactly the keys starting with prefix."""
     return _utils.prefix_range_end(prefix.encode())
@@ -171,7 +202,10 @@ class Etcd:
             if client is None:
                 client = self._client = self._new_client()
             try:
-                return await asyncio.wait_for(fn(client), self.timeout)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                # that races with the result, leaving a cancelled task running on
+                async with asyncio.timeout(self.timeout):
+                    return await fn(client)
             except (*_UNREACHABLE, TimeoutError) as e:
                 last = e
                 log.warning("etcd %s unreachable: %s", self.endpoint, e or type(e).__name__)
@@ -281,10 +315,11 @@ class Etcd:
                 client = self._client = self._new_client()
             watch = None
             try:
-                watch = await asyncio.wait_for(
-                    client.watch_prefix(prefix.encode(), start_revision=next_rev, prev_kv=prev_kv),
-                    self.timeout,
-                )
+                async with asyncio.timeout(self.timeout):
+                    watch = await client.watch_prefix(
+                        prefix.encode(), start_revision=next_rev, prev_kv=prev_kv
+                    )
+                _raise_if_cancelled()
                 async for ev in watch:
                     kv = _kv(ev.kv)
                     kind = "delete" if ev.kind == aetcd.EventKind.DELETE else "put"

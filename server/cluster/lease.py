@@ -96,7 +96,8 @@ class Session:
                 continue
             sent = time.monotonic()
             try:
-                ttl = await asyncio.wait_for(self.etcd.keepalive(self.lease_id), remaining)
+                async with asyncio.timeout(remaining):
+                    ttl = await self.etcd.keepalive(self.lease_id)
             except (EtcdError, TimeoutError) as e:
                 log.warning("etcd lease %x keep-alive failed: %s", self.lease_id,
                             e or type(e).__name__)

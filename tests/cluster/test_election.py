@@ -39,7 +39,8 @@ async def _first_winner(tasks, exclude=(), timeout=TEST_TTL + 3):
 async def _cancel(tasks):
     for t in tasks.values():
         t.cancel()
-    await asyncio.gather(*tasks.values(), return_exceptions=True)
+    async with asyncio.timeout(5):  # a campaign that ignores cancellation is a bug: fail, don't hang
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
 
 
 async def test_one_leader_among_three_and_failover_on_revoke(make_node, cluster):
