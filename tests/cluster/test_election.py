@@ -28,12 +28,14 @@ async def _campaigners(make_node, cluster, names=("n1", "n2", "n3")):
 
 
 async def _first_winner(tasks, exclude=(), timeout=TEST_TTL + 3):
-    pending = [t for name, t in tasks.items() if name not in exclude and not t.done()]
-    done, _ = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    """The one campaign (outside ``exclude``) that has won, waiting for it if need be."""
+    candidates = [t for name, t in tasks.items() if name not in exclude]
+    if not any(t.done() for t in candidates):
+        await asyncio.wait(candidates, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    done = [t for t in candidates if t.done()]
     assert done, "no node became leader in time"
     assert len(done) == 1, "two campaigners won at once"
-    winner = done.pop().result()
-    return winner
+    return done[0].result()
 
 
 async def _cancel(tasks):
