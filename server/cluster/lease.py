@@ -74,7 +74,8 @@ class Session:
     def _mark_lost(self, why: str) -> None:
         if self.lost.is_set():
             return
-        log.warning("etcd lease %x lost: %s", self.lease_id, why)
+        level = logging.INFO if why == "stopped" else logging.WARNING
+        log.log(level, "etcd lease %x ended: %s", self.lease_id, why)
         self.lost.set()
         callbacks, self._on_lost = self._on_lost, []
         for cb in callbacks:

@@ -79,7 +79,7 @@ async def test_failover_when_the_leader_freezes_and_its_writes_are_fenced(make_n
         second = await _first_winner(tasks, exclude={first.node}, timeout=TEST_TTL + 3)
         failover = time.monotonic() - frozen
         assert second.node != first.node and second.token > first.token
-        assert failover < TEST_TTL + 1.0, failover
+        assert failover < TEST_TTL + 1.5, failover
 
         # the old leader wakes up and writes as if still leader: refused (fencing)
         with pytest.raises(Fenced):
@@ -172,7 +172,8 @@ async def test_leader_cut_off_from_etcd_stops_within_the_ttl(etcd_fresh, cluster
         cut = time.monotonic()
         try:
             await wait_for(lambda: session.lost.is_set(), TEST_TTL + 1, what="local lease loss")
-            assert time.monotonic() - cut <= TEST_TTL + 0.2
+            # at most a TTL after the last answered keep-alive (+ scheduling on a busy machine)
+            assert time.monotonic() - cut <= TEST_TTL + 0.5
             assert not session.alive
         finally:
             etcd_fresh.resume()

@@ -36,8 +36,9 @@ async def test_join_list_and_expiry_within_the_ttl(make_node, cluster):
         frozen = time.monotonic()
         await wait_for(lambda: maps[-1] == {"n1", "n3"}, TEST_TTL + 3, what="n2 to expire")
         elapsed = time.monotonic() - frozen
-        # etcd expires a lease TTL after the last keep-alive it got, checking every 500 ms
-        assert elapsed < TEST_TTL + 1.0, elapsed
+        # etcd expires a lease TTL after the last keep-alive it got, checking every 500 ms;
+        # the margin is for a loaded machine
+        assert elapsed < TEST_TTL + 1.5, elapsed
         assert sorted(await view.members()) == ["n1", "n3"]
 
         # a clean leave (lease revoked) is seen at once
