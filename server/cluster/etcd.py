@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aetcd
+from aetcd import rpc
 from aetcd import transactions as _tx
 from aetcd import utils as _utils
 
@@ -24,8 +25,10 @@ log = logging.getLogger("warren.cluster.etcd")
 
 T = TypeVar("T")
 
-# gRPC statuses that mean "this endpoint is not answering": worth trying another one.
+# What "this endpoint is not answering" looks like (worth trying another one): aetcd's
+# mapped errors, or a raw gRPC status from a stub called directly (txn).
 _UNREACHABLE = (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError)
+_UNREACHABLE_CODES = (rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.DEADLINE_EXCEEDED)
 
 
 class EtcdError(Exception):
@@ -138,15 +141,15 @@ def mod_revision_is(key: str, revision: int) -> Any:
 
 
 def op_put(key: str, value: bytes, lease: int | None = None) -> Any:
-    return _tx.Put(key.encode(), value, lease=lease)
+    return rpc.RequestOp(request_put=rpc.PutRequest(key=key.encode(), value=value, lease=lease or 0))
 
 
 def op_delete(key: str) -> Any:
-    return _tx.Delete(key.encode())
+    return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key.encode()))
 
 
 def op_get(key: str) -> Any:
-    return _tx.Get(key.encode())
+    return rpc.RequestOp(request_range=rpc.RangeRequest(key=key.encode()))
 
 
 class Etcd:
@@ -206,7 +209,9 @@ class Etcd:
                 # that races with the result, leaving a cancelled task running on
                 async with asyncio.timeout(self.timeout):
                     return await fn(client)
-            except (*_UNREACHABLE, TimeoutError) as e:
+            except (*_UNREACHABLE, TimeoutError, rpc.AioRpcError) as e:
+                if isinstance(e, rpc.AioRpcError) and e.code() not in _UNREACHABLE_CODES:
+                    raise EtcdError(e.details() or str(e.code())) from e
                 last = e
                 log.warning("etcd %s unreachable: %s", self.endpoint, e or type(e).__name__)
                 await self._switch(client)
@@ -257,22 +262,20 @@ class Etcd:
         self, compare: list[Any], success: list[Any], failure: list[Any] | None = None
     ) -> TxnResult:
         """Apply ``success`` if every compare holds, else ``failure``; atomically."""
+        req = rpc.TxnRequest(
+            compare=[cmp.build_message() for cmp in compare],
+            success=success,
+            failure=failure or [],
+        )
 
         async def run(c: aetcd.Client) -> TxnResult:
-            # aetcd returns only (succeeded, responses); the revision is in the raw header
-            req = aetcd.rpc.TxnRequest(
-                compare=[cmp.build_message() for cmp in compare],
-                success=c._ops_to_requests(success),
-                failure=c._ops_to_requests(failure or []),
-            )
+            # the stub directly: aetcd's transaction() drops the header, whose revision is the
+            # create_revision of what the txn put (the fencing token of an election)
             await c.connect()
             resp = await c.kvstub.Txn(req, timeout=self.timeout, metadata=c.metadata)
             return TxnResult(resp.succeeded, resp.header.revision)
 
-        try:
-            return await self._call(run)
-        except aetcd.rpc.AioRpcError as e:
-            raise EtcdError(e.details()) from e
+        return await self._call(run)
 
     async def compact(self, revision: int) -> None:
         """Drop history before ``revision`` (what etcd's auto-compaction does on its own)."""

@@ -56,10 +56,15 @@ async def test_lease_keys_go_with_the_lease(etcd, cluster):
 
 async def test_fails_over_to_the_next_endpoint(etcd_server, cluster):
     dead = ("127.0.0.1", free_port())
-    async with Etcd([dead, etcd_server.endpoint], timeout=1.0) as client:
-        await client.put(f"/t/{cluster}/k", b"v")
-        assert (await client.get(f"/t/{cluster}/k")).value == b"v"
-        assert client.endpoint == f"127.0.0.1:{etcd_server.client_port}"
+    for first in ("txn", "put"):  # the txn goes through the gRPC stub directly: same failover
+        async with Etcd([dead, etcd_server.endpoint], timeout=1.0) as client:
+            k = f"/t/{cluster}/{first}"
+            if first == "txn":
+                assert (await client.txn([create_revision_is(k, 0)], [op_put(k, b"v")])).succeeded
+            else:
+                await client.put(k, b"v")
+            assert (await client.get(k)).value == b"v"
+            assert client.endpoint == f"127.0.0.1:{etcd_server.client_port}"
 
 
 async def test_no_endpoint_answers():
