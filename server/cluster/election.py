@@ -25,6 +25,7 @@ from server.cluster import keys
 from server.cluster.etcd import (
     KV,
     Etcd,
+    EtcdUnavailable,
     cancel_and_wait,
     create_revision_is,
     mod_revision_is,
@@ -34,6 +35,8 @@ from server.cluster.etcd import (
 from server.cluster.lease import LeaseLost, Session
 
 log = logging.getLogger("warren.cluster.election")
+
+RETRY_DELAY = 0.2  # seconds between campaign attempts while etcd does not answer
 
 
 class Fenced(Exception):
@@ -90,30 +93,42 @@ class Election:
         payload = json.dumps({"node": self.node, **(info or {})}).encode()
         while True:
             session.check()
-            leader, rev = await self.etcd.read(self.key)
-            if leader is not None:
-                if leader.lease == session.lease_id:
-                    # an earlier attempt won but its reply was lost (retried after a timeout)
-                    return _leadership(leader)
-                await self._wait_change(session, rev)
+            try:
+                won = await self._attempt(session, payload)
+            except EtcdUnavailable as e:
+                # etcd briefly unreachable: keep trying until the lease's own deadline says stop
+                log.warning("campaign of %s: %s; retrying", self.node, e)
+                await asyncio.sleep(RETRY_DELAY)
                 continue
-            isr, rev2 = await self.etcd.read(self.isr_key)
-            members = isr_members(isr)
-            if members is not None and self.node not in members:
-                log.info("node %s not in the in-sync set %s; waiting to be eligible",
-                         self.node, members)
-                await self._wait_change(session, max(rev, rev2))
-                continue
-            res = await self.etcd.txn(
-                [create_revision_is(self.key, 0),
-                 mod_revision_is(self.isr_key, 0 if isr is None else isr.mod_revision)],
-                [op_put(self.key, payload, lease=session.lease_id)],
-            )
-            if res.succeeded:
-                won = Leadership(self.node, res.revision, session.lease_id, json.loads(payload))
+            if won is not None:
                 log.info("node %s is leader of cluster %s (fencing token %d)",
                          self.node, self.cluster, won.token)
                 return won
+
+    async def _attempt(self, session: Session, payload: bytes) -> Leadership | None:
+        """One try: win, or wait until the leader or the in-sync set changes and return None."""
+        leader, rev = await self.etcd.read(self.key)
+        if leader is not None:
+            if leader.lease == session.lease_id:
+                # an earlier attempt won but its reply was lost (retried after a timeout)
+                return _leadership(leader)
+            await self._wait_change(session, rev)
+            return None
+        isr, rev2 = await self.etcd.read(self.isr_key)
+        members = isr_members(isr)
+        if members is not None and self.node not in members:
+            log.info("node %s not in the in-sync set %s; waiting to be eligible",
+                     self.node, members)
+            await self._wait_change(session, max(rev, rev2))
+            return None
+        res = await self.etcd.txn(
+            [create_revision_is(self.key, 0),
+             mod_revision_is(self.isr_key, 0 if isr is None else isr.mod_revision)],
+            [op_put(self.key, payload, lease=session.lease_id)],
+        )
+        if not res.succeeded:
+            return None  # someone else won, or the set changed: look again
+        return Leadership(self.node, res.revision, session.lease_id, json.loads(payload))
 
     async def _wait_change(self, session: Session, revision: int) -> None:
         """Return when the leader key or the in-sync set changes after ``revision``."""
@@ -146,7 +161,12 @@ class Election:
         lost = asyncio.ensure_future(session.lost.wait())
 
         async def key_gone() -> str:
-            kv, rev = await self.etcd.read(self.key)
+            while True:
+                try:
+                    kv, rev = await self.etcd.read(self.key)
+                    break
+                except EtcdUnavailable:  # the session's deadline decides, not one failed read
+                    await asyncio.sleep(RETRY_DELAY)
             if kv is None or kv.create_revision != leadership.token:
                 return "leader key gone"
             async with aclosing(self.etcd.watch_prefix(self.key, rev + 1)) as events:

@@ -213,7 +213,8 @@ class Etcd:
                 if isinstance(e, rpc.AioRpcError) and e.code() not in _UNREACHABLE_CODES:
                     raise EtcdError(e.details() or str(e.code())) from e
                 last = e
-                log.warning("etcd %s unreachable: %s", self.endpoint, e or type(e).__name__)
+                why = e.details() if isinstance(e, rpc.AioRpcError) else (str(e) or type(e).__name__)
+                log.warning("etcd %s unreachable: %s", self.endpoint, why)
                 await self._switch(client)
             except aetcd.ClientError as e:
                 raise EtcdError(str(e)) from e

@@ -180,3 +180,23 @@ async def test_leader_cut_off_from_etcd_stops_within_the_ttl(etcd_fresh, cluster
     finally:
         await session.stop(revoke=False)
         await client.close()
+
+
+@pytest.mark.timeout(60)
+async def test_campaign_rides_out_a_short_etcd_outage(etcd_fresh, cluster, caplog):
+    client = Etcd([etcd_fresh.endpoint], timeout=1.0)
+    session = Session(client, ttl=6)
+    try:
+        await session.start()
+        etcd_fresh.pause()
+        try:
+            task = asyncio.ensure_future(Election(client, cluster, "n1").campaign(session))
+            await wait_for(lambda: "retrying" in caplog.text, 5, what="a failed attempt")
+            assert not task.done()
+        finally:
+            etcd_fresh.resume()
+        won = await asyncio.wait_for(task, 5)
+        assert won.node == "n1" and session.alive
+    finally:
+        await session.stop()
+        await client.close()
