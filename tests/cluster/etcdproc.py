@@ -1,0 +1,112 @@
+"""A private etcd (Debian's etcd-server) on free loopback ports, for the cluster tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.brokerproc import free_port, wait_port
+
+ETCD_BINARIES = ("/usr/bin/etcd", "/usr/local/bin/etcd")
+
+
+def etcd_binary() -> str:
+    """The etcd binary; skip the test if there is none, fail it when CI is set."""
+    found = shutil.which("etcd") or next((p for p in ETCD_BINARIES if os.path.exists(p)), None)
+    if found is None:
+        reason = "etcd is not installed (Debian: apt-get install etcd-server)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
+        pytest.skip(reason)
+    return found
+
+
+class EtcdProcess:
+    """One single-member etcd on loopback with a private data dir; output goes to etcd.log."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = None
+
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.client_port)
+
+    def start(self, timeout: float = 20.0) -> EtcdProcess:
+        binary = etcd_binary()
+        self.base.mkdir(parents=True, exist_ok=True)
+        client = f"http://127.0.0.1:{self.client_port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        self._log = open(self.base / "etcd.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--name", "t",
+                "--data-dir", str(self.base / "data"),
+                "--listen-client-urls", client,
+                "--advertise-client-urls", client,
+                "--listen-peer-urls", peer,
+                "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", f"t={peer}",
+                "--initial-cluster-state", "new",
+                "--log-level", "warn",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            wait_port(self.client_port, timeout=timeout, proc=self.proc)
+            self._wait_healthy(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_healthy(self, deadline: float) -> None:
+        """Listening is not serving: wait until the member has elected itself and answers."""
+        url = f"http://127.0.0.1:{self.client_port}/health"
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if json.loads(r.read()).get("health") == "true":
+                        return
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() >= deadline or (self.proc and self.proc.poll() is not None):
+                raise RuntimeError(f"etcd did not become healthy; see {self.base / 'etcd.log'}")
+            time.sleep(0.05)
+
+    def pause(self) -> None:
+        """SIGSTOP: etcd stops answering but keeps its sockets (a hung or cut-off etcd)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
