@@ -25,7 +25,8 @@ import pytest
 from tests.brokerproc import BrokerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-BENCH = REPO.parent / "shared" / "bench"
+# ../shared beside the repository (a worktree under /work/wt uses WARREN_BENCH_DIR)
+BENCH = Path(os.environ.get("WARREN_BENCH_DIR", REPO.parent / "shared" / "bench"))
 NODE_DIR = Path(__file__).resolve().parent / "node"
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 
@@ -134,6 +135,12 @@ class _RabbitNode:
 def _rabbit_node(tmp_path_factory):
     if not RABBITMQ_SERVER.exists():
         _missing(f"{RABBITMQ_SERVER} is not installed; differential tests need RabbitMQ")
+    if os.environ.get("WARREN_TEST_RABBITMQ_PORT"):
+        # a node started beforehand by start-rabbitmq.sh (faster local iterations)
+        node = _RabbitNode(tmp_path_factory.mktemp("rabbitmq"))
+        node.port = int(os.environ["WARREN_TEST_RABBITMQ_PORT"])
+        yield node
+        return
     node = _RabbitNode(tmp_path_factory.mktemp("rabbitmq"))
     try:
         node.start()

@@ -185,7 +185,12 @@ class FrameReader:
                 if end >= n:
                     break
                 if data[end] != FRAME_END:
-                    raise FrameError(FRAME_ERROR, f"frame end octet is {data[end]:#x}, not 0xce")
+                    # RabbitMQ's text: the frame type, its payload as an Erlang binary, the octet
+                    octets = ",".join(str(b) for b in data[pos + 7:end])
+                    raise FrameError(
+                        FRAME_ERROR,
+                        f"type {ftype}, all octets = <<{octets}>>: {{invalid_frame_end_marker,{data[end]}}}",
+                    )
                 start = pos + 7
                 if ftype == FRAME_METHOD:
                     if size < 4:

@@ -186,6 +186,8 @@ class Channel:
             raise ConnectionError_(
                 UNEXPECTED_FRAME,
                 f"expected content header for class 60, got one for class {class_id} instead",
+                60,
+                40,
             )
         limit = self.max_message_size
         if body_size > limit:
@@ -380,11 +382,13 @@ class Channel:
         if self._nacks:
             nacks = self._nacks
             self._nacks = []
-            # acks before the first nack, then each nack on its own
+            # acks before the first nack, then each nack on its own; as RabbitMQ, a nack
+            # with nothing unconfirmed below it has multiple set, and requeue always
             for tag in nacks:
-                if not self._pending_batches:
+                below_confirmed = not self._pending_batches
+                if below_confirmed:
                     self._write_ack(tag - 1)
-                self.conn.write(hotpath.confirm_nack_frame(self.number, tag, False))
+                self.conn.write(hotpath.confirm_nack_frame(self.number, tag, below_confirmed, True))
                 if not self._pending_batches and tag > self._confirm_acked:
                     self._confirm_acked = tag
         if self._sync_stores:
@@ -423,7 +427,7 @@ class Channel:
                 if upto:
                     self._write_ack(upto)
                     upto = 0
-                self.conn.write(hotpath.confirm_nack_frame(self.number, b[0], True))
+                self.conn.write(hotpath.confirm_nack_frame(self.number, b[0], True, True))
                 self._confirm_acked = b[0]
             else:
                 upto = b[0]
@@ -652,6 +656,8 @@ class Channel:
         name = m.exchange
         ex = vhost.exchanges.get(name)
         if m.passive:
+            if name == "":
+                raise access_refused("operation not permitted on the default exchange")
             if ex is None:
                 raise not_found_exchange(name, vhost.name)
             if not m.nowait:
@@ -661,7 +667,7 @@ class Channel:
         # refused only when creating (an equivalent redeclare of amq.direct is fine)
         cls = self.conn.broker.exchange_type(m.exchange_type)
         if cls is None:
-            raise ConnectionError_(COMMAND_INVALID, f"invalid exchange type '{m.exchange_type}'", 40, 10)
+            raise ConnectionError_(COMMAND_INVALID, f"unknown exchange type '{m.exchange_type}'", 40, 10)
         if name == "":
             raise access_refused("operation not permitted on the default exchange")
         self._check_configure(name, "exchange")
@@ -713,6 +719,11 @@ class Channel:
             raise access_refused("operation not permitted on the default exchange")
         dest = vhost.exchanges.get(m.destination)
         src = vhost.exchanges.get(m.source)
+        if unbind and (dest is None or src is None):
+            # as RabbitMQ 3.10 (and queue.unbind): unbinding a missing exchange is a no-op
+            if not m.nowait:
+                self.send(C.Exchange.UnbindOk())
+            return
         if dest is None:
             raise not_found_exchange(m.destination, vhost.name)
         if src is None:
@@ -733,11 +744,16 @@ class Channel:
                 self.send(C.Exchange.BindOk())
 
     # queue.* ------------------------------------------------------------------
-    def _lookup_queue(self, name: str) -> Queue:
+    def _queue_name(self, name: str) -> str:
+        """An empty queue name means the channel's last declared queue (spec, RabbitMQ)."""
         if name == "":
             if self.last_queue is None:
                 raise ChannelError(NOT_FOUND, "no previously declared queue")
-            name = self.last_queue
+            return self.last_queue
+        return name
+
+    def _lookup_queue(self, name: str) -> Queue:
+        name = self._queue_name(name)
         q = self.vhost.queues.get(name)
         if q is None:
             raise not_found_queue(name, self.vhost.name)
@@ -750,8 +766,13 @@ class Channel:
         name = m.queue
         if m.passive:
             if name == REPLY_TO:
-                self.send(C.Queue.DeclareOk(queue=name, message_count=0, consumer_count=0))
+                # RabbitMQ reports the pseudo-queue with one consumer
+                if not m.nowait:
+                    self.send(C.Queue.DeclareOk(queue=name, message_count=0, consumer_count=1))
                 return
+            if name == "":
+                # RabbitMQ: no "last declared queue" shortcut for a passive declare
+                raise not_found_queue(name, vhost.name)
             q = self._lookup_queue(name)
             self.last_queue = q.name
             if not m.nowait:
@@ -793,10 +814,14 @@ class Channel:
     def _queue_bind(self, m: Any) -> None:
         vhost = self.vhost
         unbind = isinstance(m, C.Queue.Unbind)
+        routing_key = m.routing_key
+        if m.queue == "" and routing_key == "":
+            # the last declared queue, bound with its own name as the key (RabbitMQ)
+            routing_key = self._queue_name("")
         if unbind and m.exchange != "":
             # as RabbitMQ: unbinding from a missing queue or exchange is a no-op, and
             # needs no exclusive access to the queue
-            q = vhost.queues.get(m.queue or self.last_queue or "")
+            q = vhost.queues.get(self._queue_name(m.queue))
             if q is None or m.exchange not in vhost.exchanges:
                 self.send(C.Queue.UnbindOk())
                 return
@@ -809,15 +834,15 @@ class Channel:
             raise not_found_exchange(m.exchange, vhost.name)
         self._check_bind_perms(m.exchange, q.name, "queue")
         if self.conn.topic_perms and type(ex) is TopicExchange:
-            self._check_topic("read", ex.name, m.routing_key)
+            self._check_topic("read", ex.name, routing_key)
         if unbind:
-            b = ex.unbind(q, m.routing_key, m.arguments or {})
+            b = ex.unbind(q, routing_key, m.arguments or {})
             if b is not None:
                 vhost._maybe_auto_delete_exchange(ex)
                 self.conn.broker.definitions_changed(q.durable and ex.durable)
             self.send(C.Queue.UnbindOk())
         else:
-            ex.bind(q, m.routing_key, dict(m.arguments or {}))
+            ex.bind(q, routing_key, dict(m.arguments or {}))
             self.conn.broker.definitions_changed(q.durable and ex.durable)
             if not m.nowait:
                 self.send(C.Queue.BindOk())
@@ -831,7 +856,7 @@ class Channel:
 
     def _queue_delete(self, m: C.Queue.Delete) -> None:
         vhost = self.vhost
-        q = vhost.queues.get(m.queue or (self.last_queue or ""))
+        q = vhost.queues.get(self._queue_name(m.queue))
         if q is None:
             if not m.nowait:
                 self.send(C.Queue.DeleteOk(message_count=0))
@@ -888,8 +913,13 @@ class Channel:
         args = dict(m.arguments or {})
         prio = args.get("x-priority", 0)
         if not isinstance(prio, int) or isinstance(prio, bool):
-            raise precondition(f"invalid arg 'x-priority' for queue '{q.name}' in vhost '{self.vhost.name}'")
-        c = Consumer(tag, self, q, bool(m.no_ack), bool(m.exclusive), self.prefetch, args, prio)
+            raise precondition(
+                f"invalid arg 'x-priority' for queue '{q.name}' in vhost '{self.vhost.name}': "
+                f'"expected integer, got {type_name(prio)}"'
+            )
+        # RabbitMQ ignores prefetch for no-ack consumers: such a consumer gets no limit
+        prefetch = 0 if m.no_ack else self.prefetch
+        c = Consumer(tag, self, q, bool(m.no_ack), bool(m.exclusive), prefetch, args, prio)
         self.consumers[tag] = c
         if not m.nowait:
             self.send(C.Basic.ConsumeOk(consumer_tag=tag))

@@ -383,7 +383,10 @@ class Connection(asyncio.Protocol):
             elif mech == "EXTERNAL" and self.peer_cert:
                 username, password = cert_login(self.peer_cert, self.config.tls_cert_login_from), None
             else:
-                raise ConnectionError_(ACCESS_REFUSED, f"unsupported authentication mechanism '{mech}'", 10, 11)
+                # RabbitMQ closes the socket without a Connection.Close before login
+                log.warning("unknown authentication mechanism conn=%s mechanism=%r", self.name, mech)
+                self._abort()
+                return
         except (ValueError, UnicodeDecodeError):
             username, password = "", ""
         user = self.broker.users.get(username)
@@ -412,18 +415,19 @@ class Connection(asyncio.Protocol):
         )
 
     def _refuse(self, text: str) -> None:
-        self.connection_error(ConnectionError_(ACCESS_REFUSED, text, 10, 11))
+        # RabbitMQ names no method in a login refusal (class_id = method_id = 0)
+        self.connection_error(ConnectionError_(ACCESS_REFUSED, text))
 
     def _tune_ok(self, m: C.Connection.TuneOk) -> None:
         cmax = self.config.channel_max
         self.channel_max = m.channel_max if 0 < m.channel_max <= cmax else cmax
         fmax = m.frame_max or self.config.frame_max
-        if fmax < FRAME_MIN_SIZE:
-            raise ConnectionError_(NOT_ALLOWED, f"frame_max={fmax} < {FRAME_MIN_SIZE} min size", 10, 31)
-        if fmax > self.config.frame_max:
-            raise ConnectionError_(
-                NOT_ALLOWED, f"frame_max={fmax} > {self.config.frame_max} max size", 10, 31
-            )
+        if fmax < FRAME_MIN_SIZE or fmax > self.config.frame_max:
+            # RabbitMQ closes the socket without a Connection.Close before connection.open
+            log.warning("refused frame_max=%d conn=%s (allowed %d..%d)", fmax, self.name,
+                        FRAME_MIN_SIZE, self.config.frame_max)
+            self._abort()
+            return
         self.frame_max = fmax
         self.max_body = fmax - 8
         self.reader.set_frame_max(fmax)
