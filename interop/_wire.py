@@ -189,7 +189,10 @@ class Session:
 
     def call(self, ch: int, *frames: bytes) -> Any:
         """Send frames, then read until a non-asynchronous method arrives (the answer,
-        or a Channel/Connection.Close); returns it decoded (None on timeout/eof)."""
+        or a Channel/Connection.Close); returns it decoded (None on timeout/eof, or if
+        the broker had closed the channel: nothing is sent then)."""
+        if ch in self.channel_closed or self.closed_by_server:
+            return None
         self.send(*frames)
         return self.wait_answer()
 

@@ -32,6 +32,8 @@ from interop._wire import (
     describe,
     method,
     publish,
+    raw_method,
+    shortstr,
 )
 from tests.brokerproc import BrokerProcess
 
@@ -1277,3 +1279,180 @@ def queue_declare_passive_no_last_declared(s, ch, p):
 @case()
 def queue_declare_reply_to_token_passive(s, ch, p):
     declare_q(s, ch, "amq.rabbitmq.reply-to.nosuchtoken", passive=True)
+
+
+@case()
+def exchange_declare_delayed_type(s, ch, p):
+    declare_x(s, ch, f"{p}.x", "x-delayed-message", auto_delete=True, arguments={"x-delayed-type": "direct"})
+
+
+DELIBERATE["exchange_declare_delayed_type"] = Deliberate(
+    "warren has the delayed-message exchange built in; RabbitMQ needs its plugin (not enabled here)",
+    warren=["Exchange.DeclareOk{}", "Channel.CloseOk{}"],
+    rabbitmq=["Connection.Close{'reply_code': 503, 'reply_text': \"COMMAND_INVALID - unknown exchange type "
+              "'x-delayed-message'\", 'class_id': 40, 'method_id': 10}"],
+)
+
+
+@case()
+def queue_declare_stream(s, ch, p):
+    declare_q(s, ch, f"{p}.q", durable=True, arguments={"x-queue-type": "stream"})
+    cleanup_q(s, ch, f"{p}.q")
+
+
+DELIBERATE["queue_declare_stream"] = Deliberate(
+    "streams are not implemented in warren: refused with RabbitMQ's text for an unsupported queue type",
+    warren=["Channel.Close" + str({
+        "reply_code": 406,
+        "reply_text": "PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue '<q>' in vhost '/': "
+                      "\"unsupported queue type 'stream'\"",
+        "class_id": 50, "method_id": 10})],
+    rabbitmq=["Queue.DeclareOk{'queue': '<q>', 'message_count': 0, 'consumer_count': 0}",
+              "Queue.DeleteOk{'message_count': 0}", "Channel.CloseOk{}"],
+)
+
+
+@case()
+def queue_declare_quorum(s, ch, p):
+    declare_q(s, ch, f"{p}.q", durable=True, arguments={"x-queue-type": "quorum"})
+    declare_q(s, ch, f"{p}.q", durable=True)
+    s.open_channel(ch + 1000)
+    declare_q(s, ch + 1000, f"{p}.q", durable=True, arguments={"x-queue-type": "quorum"})
+    cleanup_q(s, ch + 1000, f"{p}.q")
+    s.close_channel(ch + 1000)
+
+
+@case()
+def queue_declare_quorum_exclusive(s, ch, p):
+    declare_q(s, ch, f"{p}.q", durable=True, exclusive=True, arguments={"x-queue-type": "quorum"})
+
+
+@case()
+def queue_single_active_consumer(s, ch, p):
+    declare_q(s, ch, f"{p}.q", exclusive=True, arguments={"x-single-active-consumer": True})
+    s.call(ch, method(ch, C.Basic.Consume(queue=f"{p}.q", consumer_tag="first", no_ack=True)))
+    s.call(ch, method(ch, C.Basic.Consume(queue=f"{p}.q", consumer_tag="second", no_ack=True)))
+    for b in (b"1", b"2"):
+        s.send(publish(ch, "", f"{p}.q", b))
+    s.read(6)
+    s.call(ch, method(ch, C.Basic.Cancel(consumer_tag="first")))
+    s.send(publish(ch, "", f"{p}.q", b"3"))
+    s.read(3)
+
+
+@case()
+def basic_ack_all_with_nothing_outstanding(s, ch, p):
+    s.send(method(ch, C.Basic.Ack(delivery_tag=0, multiple=True)))
+    s.sync(ch)
+
+
+@case()
+def basic_ack_tag_zero_single(s, ch, p):
+    s.send(method(ch, C.Basic.Ack(delivery_tag=0, multiple=False)))
+    s.sync(ch)
+
+
+@case()
+def basic_nack_multiple_to_dlx(s, ch, p):
+    confirm_mode(s, ch)
+    declare_q(s, ch, f"{p}.dead", exclusive=True)
+    declare_q(s, ch, f"{p}.q", exclusive=True, arguments={
+        "x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{p}.dead"})
+    for b in (b"1", b"2", b"3"):
+        pub(s, ch, "", f"{p}.q", b)
+    for _ in range(3):
+        get(s, ch, f"{p}.q", no_ack=False)
+    s.send(method(ch, C.Basic.Nack(delivery_tag=2, multiple=True, requeue=False)))
+    declare_q(s, ch, f"{p}.q", passive=True)
+
+
+@case()
+def basic_recover_with_consumer(s, ch, p):
+    confirm_mode(s, ch)
+    declare_q(s, ch, f"{p}.q", exclusive=True)
+    pub(s, ch, "", f"{p}.q", b"1")
+    s.call(ch, method(ch, C.Basic.Consume(queue=f"{p}.q", consumer_tag="c")))
+    s.read(3)
+    s.send(method(ch, C.Basic.Recover(requeue=True)))
+    s.read(4)  # RecoverOk and the redelivery: RabbitMQ answers first
+
+
+@case()
+def basic_publish_cc_bcc(s, ch, p):
+    confirm_mode(s, ch)
+    for n in ("a", "b", "c"):
+        declare_q(s, ch, f"{p}.{n}", exclusive=True)
+    pub(s, ch, "", f"{p}.a", b"x", {"headers": {"CC": [f"{p}.b"], "BCC": [f"{p}.c"], "k": 1}})
+    for n in ("a", "b", "c"):
+        get(s, ch, f"{p}.{n}")
+
+
+@case(xfail=COMPAT_WIRE)  # class/method ids of hot-path errors (issue 8 item 7)
+def basic_publish_cc_not_array(s, ch, p):
+    s.send(publish(ch, "", "x", b"x", {"headers": {"CC": "not-a-list"}}))
+    s.sync(ch)
+
+
+@case(own_connection=True)
+def frame_larger_than_frame_max(s, ch, p):
+    s.send(method(ch, C.Basic.Publish(exchange="", routing_key="x")))
+    big = b"x" * 140000
+    s.send(content(ch, big, frame_max=200000))
+    s.frame()
+
+
+@case(own_connection=True)
+def unknown_method_id(s, ch, p):
+    s.send(raw_method(ch, 60, 99, b""))
+    for _ in range(3):
+        if s.eof:
+            break
+        s.frame()
+
+
+@case(own_connection=True)
+def unknown_class_id(s, ch, p):
+    s.send(raw_method(ch, 99, 10, b""))
+    for _ in range(3):
+        if s.eof:
+            break
+        s.frame()
+
+
+@case(xfail=COMPAT_WIRE)  # names outside pamqp's allowed characters (issue 8 item 10)
+def queue_declare_unusual_name(s, ch, p):
+    name = f"{p}.jobs!café|x"
+    s.call(ch, raw_method(ch, 50, 10, b"\x00\x00" + shortstr(name) + b"\x00" + b"\x00\x00\x00\x00"))
+    s.call(ch, method(ch, C.Queue.Delete(queue=f"{p}.jobs")))
+    s.call(ch, raw_method(ch, 50, 40, b"\x00\x00" + shortstr(name) + b"\x00"))
+
+
+@case(own_connection=True, handshake=False)
+def channel_max_exceeded(s, ch, p):
+    s.send(b"AMQP\x00\x00\x09\x01")
+    s.frame()
+    s.send(method(0, C.Connection.StartOk(client_properties={}, mechanism="PLAIN",
+                                          response="\x00guest\x00guest", locale="en_US")))
+    s.frame()
+    s.send(method(0, C.Connection.TuneOk(channel_max=2, frame_max=131072, heartbeat=0)))
+    s.call(0, method(0, C.Connection.Open(virtual_host="/")))
+    for n in (1, 2, 3):
+        s.send(method(n, C.Channel.Open()))
+        s.frame(record=n == 3)
+    s.frame()
+
+
+_UNKNOWN_METHOD = ("RabbitMQ's reader fails on a method it does not know and drops the TCP connection; "
+                   "warren says why in a Connection.Close")
+DELIBERATE["unknown_method_id"] = Deliberate(
+    _UNKNOWN_METHOD,
+    warren=["Connection.Close{'reply_code': 540, 'reply_text': 'NOT_IMPLEMENTED - unknown method class 60 "
+            "method 99', 'class_id': 60, 'method_id': 99}", "<eof>"],
+    rabbitmq=["<eof>"],
+)
+DELIBERATE["unknown_class_id"] = Deliberate(
+    _UNKNOWN_METHOD,
+    warren=["Connection.Close{'reply_code': 501, 'reply_text': 'FRAME_ERROR - unknown method class 99 "
+            "method 10', 'class_id': 99, 'method_id': 10}", "<eof>"],
+    rabbitmq=["<eof>"],
+)

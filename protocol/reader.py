@@ -177,9 +177,9 @@ class FrameReader:
             while n - pos >= 7:  # a frame header is enough to refuse an oversized frame
                 ftype, ch, size = unpack_hdr(data, pos)
                 if size > max_payload:
-                    raise FrameError(
+                    raise FrameError(  # RabbitMQ's text
                         FRAME_ERROR,
-                        f"frame size {size + 8} exceeds negotiated frame_max {max_payload}",
+                        f"type {ftype}, all octets = <<>>: {{frame_too_large,{size},{max_payload - 8}}}",
                     )
                 end = pos + 7 + size
                 if end >= n:

@@ -303,7 +303,9 @@ class Channel:
             if v is None:
                 continue
             if not isinstance(v, list):
-                raise precondition(f"Invalid header '{name}': expected array, got {type(v).__name__}")
+                raise precondition(
+                    f'invalid message: {{unacceptable_type_in_header,"{name}",{type_name(v)}}}'
+                )
             for k in v:
                 extra.append(k.decode() if isinstance(k, bytes) else str(k))
         if "BCC" in headers:
