@@ -1456,3 +1456,33 @@ DELIBERATE["unknown_class_id"] = Deliberate(
             "method 10', 'class_id': 99, 'method_id': 10}", "<eof>"],
     rabbitmq=["<eof>"],
 )
+
+
+# ============================================================================ connection.blocked
+def _blocked_transcript(port: int) -> list[str]:
+    s = Session(port)
+    try:
+        s.handshake()
+        s.transcript.clear()
+        s.open_channel(1)
+        s.sync(1)  # does the broker say "blocked" before anything is published?
+        s.send(publish(1, "", "nobody", b"x"))
+        s.frame(timeout=10)
+        return [describe(r) for r in s.transcript]
+    finally:
+        s.close()
+
+
+def test_connection_blocked(tmp_path, rabbitmq_node):
+    """A resource alarm (free disk below the limit): connection.blocked, byte for byte."""
+    w = BrokerProcess(tmp_path / "data", extra_args=["--disk-free-limit", str(10**18)]).start()
+    try:
+        got_w = _blocked_transcript(w.port)
+    finally:
+        w.stop()
+    rabbitmq_node.ctl("set_disk_free_limit", str(10**18))
+    try:
+        got_r = _blocked_transcript(rabbitmq_node.port)
+    finally:
+        rabbitmq_node.ctl("set_disk_free_limit", "50000000")
+    assert got_w == got_r

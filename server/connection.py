@@ -113,6 +113,7 @@ class Connection(asyncio.Protocol):
         self.recv_bytes = 0
         self.sent_bytes = 0
         self.blocked = False
+        self._told_blocked = False
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -173,13 +174,13 @@ class Connection(asyncio.Protocol):
                 if kind == K_MESSAGE:
                     ch.on_message(f[2], f[3], f[4], f[5], f[6], f[7], f[8])
                     if self.blocked:
-                        self._pause("alarm")  # resource alarm: stop reading from publishers
+                        self._block_publisher()
                 elif kind == K_BODY:
                     ch.on_body(f[2])
                 elif kind == K_PUBLISH:
                     ch.on_publish(f[2], f[3], f[4], f[5], f[6])
                     if self.blocked:
-                        self._pause("alarm")  # resource alarm: stop reading from publishers
+                        self._block_publisher()
                 elif kind == K_HEADER:
                     ch.on_header(f[2], f[3], f[4])
                 elif kind == K_ACK:
@@ -588,17 +589,25 @@ class Connection(asyncio.Protocol):
             self._resume("flow")
 
     def set_blocked(self, blocked: bool, reason: str = "") -> None:
-        """connection.blocked / unblocked for resource alarms (if the client supports it)."""
+        """A resource alarm set or cleared. As RabbitMQ, a connection is blocked (and told
+        so with connection.blocked) at its first publish during the alarm."""
         if blocked == self.blocked or self.state != S_OPENED:
             return
         self.blocked = blocked
-        if self.capabilities.get("connection.blocked"):
-            if blocked:
-                self.send_method(0, C.Connection.Blocked(reason=reason))
-            else:
-                self.send_method(0, C.Connection.Unblocked())
         if not blocked:
+            if self._told_blocked:
+                self._told_blocked = False
+                self.send_method(0, C.Connection.Unblocked())
             self._resume("alarm")
+
+    def _block_publisher(self) -> None:
+        """A publish during a resource alarm: stop reading this connection, tell the client."""
+        if "alarm" in self._pause_reasons:
+            return
+        self._pause("alarm")
+        if self.capabilities.get("connection.blocked") and not self._told_blocked:
+            self._told_blocked = True
+            self.send_method(0, C.Connection.Blocked(reason=self.broker.alarm_reason))
 
     # ------------------------------------------------------------------ closing
     def connection_error(self, exc: AMQPError) -> None:
