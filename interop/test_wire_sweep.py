@@ -16,8 +16,11 @@ RabbitMQ connection serve every case that leaves the connection open.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import secrets
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,7 +38,7 @@ from interop._wire import (
     raw_method,
     shortstr,
 )
-from tests.brokerproc import BrokerProcess
+from tests.brokerproc import BrokerProcess, wait_port
 
 COMPAT_WIRE = "fixed on branch compat-wire"
 
@@ -129,9 +132,39 @@ def _start_key(raw: bytes) -> bytes:
             f"mechanisms={f.mechanisms!r} locales={f.locales!r}>").encode()
 
 
+#: users the permission cases log in as (created on both brokers)
+LIMITED = ("sweep-limited", "pw")  # may configure/write/read only names starting with "allowed."
+NO_ACCESS = ("sweep-noaccess", "pw")  # no permissions on "/"
+
+
+def _warren_users(w: BrokerProcess) -> None:
+    wait_port(w.mgmt_port)
+    def put(path: str, body: dict) -> None:
+        req = urllib.request.Request(f"http://127.0.0.1:{w.mgmt_port}/api/{path}", method="PUT",
+                                     data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json",
+                                              "authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+        urllib.request.urlopen(req, timeout=10).read()
+    for user, pw in (LIMITED, NO_ACCESS):
+        put(f"users/{user}", {"password": pw, "tags": ""})
+    put(f"permissions/%2F/{LIMITED[0]}", {"configure": "^allowed\\.", "write": "^allowed\\.", "read": "^allowed\\."})
+
+
+def _rabbit_users(node) -> None:
+    for user, pw in (LIMITED, NO_ACCESS):
+        try:
+            node.ctl("delete_user", user)
+        except RuntimeError:
+            pass
+        node.ctl("add_user", user, pw)
+    node.ctl("set_permissions", "-p", "/", LIMITED[0], "^allowed\\.", "^allowed\\.", "^allowed\\.")
+
+
 @pytest.fixture(scope="module")
 def brokers(tmp_path_factory, _rabbit_node):
     w = BrokerProcess(tmp_path_factory.mktemp("sweep") / "data").start()
+    _warren_users(w)
+    _rabbit_users(_rabbit_node)
     pair = (Broker(w.port), Broker(_rabbit_node.port))
     try:
         yield pair
@@ -1486,3 +1519,192 @@ def test_connection_blocked(tmp_path, rabbitmq_node):
     finally:
         rabbitmq_node.ctl("set_disk_free_limit", "50000000")
     assert got_w == got_r
+
+
+# ============================================================================ permissions
+@case(handshake=False)
+def access_vhost_refused(s, ch, p):
+    s.handshake(*NO_ACCESS)
+    s.frame()
+
+
+def _limited(s: Session) -> None:
+    s.handshake(*LIMITED)
+    s.transcript.clear()
+    s.open_channel(1)
+
+
+@case(handshake=False)
+def access_queue_configure_refused(s, ch, p):
+    _limited(s)
+    declare_q(s, 1, f"{p}.q", exclusive=True)
+
+
+@case(handshake=False)
+def access_exchange_configure_refused(s, ch, p):
+    _limited(s)
+    declare_x(s, 1, f"{p}.x", "fanout", auto_delete=True)
+
+
+@case(handshake=False, xfail=COMPAT_WIRE)  # class/method ids of hot-path errors (issue 8 item 7)
+def access_publish_refused(s, ch, p):
+    _limited(s)
+    s.send(publish(1, "amq.direct", "k"))
+    s.sync(1)
+
+
+@case(handshake=False)
+def access_bind_refused(s, ch, p):
+    _limited(s)
+    declare_q(s, 1, f"allowed.{p}", exclusive=True)
+    bind(s, 1, f"allowed.{p}", "amq.direct", "k")
+
+
+@case(handshake=False)
+def access_consume_refused(s, ch, p):
+    _limited(s)
+    s.call(1, method(1, C.Basic.Consume(queue=f"{p}.none")))
+
+
+@case(handshake=False)
+def access_get_refused(s, ch, p):
+    _limited(s)
+    get(s, 1, f"{p}.none")
+
+
+@case(handshake=False)
+def access_allowed_names(s, ch, p):
+    _limited(s)
+    confirm_mode(s, 1)
+    declare_q(s, 1, f"allowed.{p}", exclusive=True)
+    declare_x(s, 1, f"allowed.{p}", "fanout", auto_delete=True)
+    bind(s, 1, f"allowed.{p}", f"allowed.{p}")
+    pub(s, 1, f"allowed.{p}", "", b"ok")
+    get(s, 1, f"allowed.{p}")
+
+
+# ============================================================================ more extensions
+@case()
+def direct_reply_to_round_trip(s, ch, p):
+    s.call(ch, method(ch, C.Basic.Consume(queue="amq.rabbitmq.reply-to", consumer_tag="rt", no_ack=True)))
+    confirm_mode(s, ch)
+    declare_q(s, ch, f"{p}.q", exclusive=True)
+    pub(s, ch, "", f"{p}.q", b"request", {"reply_to": "amq.rabbitmq.reply-to", "correlation_id": "1"})
+    r = s.call(ch, method(ch, C.Basic.Get(queue=f"{p}.q", no_ack=True)))
+    assert isinstance(r, C.Basic.GetOk), r
+    header, _body = s.read(2)
+    token = header.properties.reply_to
+    # the reply from a channel without confirms: the order of a confirm and the reply's
+    # delivery on one channel is not something a client can rely on
+    s.open_channel(ch + 1000)
+    s.send(publish(ch + 1000, "", token, b"reply", {"correlation_id": "1"}))
+    s.read(3)
+    s.close_channel(ch + 1000)
+
+
+@case()
+def overflow_reject_publish_dlx(s, ch, p):
+    confirm_mode(s, ch)
+    declare_q(s, ch, f"{p}.dead", exclusive=True)
+    declare_q(s, ch, f"{p}.q", exclusive=True, arguments={
+        "x-max-length": 1, "x-overflow": "reject-publish-dlx",
+        "x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{p}.dead"})
+    pub(s, ch, "", f"{p}.q", b"1")
+    pub(s, ch, "", f"{p}.q", b"2")
+    declare_q(s, ch, f"{p}.q", passive=True)
+
+
+@case()
+def queue_declare_valid_args(s, ch, p):
+    args = {"x-message-ttl": 60000, "x-expires": 600000, "x-max-length": 10, "x-max-length-bytes": 10000,
+            "x-overflow": "drop-head", "x-dead-letter-exchange": "amq.fanout", "x-dead-letter-routing-key": "k",
+            "x-max-priority": 5, "x-queue-mode": "lazy", "x-single-active-consumer": False}
+    declare_q(s, ch, f"{p}.q", exclusive=True, arguments=args)
+    declare_q(s, ch, f"{p}.q", exclusive=True, arguments=args)
+    declare_q(s, ch, f"{p}.q", exclusive=True, arguments=dict(args, **{"x-max-priority": 6}))
+
+
+@case()
+def basic_publish_empty_body(s, ch, p):
+    confirm_mode(s, ch)
+    declare_q(s, ch, f"{p}.q", exclusive=True)
+    pub(s, ch, "", f"{p}.q", b"")
+    r = s.call(ch, method(ch, C.Basic.Get(queue=f"{p}.q", no_ack=True)))
+    assert isinstance(r, C.Basic.GetOk), r
+    s.read(1)  # the header: no body frame for an empty body
+    s.sync(ch)
+
+
+@case()
+def basic_publish_typed_headers_bcc(s, ch, p):
+    """BCC makes both brokers re-encode the headers table: every field type must survive."""
+    confirm_mode(s, ch)
+    declare_q(s, ch, f"{p}.a", exclusive=True)
+    declare_q(s, ch, f"{p}.b", exclusive=True)
+    headers = {"BCC": [f"{p}.b"], "s": "str", "i": 7, "neg": -5, "big": 2**40, "f": 1.5, "t": True,
+               "ts": datetime(2024, 1, 2, 3, 4, 5), "none": None, "list": [1, "a", False],
+               "table": {"x": 1, "y": "z"}}
+    pub(s, ch, "", f"{p}.a", b"x", {"headers": headers, "content_type": "a/b"})
+    get(s, ch, f"{p}.a")
+    get(s, ch, f"{p}.b")
+
+
+@case(own_connection=True)
+def queue_exclusive_other_connection_consume_purge(s, ch, p):
+    other = Session(s.sock.getpeername()[1])
+    try:
+        other.handshake()
+        other.open_channel(1)
+        declare_q(other, 1, f"{p}.q", exclusive=True)
+        s.call(ch, method(ch, C.Basic.Consume(queue=f"{p}.q")))
+        s.open_channel(2)
+        s.call(2, method(2, C.Queue.Purge(queue=f"{p}.q")))
+        s.open_channel(3)
+        bind(s, 3, f"{p}.q", "amq.direct", "k")
+    finally:
+        other.close()
+
+
+@case(handshake=False)
+def access_unbind_refused(s, ch, p):
+    _limited(s)
+    s.call(1, method(1, C.Queue.Unbind(queue=f"{p}.none", exchange="amq.direct", routing_key="k")))
+
+
+@case(handshake=False)
+def access_exchange_bind_refused(s, ch, p):
+    _limited(s)
+    s.call(1, method(1, C.Exchange.Unbind(destination=f"allowed.{p}", source="amq.direct", routing_key="k")))
+
+
+@case(handshake=False)
+def access_delete_refused(s, ch, p):
+    _limited(s)
+    s.call(1, method(1, C.Queue.Delete(queue=f"{p}.none")))
+    s.open_channel(2)
+    s.call(2, method(2, C.Exchange.Delete(exchange=f"{p}.none")))
+    s.open_channel(3)
+    s.call(3, method(3, C.Queue.Purge(queue=f"{p}.none")))
+
+
+@case()
+def queue_bind_both_missing(s, ch, p):
+    bind(s, ch, f"{p}.none", f"{p}.nox", "k")
+
+
+@case()
+def exchange_bind_both_missing(s, ch, p):
+    s.call(ch, method(ch, C.Exchange.Bind(destination=f"{p}.d", source=f"{p}.s", routing_key="")))
+
+
+@case(own_connection=True)
+def queue_exclusive_other_connection_unbind(s, ch, p):
+    other = Session(s.sock.getpeername()[1])
+    try:
+        other.handshake()
+        other.open_channel(1)
+        declare_q(other, 1, f"{p}.q", exclusive=True)
+        bind(other, 1, f"{p}.q", "amq.direct", "k")
+        s.call(ch, method(ch, C.Queue.Unbind(queue=f"{p}.q", exchange="amq.direct", routing_key="k")))
+    finally:
+        other.close()

@@ -39,7 +39,8 @@ class Permission:
             return True
         if pattern == "":
             return False
-        return re.match(pattern, name) is not None and re.match(pattern, name).end() == len(name)
+        # RabbitMQ runs the expression unanchored (re:run): "^app\." allows "app.jobs"
+        return re.search(pattern, name) is not None
 
     def can_configure(self, name: str) -> bool:
         return self._ok(self.configure, name)

@@ -705,9 +705,9 @@ class Channel:
             raise access_refused("operation not permitted on the default exchange")
         if name.startswith("amq."):
             raise access_refused(f"deletion of system exchange '{name}' in vhost '{vhost.name}' not allowed")
+        self._check_configure(name, "exchange")  # before existence, as RabbitMQ
         ex = vhost.exchanges.get(name)
         if ex is not None:
-            self._check_configure(name, "exchange")
             if m.if_unused and ex.bindings:
                 raise precondition(f"exchange '{name}' in vhost '{vhost.name}' in use")
             vhost.delete_exchange(ex)
@@ -715,24 +715,24 @@ class Channel:
             self.send(C.Exchange.DeleteOk())
 
     def _exchange_bind(self, m: Any) -> None:
+        # RabbitMQ's order: permissions, the default exchange, then existence (source first)
         vhost = self.vhost
         unbind = isinstance(m, C.Exchange.Unbind)
+        self._check_perm("write", m.destination, "exchange")
         if m.destination == "" or m.source == "":
             raise access_refused("operation not permitted on the default exchange")
+        self._check_perm("read", m.source, "exchange")
         dest = vhost.exchanges.get(m.destination)
         src = vhost.exchanges.get(m.source)
-        if unbind and (dest is None or src is None):
-            # as RabbitMQ 3.10 (and queue.unbind): unbinding a missing exchange is a no-op
-            if not m.nowait:
-                self.send(C.Exchange.UnbindOk())
-            return
-        if dest is None:
-            raise not_found_exchange(m.destination, vhost.name)
-        if src is None:
-            raise not_found_exchange(m.source, vhost.name)
-        self._check_bind_perms(m.source, m.destination, "exchange")
-        if self.conn.topic_perms and type(src) is TopicExchange:
+        if src is not None and self.conn.topic_perms and type(src) is TopicExchange:
             self._check_topic("read", src.name, m.routing_key)
+        if dest is None or src is None:
+            if unbind:
+                # as RabbitMQ 3.10 (and queue.unbind): unbinding a missing exchange is a no-op
+                if not m.nowait:
+                    self.send(C.Exchange.UnbindOk())
+                return
+            raise not_found_exchange(m.source if src is None else m.destination, vhost.name)
         if unbind:
             if src.unbind(dest, m.routing_key, m.arguments or {}) is not None:
                 vhost._maybe_auto_delete_exchange(src)
@@ -814,29 +814,31 @@ class Channel:
             self.send(C.Queue.DeclareOk(queue=name, message_count=len(q.store), consumer_count=len(q.consumers)))
 
     def _queue_bind(self, m: Any) -> None:
+        # RabbitMQ's order: the last-declared-queue shortcut, permissions, the default
+        # exchange, then existence (the exchange first); unbinding what is missing is a no-op
         vhost = self.vhost
         unbind = isinstance(m, C.Queue.Unbind)
+        qname = self._queue_name(m.queue)
         routing_key = m.routing_key
         if m.queue == "" and routing_key == "":
-            # the last declared queue, bound with its own name as the key (RabbitMQ)
-            routing_key = self._queue_name("")
-        if unbind and m.exchange != "":
-            # as RabbitMQ: unbinding from a missing queue or exchange is a no-op, and
-            # needs no exclusive access to the queue
-            q = vhost.queues.get(self._queue_name(m.queue))
-            if q is None or m.exchange not in vhost.exchanges:
-                self.send(C.Queue.UnbindOk())
-                return
-        else:
-            q = self._lookup_queue(m.queue)
+            routing_key = qname  # the last declared queue, bound with its own name as the key
+        self._check_perm("write", qname, "queue")
         if m.exchange == "":
             raise access_refused("operation not permitted on the default exchange")
+        self._check_perm("read", m.exchange, "exchange")
         ex = vhost.exchanges.get(m.exchange)
-        if ex is None:
-            raise not_found_exchange(m.exchange, vhost.name)
-        self._check_bind_perms(m.exchange, q.name, "queue")
-        if self.conn.topic_perms and type(ex) is TopicExchange:
+        if ex is not None and self.conn.topic_perms and type(ex) is TopicExchange:
             self._check_topic("read", ex.name, routing_key)
+        q = vhost.queues.get(qname)
+        if ex is None or q is None:
+            if unbind:
+                self.send(C.Queue.UnbindOk())
+                return
+            if ex is None:
+                raise not_found_exchange(m.exchange, vhost.name)
+            raise not_found_queue(qname, vhost.name)
+        if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
+            raise resource_locked(qname, vhost.name)
         if unbind:
             b = ex.unbind(q, routing_key, m.arguments or {})
             if b is not None:
@@ -850,22 +852,23 @@ class Channel:
                 self.send(C.Queue.BindOk())
 
     def _queue_purge(self, m: C.Queue.Purge) -> None:
+        self._check_perm("read", self._queue_name(m.queue), "queue")  # before existence, as RabbitMQ
         q = self._lookup_queue(m.queue)
-        self._check_perm("read", q.name, "queue")
         n = q.purge()
         if not m.nowait:
             self.send(C.Queue.PurgeOk(message_count=n))
 
     def _queue_delete(self, m: C.Queue.Delete) -> None:
         vhost = self.vhost
-        q = vhost.queues.get(self._queue_name(m.queue))
+        qname = self._queue_name(m.queue)
+        self._check_configure(qname, "queue")  # before existence, as RabbitMQ
+        q = vhost.queues.get(qname)
         if q is None:
             if not m.nowait:
                 self.send(C.Queue.DeleteOk(message_count=0))
             return
         if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
             raise resource_locked(q.name, vhost.name)
-        self._check_configure(q.name, "queue")
         if m.if_unused and q.consumers:
             raise precondition(f"queue '{q.name}' in vhost '{vhost.name}' in use")
         if m.if_empty and len(q.store):
@@ -903,8 +906,8 @@ class Channel:
             if not m.nowait:
                 self.send(C.Basic.ConsumeOk(consumer_tag=tag))
             return
+        self._check_perm("read", self._queue_name(m.queue), "queue")  # before existence, as RabbitMQ
         q = self._lookup_queue(m.queue)
-        self._check_perm("read", q.name, "queue")
         if q.quorum and self.global_prefetch:
             raise ConnectionError_(
                 NOT_IMPLEMENTED, f"queue '{q.name}' in vhost '{self.vhost.name}' does not support global qos", 60, 20
@@ -940,8 +943,8 @@ class Channel:
             c.queue.remove_consumer(c)
 
     def _basic_get(self, m: C.Basic.Get) -> None:
+        self._check_perm("read", self._queue_name(m.queue), "queue")  # before existence, as RabbitMQ
         q = self._lookup_queue(m.queue)
-        self._check_perm("read", q.name, "queue")
         item = q.get()
         if item is None:
             self.get_empty += 1
@@ -1056,10 +1059,6 @@ class Channel:
                 f"access to topic '{routing_key}' in exchange '{exchange}' in vhost '{self.vhost.name}' "
                 f"refused for user '{conn.user.name}'"
             )
-
-    def _check_bind_perms(self, source: str, dest: str, dest_kind: str) -> None:
-        self._check_perm("write", dest, dest_kind)
-        self._check_perm("read", source, "exchange")
 
 
 def _check_expiration(exp: str) -> None:
