@@ -37,6 +37,7 @@ from interop._wire import (
     publish,
     raw_method,
     shortstr,
+    table,
 )
 from tests.brokerproc import BrokerProcess, wait_port
 
@@ -269,8 +270,15 @@ def connection_handshake(s, ch, p):
 
 @case(handshake=False)
 def connection_bad_protocol_header(s, ch, p):
-    s.send(b"AMQP\x01\x01\x00\x09")
+    s.send(b"AMQP\x00\x00\x0a\x00")
     s.frame()
+    s.frame()
+
+
+@case(handshake=False)
+def connection_amqp_0_9_header(s, ch, p):
+    # the AMQP 0-9 header ("AMQP" 1 1 0 9) is answered like 0-9-1's
+    s.send(b"AMQP\x01\x01\x00\x09")
     s.frame()
 
 
@@ -1135,8 +1143,7 @@ def confirm_select_acks(s, ch, p):
     declare_q(s, ch, f"{p}.q", exclusive=True)
     pub(s, ch, "", f"{p}.q", b"1")
     pub(s, ch, "", f"{p}.nobody", b"unroutable")
-    pub(s, ch, "", f"{p}.nobody", b"returned", mandatory=True)
-    s.read(4)
+    pub(s, ch, "", f"{p}.nobody", b"returned", mandatory=True)  # Return, header, body, then Ack
 
 
 @case()
@@ -1708,3 +1715,64 @@ def queue_exclusive_other_connection_unbind(s, ch, p):
         s.call(ch, method(ch, C.Queue.Unbind(queue=f"{p}.q", exchange="amq.direct", routing_key="k")))
     finally:
         other.close()
+
+
+@case(own_connection=True)
+def connection_channel_open_on_zero(s, ch, p):
+    s.send(method(0, C.Channel.Open()))
+    s.frame()
+    s.frame()
+
+
+@case(own_connection=True)
+def connection_start_ok_when_open(s, ch, p):
+    s.send(method(0, C.Connection.StartOk(client_properties={}, mechanism="PLAIN",
+                                          response="\x00guest\x00guest", locale="en_US")))
+    s.frame()
+    s.frame()
+
+
+@case(handshake=False)
+def connection_amqplain_login(s, ch, p):
+    s.send(b"AMQP\x00\x00\x09\x01")
+    s.frame()
+    resp = table({"LOGIN": "guest", "PASSWORD": "guest"})[4:].decode("latin-1")
+    s.send(method(0, C.Connection.StartOk(client_properties={}, mechanism="AMQPLAIN",
+                                          response=resp, locale="en_US")))
+    s.frame()
+
+
+@case(handshake=False)
+def connection_amqplain_wrong_password(s, ch, p):
+    s.send(b"AMQP\x00\x00\x09\x01")
+    s.frame()
+    resp = table({"LOGIN": "guest", "PASSWORD": "nope"})[4:].decode("latin-1")
+    s.send(method(0, C.Connection.StartOk(client_properties={"capabilities": {"authentication_failure_close": True}},
+                                          mechanism="AMQPLAIN", response=resp, locale="en_US")))
+    s.frame()
+
+
+@case()
+def queue_bind_headers_bad_x_match(s, ch, p):
+    declare_q(s, ch, f"{p}.q", exclusive=True)
+    bind(s, ch, f"{p}.q", "amq.headers", "", arguments={"x-match": "some"})
+
+
+@case()
+def basic_publish_to_unknown_reply_token(s, ch, p):
+    s.send(publish(ch, "", "amq.rabbitmq.reply-to.bm9zdWNodG9rZW4", b"x", mandatory=True))
+    s.sync(ch)
+
+
+@case()
+def channel_close_with_unacked(s, ch, p):
+    confirm_mode(s, ch)
+    declare_q(s, ch, f"{p}.q")
+    pub(s, ch, "", f"{p}.q", b"1")
+    get(s, ch, f"{p}.q", no_ack=False)
+    s.call(ch, method(ch, C.Channel.Close(reply_code=200, reply_text="", class_id=0, method_id=0)))
+    s.channel_closed.add(ch)
+    s.open_channel(ch + 1000)
+    get(s, ch + 1000, f"{p}.q")  # requeued: redelivered
+    cleanup_q(s, ch + 1000, f"{p}.q")
+    s.close_channel(ch + 1000)
