@@ -8,6 +8,7 @@
               in which case a missing server is a failure.
 ``prefix``    a unique name prefix for queues/exchanges of one test.
 ``node_scenario``  the command running interop/node/scenario.js (amqplib).
+``node_cloudamqp`` the command running interop/node/cloudamqp.js (@cloudamqp/amqp-client).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import pytest
 from tests.brokerproc import BrokerProcess, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-# ../shared beside the repository (a worktree under /work/wt uses WARREN_BENCH_DIR)
-BENCH = Path(os.environ.get("WARREN_BENCH_DIR", REPO.parent / "shared" / "bench"))
+#: start/stop scripts for RabbitMQ; WARREN_BENCH points elsewhere (e.g. from a git worktree)
+BENCH = Path(os.environ.get("WARREN_BENCH") or REPO.parent / "shared" / "bench")
 NODE_DIR = Path(__file__).resolve().parent / "node"
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 
@@ -167,19 +168,36 @@ def rabbitmq(_rabbit_node) -> str:
     return _rabbit_node.url
 
 
+#: the Node client libraries interop/node/package.json installs
+NODE_PACKAGES = ("amqplib", "@cloudamqp/amqp-client")
+
+
 @pytest.fixture(scope="session")
-def node_scenario() -> list[str]:
-    """``[node, scenario.js]``; runs ``npm ci`` (committed package-lock.json) once if
-    ``interop/node/node_modules`` lacks amqplib. Skipped without Node unless CI is set."""
+def node_modules() -> str:
+    """The ``node`` executable; runs ``npm ci`` (committed package-lock.json) once if
+    ``interop/node/node_modules`` lacks one of NODE_PACKAGES. Skipped without Node unless
+    CI is set."""
     node = shutil.which("node")
     npm = shutil.which("npm")
     if not node or not npm:
-        _missing("node/npm not installed; the amqplib interop test needs Node.js")
-    if not (NODE_DIR / "node_modules" / "amqplib" / "package.json").exists():
+        _missing("node/npm not installed; the Node interop tests need Node.js")
+    if not all((NODE_DIR / "node_modules" / pkg / "package.json").exists() for pkg in NODE_PACKAGES):
         cmd = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
         if not (NODE_DIR / "package-lock.json").exists():
             cmd[1] = "install"
         r = subprocess.run(cmd, cwd=NODE_DIR, capture_output=True, text=True, timeout=180)
         if r.returncode != 0:
             pytest.fail(f"{' '.join(cmd)} failed in {NODE_DIR}:\n{r.stdout}\n{r.stderr}")
-    return [node, str(NODE_DIR / "scenario.js")]
+    return node
+
+
+@pytest.fixture(scope="session")
+def node_scenario(node_modules) -> list[str]:
+    """``[node, scenario.js]``: the amqplib scenario."""
+    return [node_modules, str(NODE_DIR / "scenario.js")]
+
+
+@pytest.fixture(scope="session")
+def node_cloudamqp(node_modules) -> list[str]:
+    """``[node, cloudamqp.js]``: the @cloudamqp/amqp-client scenario."""
+    return [node_modules, str(NODE_DIR / "cloudamqp.js")]

@@ -7,8 +7,8 @@ other than ``capabilities`` (product, version, platform, cluster name ...), serv
 queue names and consumer tags (same-length placeholders), direct reply-to tokens.
 
 ``DELIBERATE`` lists the cases where warren differs on purpose, with the reason and
-both brokers' expected answers; every other difference fails. Cases marked "fixed on
-branch compat-wire" are fixed by another branch and expected to fail here until merged.
+both brokers' expected answers; every other difference fails. A case may carry
+``xfail=reason`` while a known difference is being fixed elsewhere (strict: it must fail).
 
 Skipped where RabbitMQ is not installed (failed if ``CI`` is set). One warren and one
 RabbitMQ connection serve every case that leaves the connection open.
@@ -40,8 +40,6 @@ from interop._wire import (
     table,
 )
 from tests.brokerproc import BrokerProcess, wait_port
-
-COMPAT_WIRE = "fixed on branch compat-wire"
 
 
 @dataclass
@@ -340,7 +338,7 @@ def connection_close_by_client(s, ch, p):
     s.eof = True  # closed by us: nothing more to send
 
 
-@case(own_connection=True, xfail=COMPAT_WIRE)
+@case(own_connection=True)
 def connection_update_secret(s, ch, p):
     s.call(0, method(0, C.Connection.UpdateSecret(new_secret="guest", reason="refresh")))
 
@@ -398,7 +396,7 @@ def connection_frame_end_wrong(s, ch, p):
 
 
 # ============================================================================ channel.*
-@case(own_connection=True, handshake=False, xfail=COMPAT_WIRE)
+@case(own_connection=True, handshake=False)
 def channel_open_ok_bytes(s, ch, p):
     s.handshake()
     s.transcript.clear()
@@ -607,7 +605,7 @@ def exchange_unbind_missing_binding(s, ch, p):
     s.call(ch, method(ch, C.Exchange.Unbind(destination="amq.fanout", source="amq.direct", routing_key="nope")))
 
 
-@case(xfail=COMPAT_WIRE)  # class/method ids of hot-path errors (issue 8 item 7)
+@case()
 def exchange_publish_internal(s, ch, p):
     declare_x(s, ch, f"{p}.x", "fanout", auto_delete=True, internal=True)
     pub(s, ch, f"{p}.x", "")
@@ -963,7 +961,7 @@ def basic_consume_bad_priority(s, ch, p):
     s.call(ch, method(ch, C.Basic.Consume(queue=f"{p}.q", arguments={"x-priority": "high"})))
 
 
-@case(xfail=COMPAT_WIRE)  # class/method ids of hot-path errors (issue 8 item 7)
+@case()
 def basic_publish_missing_exchange(s, ch, p):
     pub(s, ch, f"{p}.none", "k")
     s.sync(ch)
@@ -984,19 +982,19 @@ def basic_publish_immediate(s, ch, p):
     s.frame()
 
 
-@case(xfail=COMPAT_WIRE)  # class/method ids of hot-path errors (issue 8 item 7)
+@case()
 def basic_publish_user_id_mismatch(s, ch, p):
     pub(s, ch, "", "x", props={"user_id": "someone"})
     s.sync(ch)
 
 
-@case(xfail=COMPAT_WIRE)  # class/method ids of hot-path errors (issue 8 item 7)
+@case()
 def basic_publish_bad_expiration(s, ch, p):
     pub(s, ch, "", "x", props={"expiration": "soon"})
     s.sync(ch)
 
 
-@case(xfail=COMPAT_WIRE)  # class/method ids of hot-path errors (issue 8 item 7)
+@case()
 def basic_publish_negative_expiration(s, ch, p):
     pub(s, ch, "", "x", props={"expiration": "-5"})
     s.sync(ch)
@@ -1246,7 +1244,7 @@ def direct_reply_to_with_acks(s, ch, p):
     s.call(ch, method(ch, C.Basic.Consume(queue="amq.rabbitmq.reply-to", no_ack=False)))
 
 
-@case(xfail=COMPAT_WIRE)  # class/method ids of hot-path errors (issue 8 item 7)
+@case()
 def direct_reply_to_without_consumer(s, ch, p):
     pub(s, ch, "", "x", b"request", {"reply_to": "amq.rabbitmq.reply-to"})
     s.sync(ch)
@@ -1427,7 +1425,7 @@ def basic_publish_cc_bcc(s, ch, p):
         get(s, ch, f"{p}.{n}")
 
 
-@case(xfail=COMPAT_WIRE)  # class/method ids of hot-path errors (issue 8 item 7)
+@case()
 def basic_publish_cc_not_array(s, ch, p):
     s.send(publish(ch, "", "x", b"x", {"headers": {"CC": "not-a-list"}}))
     s.sync(ch)
@@ -1459,7 +1457,7 @@ def unknown_class_id(s, ch, p):
         s.frame()
 
 
-@case(xfail=COMPAT_WIRE)  # names outside pamqp's allowed characters (issue 8 item 10)
+@case()
 def queue_declare_unusual_name(s, ch, p):
     name = f"{p}.jobs!café|x"
     s.call(ch, raw_method(ch, 50, 10, b"\x00\x00" + shortstr(name) + b"\x00" + b"\x00\x00\x00\x00"))
@@ -1553,7 +1551,7 @@ def access_exchange_configure_refused(s, ch, p):
     declare_x(s, 1, f"{p}.x", "fanout", auto_delete=True)
 
 
-@case(handshake=False, xfail=COMPAT_WIRE)  # class/method ids of hot-path errors (issue 8 item 7)
+@case(handshake=False)
 def access_publish_refused(s, ch, p):
     _limited(s)
     s.send(publish(1, "amq.direct", "k"))

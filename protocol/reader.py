@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import struct
 
-from pamqp import commands
+from pamqp.base import Frame
 
+from . import commands
 from .constants import (
     BASIC_ACK,
     BASIC_NACK,
@@ -83,7 +84,7 @@ _NACK_ID = BASIC_NACK
 _REJECT_ID = BASIC_REJECT
 
 
-def decode_method(payload: bytes | memoryview) -> commands.base.Frame:
+def decode_method(payload: bytes | memoryview) -> Frame:
     """Decode a method frame payload with pamqp; FrameError on anything wrong."""
     if len(payload) < 4:
         raise FrameError(FRAME_ERROR, "method frame too short")
@@ -127,7 +128,7 @@ _TABLE_LAYOUT = {
 }
 
 
-def _retype_arguments(method: commands.base.Frame, raw: bytes, shortstrs: int, bits: bool) -> None:
+def _retype_arguments(method: Frame, raw: bytes, shortstrs: int, bits: bool) -> None:
     """Re-read the arguments table keeping each value's AMQP type (pamqp drops it), so that
     error texts can name the type the client sent, as RabbitMQ does."""
     if type(method) is commands.Exchange.Declare:

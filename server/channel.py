@@ -8,8 +8,7 @@ from base64 import urlsafe_b64encode
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from pamqp import commands as C
-
+from protocol import commands as C
 from protocol import hotpath
 from protocol.constants import (
     CHANNEL_ERROR,
@@ -303,9 +302,8 @@ class Channel:
             if v is None:
                 continue
             if not isinstance(v, list):
-                raise precondition(
-                    f'invalid message: {{unacceptable_type_in_header,"{name}",{type_name(v)}}}'
-                )
+                wire = msg.typed_headers()[name]  # RabbitMQ names the wire type
+                raise precondition(f'invalid message: {{unacceptable_type_in_header,"{name}",{type_name(wire)}}}')
             for k in v:
                 extra.append(k.decode() if isinstance(k, bytes) else str(k))
         if "BCC" in headers:
@@ -873,11 +871,11 @@ class Channel:
             raise precondition(f"queue '{q.name}' in vhost '{vhost.name}' in use")
         if m.if_empty and len(q.store):
             raise precondition(f"queue '{q.name}' in vhost '{vhost.name}' not empty")
-        n = vhost.delete_queue(q)
+        if not m.nowait:  # before the Basic.Cancel the deletion sends its consumers (RabbitMQ's order)
+            self.send(C.Queue.DeleteOk(message_count=len(q.store)))
+        vhost.delete_queue(q)
         if q in self.conn.exclusive_queues:
             self.conn.exclusive_queues.remove(q)
-        if not m.nowait:
-            self.send(C.Queue.DeleteOk(message_count=n))
 
     # basic.* ------------------------------------------------------------------
     def _basic_qos(self, m: C.Basic.Qos) -> None:

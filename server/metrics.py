@@ -232,6 +232,14 @@ def process_stats() -> dict[str, float]:
     }
 
 
+def physical_memory() -> int:
+    """Total RAM in bytes (0 if unknown): the memory limit when no watermark is configured."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (OSError, ValueError):
+        return 0
+
+
 # ----------------------------------------------------------------------------- collector
 def _g(name: str, doc: str, value: float | None = None, labels: list[str] | None = None) -> GaugeMetricFamily:
     if labels is not None:
@@ -300,6 +308,26 @@ class WarrenCollector(Collector):
         yield _g("rabbitmq_process_max_fds", "Open file descriptors limit", p["max_fds"])
         conns = sum(1 for _ in list(self.broker.connections))
         yield _g("rabbitmq_process_open_tcp_sockets", "Open TCP sockets", conns)
+        # a socket is a file descriptor: the descriptor limit bounds the sockets
+        yield _g("rabbitmq_process_max_tcp_sockets", "Open TCP sockets limit", p["max_fds"])
+        yield from self._resources(p)
+
+    def _resources(self, p: dict[str, float]) -> Iterator[Metric]:
+        """Memory and disk limits and the alarm gauges RabbitMQ's dashboards read (plain gauges)."""
+        b = self.broker
+        limit = getattr(b, "memory_limit", None) or physical_memory()
+        yield _g("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes", limit)
+        free = getattr(b, "disk_free", -1)
+        disk_limit = b.config.disk_free_limit
+        if free >= 0:
+            yield _g("rabbitmq_disk_space_available_bytes", "Disk space available in bytes", free)
+        yield _g("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes", disk_limit)
+        yield _g("rabbitmq_alarms_free_disk_space_watermark",
+                 "is 1 if free disk space watermark alarm is in effect", 1 if 0 <= free < disk_limit else 0)
+        yield _g("rabbitmq_alarms_memory_used_watermark",
+                 "is 1 if VM memory watermark alarm is in effect", 1 if getattr(b, "memory_alarm", False) else 0)
+        yield _g("rabbitmq_alarms_file_descriptor_limit",
+                 "is 1 if file descriptor limit alarm is in effect", 1 if p["open_fds"] >= p["max_fds"] else 0)
 
     # -- global counters --------------------------------------------------------
     def _global(self, g: dict[str, Any]) -> Iterator[Metric]:

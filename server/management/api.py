@@ -41,7 +41,12 @@ from ..message import Message
 from ..metrics import render
 from ..policies import Policy
 from ..queue_args import check_new_queue
+from . import delayed as D
+from . import session
 from . import views as V
+from .history import History, add_samples
+from .paging import PageError, queue_page
+from .session import COOKIE, SessionError, Sessions
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -159,6 +164,7 @@ def _set_path(out: dict[str, Any], col: str, v: Any) -> None:
 
 def shape_list(items: list[dict[str, Any]], query: Any) -> Any:
     """Apply RabbitMQ's list query parameters (name filter, sort, columns, pagination)."""
+    every = len(items)
     name = query.get("name")
     if name:
         if query.get("use_regex") in ("true", "1"):
@@ -203,7 +209,7 @@ def shape_list(items: list[dict[str, Any]], query: Any) -> Any:
             "page": p,
             "page_count": max(1, (total + size - 1) // size),
             "page_size": size,
-            "total_count": total,
+            "total_count": every,
         }
     return items
 
@@ -222,6 +228,8 @@ class Api:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.rates = V.Rates()
+        self.sessions = Sessions()
+        self.history = History(broker)
         self.routes: list[tuple[str, list[str], Handler]] = []
         r = self.add
         r("GET", "overview", self.overview)
@@ -309,6 +317,9 @@ class Api:
         r("GET", "health/checks/protocol-listener/{proto}", self.health_ok)
         r("GET", "health/checks/certificate-expiration/{within}/{unit}", self.health_ok)
         r("GET", "trace/{message_id}", self.trace)
+        r("GET", "delayed", self.delayed)
+        r("GET", "delayed/{vhost}", self.delayed)
+        r("GET", "exchanges/{vhost}/{name}/delayed", self.delayed_pending)
         r("GET", "tracing/{vhost}", self.tracing_get)
         r("PUT", "tracing/{vhost}", self.tracing_put)
 
@@ -348,30 +359,57 @@ class Api:
             return await handler(Ctx(self, request, params, user))
         except HTTPError as exc:
             r = jresp({"error": exc.error, "reason": exc.reason}, exc.status)
-            if exc.status == 401:
+            if exc.status == 401 and not request.headers.get("X-Warren-UI"):
+                # the dashboard shows its own login form, not the browser's prompt
                 r.headers["WWW-Authenticate"] = 'Basic realm="RabbitMQ Management"'
             return r
         except ChannelError as exc:
             return jresp({"error": "bad_request", "reason": exc.text}, 400)
 
     def authenticate(self, request: web.Request) -> User:
+        """The request's user: HTTP basic auth, else the dashboard's session cookie."""
         h = request.headers.get("Authorization", "")
+        if not h and COOKIE in request.cookies:
+            return self.session_user(request)
         if not h.lower().startswith("basic "):
             raise HTTPError(401, "not_authorized", "Login failed")
         try:
             name, _, password = base64.b64decode(h[6:].strip()).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise HTTPError(401, "not_authorized", "Login failed") from None
+        err = self.check_login(name, password)
+        if err is not None:
+            raise HTTPError(401, "not_authorized", err)
+        return self.broker.users[name]
+
+    def check_login(self, name: str, password: str) -> str | None:
+        """None if ``name``/``password`` may use the management API, else the reason why not."""
         user = self.broker.users.get(name)
         if user is None or not check_password(password, user.password_hash):
-            raise HTTPError(401, "not_authorized", "Login failed")
+            return "Login failed"
         if not MGMT_TAGS.intersection(user.tags):
-            raise HTTPError(401, "not_authorized", "Not management user")
+            return "Not management user"
+        return None
+
+    def session_user(self, request: web.Request) -> User:
+        """The user of the request's session cookie, looked up now (tags and deletion apply at once)."""
+        try:
+            name = self.sessions.user_of(request)
+        except SessionError as exc:
+            raise HTTPError(401, "not_authorized", str(exc)) from None
+        user = self.broker.users.get(name)
+        if user is None or not MGMT_TAGS.intersection(user.tags):
+            raise HTTPError(401, "not_authorized", "Login failed")
         return user
 
     # -- overview ------------------------------------------------------------------
     async def overview(self, c: Ctx) -> web.Response:
-        return jresp(V.overview_json(self.broker, self.rates))
+        out = V.overview_json(self.broker, self.rates)
+        try:
+            add_samples(out, self.history, c.request.query)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        return jresp(out)
 
     async def whoami(self, c: Ctx) -> web.Response:
         return jresp({"name": c.user.name, "tags": list(c.user.tags)})
@@ -422,7 +460,7 @@ class Api:
     async def connection_close(self, c: Ctx) -> web.Response:
         conn = self._conn(c)
         reason = c.request.headers.get("X-Reason", "Closed via management plugin")
-        conn.close_by_broker(320, f"CONNECTION_FORCED - {reason}")
+        conn.close_by_broker(320, reason)  # the error adds "CONNECTION_FORCED - "
         return no_content()
 
     async def connection_channels(self, c: Ctx) -> web.Response:
@@ -574,6 +612,13 @@ class Api:
 
     # -- queues ------------------------------------------------------------------------
     async def queues(self, c: Ctx) -> web.Response:
+        try:
+            paged = queue_page([q for vh in self._vhosts(c) for q in list(vh.queues.values())], c.request.query,
+                               lambda q: V.queue_json(self.broker, self.rates, q), shape_list)
+        except PageError as exc:
+            raise bad_request(str(exc)) from None
+        if paged is not None:
+            return jresp(paged)
         out = [V.queue_json(self.broker, self.rates, q) for vh in self._vhosts(c) for q in list(vh.queues.values())]
         return c.listing(out)
 
@@ -1063,6 +1108,20 @@ class Api:
         events = [e for e in self.broker.tracer.events(c.params["message_id"], vhost) if c.visible(e["vhost"])]
         return jresp({"message_id": c.params["message_id"], "events": events})
 
+    # -- delayed messages --------------------------------------------------------------------------
+    async def delayed(self, c: Ctx) -> web.Response:
+        return c.listing([D.summary(ex) for ex in D.delayed_exchanges(self._vhosts(c))])
+
+    async def delayed_pending(self, c: Ctx) -> web.Response:
+        _, ex = self._exchange(c)
+        if not isinstance(ex, DelayedExchange):
+            raise bad_request(f"exchange '{ex.name}' is not an x-delayed-message exchange")
+        try:
+            limit = int(c.request.query.get("limit", "100"))
+        except ValueError:
+            raise bad_request("limit must be an integer") from None
+        return jresp(D.pending(ex, limit))
+
     async def tracing_get(self, c: Ctx) -> web.Response:
         vh = c.vhost()
         return jresp({"vhost": vh.name, **self.broker.tracer.status(vh.name)})
@@ -1132,7 +1191,13 @@ def props_json(msg: Message) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- apps
 async def _index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC / "index.html")
+    r = web.FileResponse(STATIC / "index.html")
+    # the dashboard loads nothing from elsewhere and is never framed (clickjacking)
+    r.headers["Content-Security-Policy"] = (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+    )
+    r.headers["X-Frame-Options"] = "DENY"
+    return r
 
 
 def make_management_app(broker: Broker) -> web.Application:
@@ -1141,6 +1206,16 @@ def make_management_app(broker: Broker) -> web.Application:
     app["api"] = api
     app.router.add_route("*", "/api/{tail:.*}", api.handle)
     app.router.add_route("*", "/api", api.handle)
+    session.install(app, api)
+
+    async def start_history(app: web.Application) -> None:
+        api.history.start()
+
+    async def stop_history(app: web.Application) -> None:
+        await api.history.stop()
+
+    app.on_startup.append(start_history)
+    app.on_cleanup.append(stop_history)
     if STATIC.is_dir():
         app.router.add_get("/", _index)
         app.router.add_static("/static/", STATIC, show_index=False)

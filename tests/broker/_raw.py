@@ -145,3 +145,24 @@ class RawConn:
 
     def close(self) -> None:
         self.w.close()
+
+
+async def recv_frame_bytes(conn: RawConn, timeout: float = 5.0, heartbeats: bool = False) -> bytes:
+    """The next whole frame as the bytes on the wire (heartbeats skipped unless asked for)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        buf = conn.buf
+        if len(buf) >= 7:
+            size = int.from_bytes(buf[3:7], "big")
+            if len(buf) >= size + 8:
+                conn.buf = buf[size + 8 :]
+                if buf[0] == 8 and not heartbeats:
+                    continue
+                return buf[: size + 8]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no frame")
+        data = await asyncio.wait_for(conn.r.read(65536), left)
+        if not data:
+            raise EOFError("peer closed the connection")
+        conn.buf += data

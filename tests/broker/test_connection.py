@@ -154,6 +154,36 @@ async def test_heartbeats_sent_and_connection_kept_alive(broker):
         raw.close()
 
 
+async def test_heartbeat_gap_at_most_half_an_interval(broker):
+    """heartbeat=1: whatever the broker last sent (Connection.OpenOk, a reply at any phase
+    of its heartbeat timer, a heartbeat), the next frame follows within half an interval
+    (plus scheduling slack): a client whose read timeout is the heartbeat
+    (@cloudamqp/amqp-client) is never starved. Measured over 3 s; the client talks for
+    the first 1.5 s (replies at many timer phases), then stays idle."""
+    raw = await RawConn.connect(broker.port)
+    try:
+        f = await raw.handshake(heartbeat=1)
+        assert isinstance(f, C.Connection.OpenOk)
+        last = t0 = time.monotonic()
+        raw.send(C.Channel.Open(), 1)
+        gaps: list[float] = []
+        next_request = t0
+        while time.monotonic() - t0 < 3.0:
+            now = time.monotonic()
+            if now - t0 < 1.5 and now >= next_request:
+                raw.send(C.Basic.Qos(prefetch_count=1), 1)  # the broker answers Qos-Ok
+                next_request = now + 0.23
+            _, f = await raw.recv(timeout=1.5, heartbeats=True)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+            if isinstance(f, Heartbeat):
+                raw.send(Heartbeat())
+        assert max(gaps) <= 0.75, [round(g, 3) for g in gaps]
+    finally:
+        raw.close()
+
+
 async def test_silent_peer_dropped_after_two_missed_heartbeats(broker):
     raw = await RawConn.connect(broker.port)
     try:
