@@ -42,6 +42,15 @@ class Config:
     management_host: str = ""
     management_port: int = 15672
     prometheus_port: int = 15692
+    #: when set, the Prometheus endpoints need HTTP basic auth with this user name and prometheus_pass
+    prometheus_user: str = ""
+    prometheus_pass: str = ""
+    #: seconds a rendered /metrics/per-object is served again to later scrapers
+    prometheus_per_object_interval: float = 5.0
+    #: seconds an HTTP connection may take to send complete request headers (also keep-alive idle)
+    http_idle_timeout: float = 5.0
+    #: open connections per HTTP listener (capped at a quarter of the file-descriptor limit)
+    http_max_connections: int = 1024
     trace_ring_size: int = 10000
     tls_port: int = 0
     tls_cert: str = ""

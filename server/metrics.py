@@ -14,15 +14,18 @@ backwards.
 
 ``/metrics`` aggregates (no per-object labels), ``/metrics/per-object`` labels
 each queue ``{vhost, queue}``, exchange ``{vhost, exchange}``, channel and
-connection ``{channel}`` (warren has no Erlang pids: the channel or connection
-name stands in for them).
+connection ``{channel}``. RabbitMQ puts the Erlang pid there; warren an opaque
+pid-shaped id (``<0.N.0>`` for connection N, ``<0.N.C>`` for its channel C),
+never the client's address.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import time
+import weakref
 from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,22 @@ if TYPE_CHECKING:
     from .channel import Channel
     from .connection import Connection
     from .queue import Queue
+
+_conn_ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_next_id = itertools.count(1)
+
+
+def conn_label(conn: Any) -> str:
+    """A connection's per-object label: pid-shaped, stable while it lives, no peer address."""
+    n = _conn_ids.get(conn)
+    if n is None:
+        n = _conn_ids[conn] = next(_next_id)
+    return f"<0.{n}.0>"
+
+
+def channel_label(ch: Any) -> str:
+    return conn_label(ch.conn)[:-2] + f"{ch.number}>"
+
 
 PROTO = "amqp091"
 CLASSIC = "rabbit_classic_queue"
@@ -255,6 +274,45 @@ def _c(name: str, doc: str, value: float | None = None, labels: list[str] | None
     return CounterMetricFamily(base, doc, value=value)
 
 
+#: per-object metric families: (name, g(auge)/c(ounter), help, value of the object)
+QUEUE_METRICS: list[tuple[str, str, str, Any]] = [
+    ("rabbitmq_queue_messages_ready", "g", "Messages ready to be delivered to consumers", lambda q: len(q.store)),
+    ("rabbitmq_queue_messages_unacked", "g", "Messages delivered to consumers but not yet acknowledged", lambda q: q.unacked),
+    ("rabbitmq_queue_messages", "g", "Sum of ready and unacknowledged messages - total queue depth", lambda q: len(q.store) + q.unacked),
+    ("rabbitmq_queue_messages_ready_bytes", "g", "Size in bytes of ready messages", lambda q: q.store.ready_bytes),
+    ("rabbitmq_queue_consumers", "g", "Consumers on a queue", lambda q: len(q.consumers)),
+    ("rabbitmq_queue_messages_published_total", "c", "Total number of messages published to queues", lambda q: q.published),
+    ("warren_queue_messages_delivered_total", "c", "Messages delivered to consumers (basic.consume)", lambda q: q.delivered),
+    ("warren_queue_messages_delivered_get_total", "c", "Messages fetched with basic.get", lambda q: q.delivered_get),
+    ("warren_queue_messages_acked_total", "c", "Messages acknowledged (including auto-ack)", lambda q: q.acked),
+    ("warren_queue_messages_redelivered_total", "c", "Messages redelivered", lambda q: q.redelivered),
+    ("warren_queue_messages_expired_total", "c", "Messages expired by TTL", lambda q: q.expired),
+    ("warren_queue_messages_dropped_total", "c", "Messages refused by reject-publish overflow", lambda q: q.dropped),
+]
+CHANNEL_METRICS: list[tuple[str, str, str, Any]] = [
+    ("rabbitmq_channel_consumers", "g", "Consumers on a channel", lambda c: len(c.consumers)),
+    ("rabbitmq_channel_messages_unacked", "g", "Delivered but not yet acknowledged messages", lambda c: len(c.unacked)),
+    ("rabbitmq_channel_messages_unconfirmed", "g", "Published but not yet confirmed messages", lambda c: c.confirm_seq - c._confirm_acked),
+    ("rabbitmq_channel_prefetch", "g", "Total limit of unacknowledged messages for all consumers on a channel", lambda c: c.prefetch),
+    ("rabbitmq_channel_messages_published_total", "c", "Total number of messages published into an exchange on a channel", lambda c: c.published),
+    ("rabbitmq_channel_messages_confirmed_total", "c", "Total number of messages published into an exchange and confirmed on the channel", lambda c: c._confirm_acked),
+    ("rabbitmq_channel_messages_delivered_ack_total", "c", "Total number of messages delivered to consumers in manual acknowledgement mode", lambda c: c.delivered - getattr(c, "delivered_noack", 0)),
+    ("rabbitmq_channel_messages_delivered_total", "c", "Total number of messages delivered to consumers in automatic acknowledgement mode", lambda c: getattr(c, "delivered_noack", 0)),
+    ("rabbitmq_channel_messages_acked_total", "c", "Total number of messages acknowledged by consumers", lambda c: c.acked),
+]
+CONNECTION_METRICS: list[tuple[str, str, str, Any]] = [
+    ("rabbitmq_connection_incoming_bytes_total", "c", "Total number of bytes received on a connection", lambda c: c.recv_bytes),
+    ("rabbitmq_connection_outgoing_bytes_total", "c", "Total number of bytes sent on a connection", lambda c: c.sent_bytes),
+    ("rabbitmq_connection_channels", "g", "Channels on a connection", lambda c: len(c.channels)),
+]
+
+EXCHANGE_METRICS: list[tuple[str, str, str, Any]] = [
+    ("warren_exchange_messages_published_in_total", "c", "Messages published into an exchange", lambda ex: ex.published_in),
+    ("warren_exchange_messages_published_out_total", "c", "Messages an exchange routed to at least one queue",
+     lambda ex: ex.published_out),
+]
+
+
 class WarrenCollector(Collector):
     """Yields every metric family from the broker's counters at scrape time."""
 
@@ -266,19 +324,28 @@ class WarrenCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
-        b = self.broker
-        g = global_counts(b)
+        yield from self.head()
+        if self.per_object:
+            yield from self.per_object_families()
+        yield from self.tail()
+
+    def head(self) -> Iterator[Metric]:
+        """Families before the per-object ones (the aggregated ones too, unless per-object)."""
+        g = global_counts(self.broker)
         yield from self._identity()
         yield from self._process()
         yield from self._global(g)
         yield from self._churn()
-        if self.per_object:
-            yield from self._queues_per_object()
-            yield from self._channels_per_object()
-            yield from self._connections_per_object()
-            yield from self._exchanges_per_object()
-        else:
+        if not self.per_object:
             yield from self._aggregated(g)
+
+    def per_object_families(self) -> Iterator[Metric]:
+        yield from self._queues_per_object()
+        yield from self._channels_per_object()
+        yield from self._connections_per_object()
+        yield from self._exchanges_per_object()
+
+    def tail(self) -> Iterator[Metric]:
         yield from self._latency()
 
     # -- identity / process ---------------------------------------------------
@@ -469,20 +536,7 @@ class WarrenCollector(Collector):
     # -- per-object -------------------------------------------------------------
     def _queues_per_object(self) -> Iterator[Metric]:
         L = ["vhost", "queue"]
-        spec = [
-            ("rabbitmq_queue_messages_ready", "g", "Messages ready to be delivered to consumers", lambda q: len(q.store)),
-            ("rabbitmq_queue_messages_unacked", "g", "Messages delivered to consumers but not yet acknowledged", lambda q: q.unacked),
-            ("rabbitmq_queue_messages", "g", "Sum of ready and unacknowledged messages - total queue depth", lambda q: len(q.store) + q.unacked),
-            ("rabbitmq_queue_messages_ready_bytes", "g", "Size in bytes of ready messages", lambda q: q.store.ready_bytes),
-            ("rabbitmq_queue_consumers", "g", "Consumers on a queue", lambda q: len(q.consumers)),
-            ("rabbitmq_queue_messages_published_total", "c", "Total number of messages published to queues", lambda q: q.published),
-            ("warren_queue_messages_delivered_total", "c", "Messages delivered to consumers (basic.consume)", lambda q: q.delivered),
-            ("warren_queue_messages_delivered_get_total", "c", "Messages fetched with basic.get", lambda q: q.delivered_get),
-            ("warren_queue_messages_acked_total", "c", "Messages acknowledged (including auto-ack)", lambda q: q.acked),
-            ("warren_queue_messages_redelivered_total", "c", "Messages redelivered", lambda q: q.redelivered),
-            ("warren_queue_messages_expired_total", "c", "Messages expired by TTL", lambda q: q.expired),
-            ("warren_queue_messages_dropped_total", "c", "Messages refused by reject-publish overflow", lambda q: q.dropped),
-        ]
+        spec = QUEUE_METRICS
         queues = [(vh.name, q) for vh in self.broker.vhosts.values() for q in list(vh.queues.values())]
         for name, kind, doc, fn in spec:
             m = _g(name, doc, labels=L) if kind == "g" else _c(name, doc, labels=L)
@@ -503,18 +557,8 @@ class WarrenCollector(Collector):
 
     def _channels_per_object(self) -> Iterator[Metric]:
         L = ["channel"]
-        chans = [(f"{c.conn.name} ({c.number})", c) for c in channels_of(self.broker)]
-        spec = [
-            ("rabbitmq_channel_consumers", "g", "Consumers on a channel", lambda c: len(c.consumers)),
-            ("rabbitmq_channel_messages_unacked", "g", "Delivered but not yet acknowledged messages", lambda c: len(c.unacked)),
-            ("rabbitmq_channel_messages_unconfirmed", "g", "Published but not yet confirmed messages", lambda c: c.confirm_seq - c._confirm_acked),
-            ("rabbitmq_channel_prefetch", "g", "Total limit of unacknowledged messages for all consumers on a channel", lambda c: c.prefetch),
-            ("rabbitmq_channel_messages_published_total", "c", "Total number of messages published into an exchange on a channel", lambda c: c.published),
-            ("rabbitmq_channel_messages_confirmed_total", "c", "Total number of messages published into an exchange and confirmed on the channel", lambda c: c._confirm_acked),
-            ("rabbitmq_channel_messages_delivered_ack_total", "c", "Total number of messages delivered to consumers in manual acknowledgement mode", lambda c: c.delivered - getattr(c, "delivered_noack", 0)),
-            ("rabbitmq_channel_messages_delivered_total", "c", "Total number of messages delivered to consumers in automatic acknowledgement mode", lambda c: getattr(c, "delivered_noack", 0)),
-            ("rabbitmq_channel_messages_acked_total", "c", "Total number of messages acknowledged by consumers", lambda c: c.acked),
-        ]
+        chans = [(channel_label(c), c) for c in channels_of(self.broker)]
+        spec = CHANNEL_METRICS
         for name, kind, doc, fn in spec:
             m = _g(name, doc, labels=L) if kind == "g" else _c(name, doc, labels=L)
             for label, c in chans:
@@ -525,22 +569,19 @@ class WarrenCollector(Collector):
     def _connections_per_object(self) -> Iterator[Metric]:
         L = ["channel"]
         conns = list(self.broker.connections)
-        for name, kind, doc, fn in (
-            ("rabbitmq_connection_incoming_bytes_total", "c", "Total number of bytes received on a connection", lambda c: c.recv_bytes),
-            ("rabbitmq_connection_outgoing_bytes_total", "c", "Total number of bytes sent on a connection", lambda c: c.sent_bytes),
-            ("rabbitmq_connection_channels", "g", "Channels on a connection", lambda c: len(c.channels)),
-        ):
+        for name, kind, doc, fn in CONNECTION_METRICS:
             m = _g(name, doc, labels=L) if kind == "g" else _c(name, doc, labels=L)
             for c in conns:
-                m.add_metric([c.name], fn(c))
+                m.add_metric([conn_label(c)], fn(c))
             yield m
         yield _g("rabbitmq_connections", "Connections currently open", len(conns))
 
     def _exchanges_per_object(self) -> Iterator[Metric]:
         L = ["vhost", "exchange"]
         exs = [(vh.name, ex) for vh in self.broker.vhosts.values() for ex in list(vh.exchanges.values())]
-        m_in = _c("warren_exchange_messages_published_in_total", "Messages published into an exchange", labels=L)
-        m_out = _c("warren_exchange_messages_published_out_total", "Messages an exchange routed to at least one queue", labels=L)
+        (n_in, _, d_in, _), (n_out, _, d_out, _) = EXCHANGE_METRICS
+        m_in = _c(n_in, d_in, labels=L)
+        m_out = _c(n_out, d_out, labels=L)
         m_pending = _g("warren_delayed_messages_pending", "Messages held by an x-delayed-message exchange", labels=L)
         for vhn, ex in exs:
             m_in.add_metric([vhn, ex.name], ex.published_in)

@@ -35,8 +35,11 @@ def wait_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | None = 
 class BrokerProcess:
     """A running ``warren``; ``url`` for clients, ``kill()`` for crash tests, ``restart()``."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, extra_args: list[str] | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, extra_args: list[str] | None = None,
+                 nofile: int | None = None) -> None:
         self.data_dir = Path(data_dir)
+        #: RLIMIT_NOFILE of the broker process (None: inherited)
+        self.nofile = nofile
         self.port = port or free_port()
         self.extra_args = list(extra_args or [])
         #: management API and Prometheus listeners get free ports too (never the defaults)
@@ -72,9 +75,15 @@ class BrokerProcess:
             *self.extra_args,
         ]
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT),
+                                     preexec_fn=self._limits if self.nofile else None)
         wait_port(self.port, proc=self.proc)
         return self
+
+    def _limits(self) -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

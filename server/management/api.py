@@ -3,21 +3,21 @@ Prometheus app.
 
 Every ``/api/...`` request goes through one aiohttp handler that splits the raw
 path into percent-decoded segments (so ``%2F`` is the vhost ``/``), matches a
-route table and checks HTTP basic auth against the broker's users (tags
-``administrator``, ``monitoring``, ``policymaker`` or ``management`` may log in;
-changes to users, vhosts, permissions and definitions need ``administrator``).
+route table, checks HTTP basic auth against the broker's users (tags
+``administrator``, ``monitoring``, ``policymaker`` or ``management`` may log in)
+and applies the route's authorization rule from :mod:`.authz` before the handler.
 List endpoints accept RabbitMQ's ``columns``, ``name``/``use_regex``, ``sort``,
 ``sort_reverse`` and ``page``/``page_size`` query parameters.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import logging
-import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,14 +38,16 @@ from ..exchanges.delayed import delay_of
 from ..limits import USER_LIMITS, VHOST_LIMITS
 from ..limits import validate as validate_limit
 from ..message import Message
-from ..metrics import render
 from ..policies import Policy
 from ..queue_args import check_new_queue
+from ..safe_regex import RegexError, compile_safe
+from . import authz as A
 from . import delayed as D
+from . import listing as L
 from . import session
 from . import views as V
 from .history import History, add_samples
-from .paging import PageError, queue_page
+from .paging import CHEAP
 from .session import COOKIE, SessionError, Sessions
 
 if TYPE_CHECKING:
@@ -55,8 +57,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("warren.management")
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-MGMT_TAGS = {"administrator", "monitoring", "policymaker", "management"}
 JSON_CT = "application/json"
+#: seconds to receive a request body once its headers arrived
+BODY_TIMEOUT = 30.0
 
 Handler = Callable[["Ctx"], Awaitable[web.StreamResponse]]
 
@@ -108,29 +111,31 @@ class Ctx:
         self.user = user
 
     def vhost(self, name: str | None = None) -> VHost:
+        """The path's vhost (access was checked by the route's rule), 404 if there is none."""
         vh = self.broker.vhosts.get(name if name is not None else self.params["vhost"])
         if vh is None:
             raise not_found()
-        self.check_vhost(vh.name)
         return vh
 
-    def check_vhost(self, name: str) -> None:
-        if "administrator" in self.user.tags or "monitoring" in self.user.tags:
-            return
-        if name not in self.user.permissions:
-            raise HTTPError(401, "not_authorised", "Access refused.")
-
     def visible(self, vhost: str) -> bool:
-        if "administrator" in self.user.tags or "monitoring" in self.user.tags:
-            return True
-        return vhost in self.user.permissions
+        """Objects of ``vhost`` appear in this user's listings."""
+        return A.login_vhost(self.user, vhost)
+
+    def sees(self, owner: str | None) -> bool:
+        """A connection/channel of ``owner`` appears in this user's listings."""
+        return A.sees_owned(self.user, owner)
 
     def admin(self) -> None:
-        if "administrator" not in self.user.tags:
-            raise HTTPError(401, "not_authorised", "Not administrator user")
+        if not A.is_admin(self.user):
+            raise HTTPError(401, "not_authorised", A.NOT_ADMIN)
 
     async def body(self) -> dict[str, Any]:
-        raw = await self.request.read()
+        try:
+            # a body trickled in slowly must not hold the connection (and its descriptor) forever
+            async with asyncio.timeout(BODY_TIMEOUT):
+                raw = await self.request.read()
+        except TimeoutError:
+            raise HTTPError(408, "timeout", "request body not received in time") from None
         if not raw:
             return {}
         try:
@@ -143,6 +148,16 @@ class Ctx:
 
     def listing(self, items: list[dict[str, Any]]) -> web.Response:
         return jresp(shape_list(items, self.request.query))
+
+    async def listing_async(self, objs: list[Any], name_of: Callable[[Any], str],
+                            to_json: Callable[[Any], dict[str, Any]],
+                            cheap: Mapping[str, Callable[[Any], Any]] | None = None) -> web.Response:
+        """A listing of many objects: filtered and paged before JSON, built in chunks (see .listing)."""
+        try:
+            body = await L.render(objs, name_of, to_json, self.request.query, _default, cheap)
+        except L.ListingError as exc:
+            raise bad_request(str(exc)) from None
+        return web.Response(body=body, content_type=JSON_CT)
 
 
 def _column(item: dict[str, Any], col: str) -> Any:
@@ -169,8 +184,8 @@ def shape_list(items: list[dict[str, Any]], query: Any) -> Any:
     if name:
         if query.get("use_regex") in ("true", "1"):
             try:
-                rx = re.compile(name)
-            except re.error as exc:
+                rx = compile_safe(name)
+            except RegexError as exc:
                 raise bad_request(f"invalid regex: {exc}") from None
             items = [i for i in items if rx.search(str(i.get("name", "")))]
         else:
@@ -230,7 +245,7 @@ class Api:
         self.rates = V.Rates()
         self.sessions = Sessions()
         self.history = History(broker)
-        self.routes: list[tuple[str, list[str], Handler]] = []
+        self.routes: list[tuple[str, list[str], Handler, A.Rule]] = []
         r = self.add
         r("GET", "overview", self.overview)
         r("GET", "whoami", self.whoami)
@@ -324,11 +339,12 @@ class Api:
         r("PUT", "tracing/{vhost}", self.tracing_put)
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        self.routes.append((method, pattern.split("/"), handler))
+        # a route without a rule is administrator-only (fail closed); a test checks every route has one
+        self.routes.append((method, pattern.split("/"), handler, A.RULES.get((method, pattern), A.ADMIN)))
 
-    def match(self, method: str, segs: list[str]) -> tuple[Handler, dict[str, str]] | None:
+    def match(self, method: str, segs: list[str]) -> tuple[Handler, dict[str, str], A.Rule] | None:
         path_found = False
-        for m, pat, h in self.routes:
+        for m, pat, h, rule in self.routes:
             if len(pat) != len(segs):
                 continue
             params: dict[str, str] = {}
@@ -340,7 +356,7 @@ class Api:
             else:
                 path_found = True
                 if m == method or (method == "HEAD" and m == "GET"):
-                    return h, params
+                    return h, params, rule
         if path_found:
             raise HTTPError(405, "Method Not Allowed", "Method Not Allowed")
         return None
@@ -355,12 +371,13 @@ class Api:
             found = self.match(request.method, segs)
             if found is None:
                 raise not_found()
-            handler, params = found
+            handler, params, rule = found
+            A.authorize(rule, user, params, self.broker)
             return await handler(Ctx(self, request, params, user))
-        except HTTPError as exc:
+        except (HTTPError, A.Denied) as exc:
             r = jresp({"error": exc.error, "reason": exc.reason}, exc.status)
-            if exc.status == 401 and not request.headers.get("X-Warren-UI"):
-                # the dashboard shows its own login form, not the browser's prompt
+            if exc.status == 401 and exc.error == "not_authorized" and not request.headers.get("X-Warren-UI"):
+                # as RabbitMQ, only a failed login asks for credentials; the dashboard shows its own form
                 r.headers["WWW-Authenticate"] = 'Basic realm="RabbitMQ Management"'
             return r
         except ChannelError as exc:
@@ -379,7 +396,8 @@ class Api:
             raise HTTPError(401, "not_authorized", "Login failed") from None
         err = self.check_login(name, password)
         if err is not None:
-            raise HTTPError(401, "not_authorized", err)
+            # RabbitMQ spells the two differently
+            raise HTTPError(401, "not_authorized" if err == "Login failed" else "not_authorised", err)
         return self.broker.users[name]
 
     def check_login(self, name: str, password: str) -> str | None:
@@ -387,7 +405,7 @@ class Api:
         user = self.broker.users.get(name)
         if user is None or not check_password(password, user.password_hash):
             return "Login failed"
-        if not MGMT_TAGS.intersection(user.tags):
+        if not A.is_management(user):
             return "Not management user"
         return None
 
@@ -398,18 +416,45 @@ class Api:
         except SessionError as exc:
             raise HTTPError(401, "not_authorized", str(exc)) from None
         user = self.broker.users.get(name)
-        if user is None or not MGMT_TAGS.intersection(user.tags):
+        if user is None or not A.is_management(user):
             raise HTTPError(401, "not_authorized", "Login failed")
         return user
 
     # -- overview ------------------------------------------------------------------
     async def overview(self, c: Ctx) -> web.Response:
-        out = V.overview_json(self.broker, self.rates)
+        data = V.overview_json(self.broker, self.rates)
         try:
-            add_samples(out, self.history, c.request.query)
+            add_samples(data, self.history, c.request.query)
         except ValueError as exc:
             raise bad_request(str(exc)) from None
-        return jresp(out)
+        if not A.is_monitor(c.user):
+            self._restrict_overview(c, data)
+        return jresp(data)
+
+    def _restrict_overview(self, c: Ctx, data: dict[str, Any]) -> None:
+        """As RabbitMQ for users without the monitoring tag: no node, listeners or contexts, and
+        totals only over the vhosts they may use and the connections they own."""
+        for k in ("node", "listeners", "contexts"):
+            data.pop(k, None)
+        vhosts = [vh for vh in self.broker.vhosts.values() if c.visible(vh.name)]
+        conns = [conn for conn in list(self.broker.connections)
+                 if conn.vhost is not None and conn.user is not None and c.sees(conn.user.name)]
+        data["object_totals"] = {
+            "channels": sum(len(conn.channels) for conn in conns),
+            "connections": len(conns),
+            "exchanges": sum(len(vh.exchanges) for vh in vhosts),
+            "queues": sum(len(vh.queues) for vh in vhosts),
+        }
+        qt: dict[str, Any] = {}
+        if vhosts:
+            ready = sum(len(q.store) for vh in vhosts for q in vh.queues.values())
+            unacked = sum(q.unacked for vh in vhosts for q in vh.queues.values())
+            for k, v in (("messages", ready + unacked), ("messages_ready", ready), ("messages_unacknowledged", unacked)):
+                qt[k] = v
+                qt[f"{k}_details"] = {"rate": 0.0}
+        data["queue_totals"] = qt
+        # warren keeps message rates per node, not per vhost: not shown to users who may not see the node
+        data["message_stats"] = {}
 
     async def whoami(self, c: Ctx) -> web.Response:
         return jresp({"name": c.user.name, "tags": list(c.user.tags)})
@@ -434,25 +479,22 @@ class Api:
     # -- connections / channels / consumers -------------------------------------
     def _conn(self, c: Ctx) -> Any:
         for conn in list(self.broker.connections):
-            if conn.name == c.params["name"] and conn.vhost is not None and c.visible(conn.vhost.name):
+            if conn.name == c.params["name"] and conn.vhost is not None and conn.user is not None:
+                A.may_touch_owned(c.user, conn.user.name, c.request.method)
                 return conn
         raise not_found()
 
-    def _conns(self, c: Ctx, vhost: str | None = None) -> list[dict[str, Any]]:
-        out = []
-        for conn in list(self.broker.connections):
-            if conn.vhost is None or conn.user is None or not c.visible(conn.vhost.name):
-                continue
-            if vhost is not None and conn.vhost.name != vhost:
-                continue
-            out.append(V.connection_json(self.broker, self.rates, conn))
-        return out
+    async def _conns(self, c: Ctx, vhost: str | None = None) -> web.Response:
+        objs = [conn for conn in list(self.broker.connections)
+                if conn.vhost is not None and conn.user is not None and c.sees(conn.user.name)
+                and (vhost is None or conn.vhost.name == vhost)]
+        return await c.listing_async(objs, _name, lambda conn: V.connection_json(self.broker, self.rates, conn))
 
     async def connections(self, c: Ctx) -> web.Response:
-        return c.listing(self._conns(c))
+        return await self._conns(c)
 
     async def vhost_connections(self, c: Ctx) -> web.Response:
-        return c.listing(self._conns(c, c.vhost().name))
+        return await self._conns(c, c.vhost().name)
 
     async def connection(self, c: Ctx) -> web.Response:
         return jresp(V.connection_json(self.broker, self.rates, self._conn(c)))
@@ -471,7 +513,7 @@ class Api:
         return [
             V.channel_json(self.broker, self.rates, ch)
             for ch in V.all_channels(self.broker)
-            if c.visible(ch.vhost.name) and (vhost is None or ch.vhost.name == vhost)
+            if c.sees(_owner(ch)) and (vhost is None or ch.vhost.name == vhost)
         ]
 
     async def channels(self, c: Ctx) -> web.Response:
@@ -482,7 +524,8 @@ class Api:
 
     async def channel(self, c: Ctx) -> web.Response:
         for ch in V.all_channels(self.broker):
-            if V.channel_name(ch) == c.params["name"] and c.visible(ch.vhost.name):
+            if V.channel_name(ch) == c.params["name"]:
+                A.may_touch_owned(c.user, _owner(ch), c.request.method)
                 return jresp(V.channel_json(self.broker, self.rates, ch))
         raise not_found()
 
@@ -501,9 +544,13 @@ class Api:
             return [c.vhost()]
         return [vh for vh in self.broker.vhosts.values() if c.visible(vh.name)]
 
+    def _missing_vhost(self, c: Ctx) -> bool:
+        """RabbitMQ's binding listings answer [] (not 404) for a vhost or exchange that does not exist."""
+        return c.params["vhost"] not in self.broker.vhosts
+
     async def exchanges(self, c: Ctx) -> web.Response:
-        out = [V.exchange_json(self.rates, ex) for vh in self._vhosts(c) for ex in list(vh.exchanges.values())]
-        return c.listing(out)
+        objs = [ex for vh in self._vhosts(c) for ex in list(vh.exchanges.values())]
+        return await c.listing_async(objs, _name, lambda ex: V.exchange_json(self.rates, ex))
 
     def _exchange(self, c: Ctx) -> Any:
         vh = c.vhost()
@@ -560,14 +607,20 @@ class Api:
         return no_content()
 
     async def exchange_bindings_source(self, c: Ctx) -> web.Response:
+        if self._missing_vhost(c):
+            return c.listing([])
         vh, ex = self._exchange(c)
-        return c.listing([b for b in V.vhost_bindings(vh) if b["source"] == ex.name])
+        if not ex.name:  # the default exchange's implicit binding to every queue
+            return await c.listing_async(list(vh.queues.values()), lambda _q: "",
+                                         lambda q: V.binding_json(vh, "", q, q.name, {}))
+        return await c.listing_async(list(ex.bindings.values()), lambda _b: "",
+                                     lambda b: V.binding_json(vh, ex.name, b.destination, b.routing_key, b.arguments))
 
     async def exchange_bindings_destination(self, c: Ctx) -> web.Response:
+        if self._missing_vhost(c):
+            return c.listing([])
         vh, ex = self._exchange(c)
-        return c.listing(
-            [b for b in V.vhost_bindings(vh) if b["destination"] == ex.name and b["destination_type"] == "exchange"]
-        )
+        return c.listing(_bindings_to(vh, ex))
 
     async def publish(self, c: Ctx) -> web.Response:
         vh, ex = self._exchange(c)
@@ -612,15 +665,8 @@ class Api:
 
     # -- queues ------------------------------------------------------------------------
     async def queues(self, c: Ctx) -> web.Response:
-        try:
-            paged = queue_page([q for vh in self._vhosts(c) for q in list(vh.queues.values())], c.request.query,
-                               lambda q: V.queue_json(self.broker, self.rates, q), shape_list)
-        except PageError as exc:
-            raise bad_request(str(exc)) from None
-        if paged is not None:
-            return jresp(paged)
-        out = [V.queue_json(self.broker, self.rates, q) for vh in self._vhosts(c) for q in list(vh.queues.values())]
-        return c.listing(out)
+        objs = [q for vh in self._vhosts(c) for q in list(vh.queues.values())]
+        return await c.listing_async(objs, _name, lambda q: V.queue_json(self.broker, self.rates, q), CHEAP)
 
     def _queue(self, c: Ctx) -> Any:
         vh = c.vhost()
@@ -669,10 +715,10 @@ class Api:
         return no_content()
 
     async def queue_bindings(self, c: Ctx) -> web.Response:
+        if self._missing_vhost(c):
+            return c.listing([])
         vh, q = self._queue(c)
-        return c.listing(
-            [b for b in V.vhost_bindings(vh) if b["destination"] == q.name and b["destination_type"] == "queue"]
-        )
+        return c.listing([V.binding_json(vh, "", q, q.name, {}), *_bindings_to(vh, q)])
 
     async def queue_get(self, c: Ctx) -> web.Response:
         vh, q = self._queue(c)
@@ -739,8 +785,12 @@ class Api:
 
     # -- bindings ------------------------------------------------------------------------
     async def bindings(self, c: Ctx) -> web.Response:
-        out = [b for vh in self._vhosts(c) for b in V.vhost_bindings(vh)]
-        return c.listing(out)
+        refs: list[tuple[Any, ...]] = []
+        for vh in self._vhosts(c):
+            refs += [(vh, "", q, q.name, {}) for q in list(vh.queues.values())]
+            refs += [(vh, ex.name, b.destination, b.routing_key, b.arguments)
+                     for ex in list(vh.exchanges.values()) if ex.name for b in list(ex.bindings.values())]
+        return await c.listing_async(refs, lambda _r: "", lambda r: V.binding_json(*r))
 
     def _binding_ends(self, c: Ctx) -> Any:
         vh = c.vhost()
@@ -757,6 +807,9 @@ class Api:
         return vh, src, dest
 
     async def binding_list(self, c: Ctx) -> web.Response:
+        vh = self.broker.vhosts.get(c.params["vhost"])
+        if vh is None or c.params["source"] not in vh.exchanges:
+            return c.listing([])
         vh, src, dest = self._binding_ends(c)
         return c.listing([
             V.binding_json(vh, src.name, b.destination, b.routing_key, b.arguments)
@@ -795,7 +848,8 @@ class Api:
 
     # -- vhosts, users, permissions ------------------------------------------------------
     async def vhosts(self, c: Ctx) -> web.Response:
-        return c.listing([V.vhost_json(self.broker, self.rates, vh) for vh in self._vhosts(c)])
+        return c.listing([V.vhost_json(self.broker, self.rates, vh) for vh in list(self.broker.vhosts.values())
+                          if A.visible_vhost(c.user, vh.name)])
 
     async def vhost(self, c: Ctx) -> web.Response:
         return jresp(V.vhost_json(self.broker, self.rates, c.vhost()))
@@ -806,6 +860,10 @@ class Api:
         body = await c.body()
         existed = name in self.broker.vhosts
         vh = self.broker.add_vhost(name)
+        if not existed:
+            # as RabbitMQ (maybe_grant_full_permissions): the creator may use the vhost it created
+            c.user.permissions.setdefault(name, Permission(".*", ".*", ".*"))
+            self.broker.definitions_changed(True)
         tags = body.get("tags", [])
         if isinstance(tags, str):
             tags = [t for t in tags.split(",") if t]
@@ -834,6 +892,13 @@ class Api:
         if u is None:
             raise not_found()
         return u
+
+    def _vhost_and_user(self, c: Ctx) -> tuple[VHost, User]:
+        vh = self.broker.vhosts.get(c.params["vhost"])
+        u = self.broker.users.get(c.params["user"])
+        if vh is None or u is None:
+            raise bad_request("vhost_or_user_not_found")
+        return vh, u
 
     async def user(self, c: Ctx) -> web.Response:
         c.admin()
@@ -901,8 +966,7 @@ class Api:
 
     async def permission_put(self, c: Ctx) -> web.Response:
         c.admin()
-        vh = c.vhost()
-        u = self._user(c)
+        vh, u = self._vhost_and_user(c)
         body = await c.body()
         for k in ("configure", "write", "read"):
             if k not in body:
@@ -935,8 +999,7 @@ class Api:
 
     async def topic_permission_put(self, c: Ctx) -> web.Response:
         c.admin()
-        vh = c.vhost()
-        u = self._user(c)
+        vh, u = self._vhost_and_user(c)
         body = await c.body()
         for k in ("exchange", "write", "read"):
             if k not in body:
@@ -992,7 +1055,8 @@ class Api:
 
     # -- limits ------------------------------------------------------------------------------
     async def vhost_limits(self, c: Ctx) -> web.Response:
-        vhosts = [c.vhost()] if "vhost" in c.params else list(self.broker.vhosts.values())
+        vhosts = [c.vhost()] if "vhost" in c.params else [
+            vh for vh in self.broker.vhosts.values() if A.visible_vhost(c.user, vh.name)]
         return jresp([{"vhost": vh.name, "value": dict(vh.limits)} for vh in vhosts if vh.limits])
 
     async def _limit_value(self, c: Ctx, known: tuple[str, ...]) -> int:
@@ -1040,7 +1104,9 @@ class Api:
         c.admin()
         data = export_definitions(self.broker, durable_only=True)
         if "vhost" in c.params:
-            vh = c.vhost().name
+            if c.params["vhost"] not in self.broker.vhosts:
+                raise bad_request("vhost_not_found")
+            vh = c.params["vhost"]
             data = {
                 "rabbit_version": data["rabbit_version"],
                 "rabbitmq_version": data["rabbitmq_version"],
@@ -1189,6 +1255,23 @@ def props_json(msg: Message) -> dict[str, Any]:
     return out
 
 
+def _bindings_to(vh: VHost, dest: Any) -> list[dict[str, Any]]:
+    """Explicit bindings whose destination is ``dest`` (JSON built for those only, not the whole vhost's)."""
+    return [V.binding_json(vh, ex.name, b.destination, b.routing_key, b.arguments)
+            for ex in list(vh.exchanges.values()) if ex.name
+            for b in list(ex.bindings.values()) if b.destination is dest]
+
+
+def _name(obj: Any) -> str:
+    return str(obj.name)
+
+
+def _owner(ch: Any) -> str | None:
+    """The user a channel belongs to (its connection's)."""
+    user = ch.conn.user
+    return user.name if user is not None else None
+
+
 # ----------------------------------------------------------------------------- apps
 async def _index(request: web.Request) -> web.StreamResponse:
     r = web.FileResponse(STATIC / "index.html")
@@ -1223,17 +1306,25 @@ def make_management_app(broker: Broker) -> web.Application:
 
 
 def make_prometheus_app(broker: Broker) -> web.Application:
+    """``/metrics`` and ``/metrics/per-object`` (see .scrape: incremental, shared, cached, optional basic auth)."""
     from prometheus_client import CONTENT_TYPE_LATEST
 
-    async def metrics(request: web.Request) -> web.Response:
-        body = render(broker, per_object=False)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    from .scrape import Scraper, credentials_ok
 
-    async def per_object(request: web.Request) -> web.Response:
-        body = render(broker, per_object=True)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    cfg = broker.config
+    scrapers = {False: Scraper(broker, False, 0.0), True: Scraper(broker, True, cfg.prometheus_per_object_interval)}
+
+    def handler(per_object: bool) -> Handler:
+        async def scrape(request: web.Request) -> web.Response:
+            if cfg.prometheus_user and not credentials_ok(
+                    request.headers.get("Authorization", ""), cfg.prometheus_user, cfg.prometheus_pass):
+                return web.Response(status=401, text="401 Unauthorized\n",
+                                    headers={"WWW-Authenticate": 'Basic realm="warren prometheus"'})
+            body = await scrapers[per_object].body()
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return scrape  # type: ignore[return-value]
 
     app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/metrics/per-object", per_object)
+    app.router.add_get("/metrics", handler(False))
+    app.router.add_get("/metrics/per-object", handler(True))
     return app

@@ -10,9 +10,10 @@ take the general path.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from ..safe_regex import RegexError, compile_safe
 
 if TYPE_CHECKING:
     from ..queue import Queue
@@ -51,8 +52,8 @@ def queue_page(queues: list[Queue], query: Any, to_json: Callable[[Queue], dict[
     if name:
         if query.get("use_regex") in ("true", "1"):
             try:
-                rx = re.compile(name)
-            except re.error as exc:
+                rx = compile_safe(name)
+            except RegexError as exc:
                 raise PageError(f"invalid regex: {exc}") from None
             queues = [q for q in queues if rx.search(q.name)]
         else:
