@@ -136,6 +136,14 @@ class _RabbitNode:
 def _rabbit_node(tmp_path_factory):
     if not RABBITMQ_SERVER.exists():
         _missing(f"{RABBITMQ_SERVER} is not installed; differential tests need RabbitMQ")
+    if os.environ.get("WARREN_TEST_RABBITMQ_PORT"):
+        # a node started beforehand by start-rabbitmq.sh (faster local iterations)
+        node = _RabbitNode(tmp_path_factory.mktemp("rabbitmq"))
+        node.port = int(os.environ["WARREN_TEST_RABBITMQ_PORT"])
+        if os.environ.get("WARREN_TEST_RABBITMQ_BASE"):  # for rabbitmqctl
+            node.env["RMQ_BENCH_BASE"] = os.environ["WARREN_TEST_RABBITMQ_BASE"]
+        yield node
+        return
     node = _RabbitNode(tmp_path_factory.mktemp("rabbitmq"))
     try:
         node.start()

@@ -186,15 +186,20 @@ class FrameReader:
             while n - pos >= 7:  # a frame header is enough to refuse an oversized frame
                 ftype, ch, size = unpack_hdr(data, pos)
                 if size > max_payload:
-                    raise FrameError(
+                    raise FrameError(  # RabbitMQ's text
                         FRAME_ERROR,
-                        f"frame size {size + 8} exceeds negotiated frame_max {max_payload}",
+                        f"type {ftype}, all octets = <<>>: {{frame_too_large,{size},{max_payload - 8}}}",
                     )
                 end = pos + 7 + size
                 if end >= n:
                     break
                 if data[end] != FRAME_END:
-                    raise FrameError(FRAME_ERROR, f"frame end octet is {data[end]:#x}, not 0xce")
+                    # RabbitMQ's text: the frame type, its payload as an Erlang binary, the octet
+                    octets = ",".join(str(b) for b in data[pos + 7:end])
+                    raise FrameError(
+                        FRAME_ERROR,
+                        f"type {ftype}, all octets = <<{octets}>>: {{invalid_frame_end_marker,{data[end]}}}",
+                    )
                 start = pos + 7
                 if ftype == FRAME_METHOD:
                     if size < 4:

@@ -390,11 +390,13 @@ class Channel:
         if self._nacks:
             nacks = self._nacks
             self._nacks = []
-            # acks before the first nack, then each nack on its own
+            # acks before the first nack, then each nack on its own; as RabbitMQ, a nack
+            # with nothing unconfirmed below it has multiple set, and requeue always
             for tag in nacks:
-                if not self._pending_batches:
+                below_confirmed = not self._pending_batches
+                if below_confirmed:
                     self._write_ack(tag - 1)
-                self.conn.write(hotpath.confirm_nack_frame(self.number, tag, False))
+                self.conn.write(hotpath.confirm_nack_frame(self.number, tag, below_confirmed, True))
                 if not self._pending_batches and tag > self._confirm_acked:
                     self._confirm_acked = tag
         if self._sync_stores:
@@ -433,7 +435,7 @@ class Channel:
                 if upto:
                     self._write_ack(upto)
                     upto = 0
-                self.conn.write(hotpath.confirm_nack_frame(self.number, b[0], True))
+                self.conn.write(hotpath.confirm_nack_frame(self.number, b[0], True, True))
                 self._confirm_acked = b[0]
             else:
                 upto = b[0]
@@ -662,6 +664,8 @@ class Channel:
         name = m.exchange
         ex = vhost.exchanges.get(name)
         if m.passive:
+            if name == "":
+                raise access_refused("operation not permitted on the default exchange")
             if ex is None:
                 raise not_found_exchange(name, vhost.name)
             if not m.nowait:
@@ -671,7 +675,7 @@ class Channel:
         # refused only when creating (an equivalent redeclare of amq.direct is fine)
         cls = self.conn.broker.exchange_type(m.exchange_type)
         if cls is None:
-            raise ConnectionError_(COMMAND_INVALID, f"invalid exchange type '{m.exchange_type}'", 40, 10)
+            raise ConnectionError_(COMMAND_INVALID, f"unknown exchange type '{m.exchange_type}'", 40, 10)
         if name == "":
             raise access_refused("operation not permitted on the default exchange")
         self._check_configure(name, "exchange")
@@ -707,9 +711,9 @@ class Channel:
             raise access_refused("operation not permitted on the default exchange")
         if name.startswith("amq."):
             raise access_refused(f"deletion of system exchange '{name}' in vhost '{vhost.name}' not allowed")
+        self._check_configure(name, "exchange")  # before existence, as RabbitMQ
         ex = vhost.exchanges.get(name)
         if ex is not None:
-            self._check_configure(name, "exchange")
             if m.if_unused and ex.bindings:
                 raise precondition(f"exchange '{name}' in vhost '{vhost.name}' in use")
             vhost.delete_exchange(ex)
@@ -717,19 +721,24 @@ class Channel:
             self.send(C.Exchange.DeleteOk())
 
     def _exchange_bind(self, m: Any) -> None:
+        # RabbitMQ's order: permissions, the default exchange, then existence (source first)
         vhost = self.vhost
         unbind = isinstance(m, C.Exchange.Unbind)
+        self._check_perm("write", m.destination, "exchange")
         if m.destination == "" or m.source == "":
             raise access_refused("operation not permitted on the default exchange")
+        self._check_perm("read", m.source, "exchange")
         dest = vhost.exchanges.get(m.destination)
         src = vhost.exchanges.get(m.source)
-        if dest is None:
-            raise not_found_exchange(m.destination, vhost.name)
-        if src is None:
-            raise not_found_exchange(m.source, vhost.name)
-        self._check_bind_perms(m.source, m.destination, "exchange")
-        if self.conn.topic_perms and type(src) is TopicExchange:
+        if src is not None and self.conn.topic_perms and type(src) is TopicExchange:
             self._check_topic("read", src.name, m.routing_key)
+        if dest is None or src is None:
+            if unbind:
+                # as RabbitMQ 3.10 (and queue.unbind): unbinding a missing exchange is a no-op
+                if not m.nowait:
+                    self.send(C.Exchange.UnbindOk())
+                return
+            raise not_found_exchange(m.source if src is None else m.destination, vhost.name)
         if unbind:
             if src.unbind(dest, m.routing_key, m.arguments or {}) is not None:
                 vhost._maybe_auto_delete_exchange(src)
@@ -743,11 +752,16 @@ class Channel:
                 self.send(C.Exchange.BindOk())
 
     # queue.* ------------------------------------------------------------------
-    def _lookup_queue(self, name: str) -> Queue:
+    def _queue_name(self, name: str) -> str:
+        """An empty queue name means the channel's last declared queue (spec, RabbitMQ)."""
         if name == "":
             if self.last_queue is None:
                 raise ChannelError(NOT_FOUND, "no previously declared queue")
-            name = self.last_queue
+            return self.last_queue
+        return name
+
+    def _lookup_queue(self, name: str) -> Queue:
+        name = self._queue_name(name)
         q = self.vhost.queues.get(name)
         if q is None:
             raise not_found_queue(name, self.vhost.name)
@@ -760,8 +774,13 @@ class Channel:
         name = m.queue
         if m.passive:
             if name == REPLY_TO:
-                self.send(C.Queue.DeclareOk(queue=name, message_count=0, consumer_count=0))
+                # RabbitMQ reports the pseudo-queue with one consumer
+                if not m.nowait:
+                    self.send(C.Queue.DeclareOk(queue=name, message_count=0, consumer_count=1))
                 return
+            if name == "":
+                # RabbitMQ: no "last declared queue" shortcut for a passive declare
+                raise not_found_queue(name, vhost.name)
             q = self._lookup_queue(name)
             self.last_queue = q.name
             if not m.nowait:
@@ -801,54 +820,61 @@ class Channel:
             self.send(C.Queue.DeclareOk(queue=name, message_count=len(q.store), consumer_count=len(q.consumers)))
 
     def _queue_bind(self, m: Any) -> None:
+        # RabbitMQ's order: the last-declared-queue shortcut, permissions, the default
+        # exchange, then existence (the exchange first); unbinding what is missing is a no-op
         vhost = self.vhost
         unbind = isinstance(m, C.Queue.Unbind)
-        if unbind and m.exchange != "":
-            # as RabbitMQ: unbinding from a missing queue or exchange is a no-op, and
-            # needs no exclusive access to the queue
-            q = vhost.queues.get(m.queue or self.last_queue or "")
-            if q is None or m.exchange not in vhost.exchanges:
-                self.send(C.Queue.UnbindOk())
-                return
-        else:
-            q = self._lookup_queue(m.queue)
+        qname = self._queue_name(m.queue)
+        routing_key = m.routing_key
+        if m.queue == "" and routing_key == "":
+            routing_key = qname  # the last declared queue, bound with its own name as the key
+        self._check_perm("write", qname, "queue")
         if m.exchange == "":
             raise access_refused("operation not permitted on the default exchange")
+        self._check_perm("read", m.exchange, "exchange")
         ex = vhost.exchanges.get(m.exchange)
-        if ex is None:
-            raise not_found_exchange(m.exchange, vhost.name)
-        self._check_bind_perms(m.exchange, q.name, "queue")
-        if self.conn.topic_perms and type(ex) is TopicExchange:
-            self._check_topic("read", ex.name, m.routing_key)
+        if ex is not None and self.conn.topic_perms and type(ex) is TopicExchange:
+            self._check_topic("read", ex.name, routing_key)
+        q = vhost.queues.get(qname)
+        if ex is None or q is None:
+            if unbind:
+                self.send(C.Queue.UnbindOk())
+                return
+            if ex is None:
+                raise not_found_exchange(m.exchange, vhost.name)
+            raise not_found_queue(qname, vhost.name)
+        if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
+            raise resource_locked(qname, vhost.name)
         if unbind:
-            b = ex.unbind(q, m.routing_key, m.arguments or {})
+            b = ex.unbind(q, routing_key, m.arguments or {})
             if b is not None:
                 vhost._maybe_auto_delete_exchange(ex)
                 self.conn.broker.definitions_changed(q.durable and ex.durable)
             self.send(C.Queue.UnbindOk())
         else:
-            ex.bind(q, m.routing_key, dict(m.arguments or {}))
+            ex.bind(q, routing_key, dict(m.arguments or {}))
             self.conn.broker.definitions_changed(q.durable and ex.durable)
             if not m.nowait:
                 self.send(C.Queue.BindOk())
 
     def _queue_purge(self, m: C.Queue.Purge) -> None:
+        self._check_perm("read", self._queue_name(m.queue), "queue")  # before existence, as RabbitMQ
         q = self._lookup_queue(m.queue)
-        self._check_perm("read", q.name, "queue")
         n = q.purge()
         if not m.nowait:
             self.send(C.Queue.PurgeOk(message_count=n))
 
     def _queue_delete(self, m: C.Queue.Delete) -> None:
         vhost = self.vhost
-        q = vhost.queues.get(m.queue or (self.last_queue or ""))
+        qname = self._queue_name(m.queue)
+        self._check_configure(qname, "queue")  # before existence, as RabbitMQ
+        q = vhost.queues.get(qname)
         if q is None:
             if not m.nowait:
                 self.send(C.Queue.DeleteOk(message_count=0))
             return
         if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
             raise resource_locked(q.name, vhost.name)
-        self._check_configure(q.name, "queue")
         if m.if_unused and q.consumers:
             raise precondition(f"queue '{q.name}' in vhost '{vhost.name}' in use")
         if m.if_empty and len(q.store):
@@ -886,8 +912,8 @@ class Channel:
             if not m.nowait:
                 self.send(C.Basic.ConsumeOk(consumer_tag=tag))
             return
+        self._check_perm("read", self._queue_name(m.queue), "queue")  # before existence, as RabbitMQ
         q = self._lookup_queue(m.queue)
-        self._check_perm("read", q.name, "queue")
         if q.quorum and self.global_prefetch:
             raise ConnectionError_(
                 NOT_IMPLEMENTED, f"queue '{q.name}' in vhost '{self.vhost.name}' does not support global qos", 60, 20
@@ -898,8 +924,13 @@ class Channel:
         args = dict(m.arguments or {})
         prio = args.get("x-priority", 0)
         if not isinstance(prio, int) or isinstance(prio, bool):
-            raise precondition(f"invalid arg 'x-priority' for queue '{q.name}' in vhost '{self.vhost.name}'")
-        c = Consumer(tag, self, q, bool(m.no_ack), bool(m.exclusive), self.prefetch, args, prio)
+            raise precondition(
+                f"invalid arg 'x-priority' for queue '{q.name}' in vhost '{self.vhost.name}': "
+                f'"expected integer, got {type_name(prio)}"'
+            )
+        # RabbitMQ ignores prefetch for no-ack consumers: such a consumer gets no limit
+        prefetch = 0 if m.no_ack else self.prefetch
+        c = Consumer(tag, self, q, bool(m.no_ack), bool(m.exclusive), prefetch, args, prio)
         self.consumers[tag] = c
         if not m.nowait:
             self.send(C.Basic.ConsumeOk(consumer_tag=tag))
@@ -918,8 +949,8 @@ class Channel:
             c.queue.remove_consumer(c)
 
     def _basic_get(self, m: C.Basic.Get) -> None:
+        self._check_perm("read", self._queue_name(m.queue), "queue")  # before existence, as RabbitMQ
         q = self._lookup_queue(m.queue)
-        self._check_perm("read", q.name, "queue")
         item = q.get()
         if item is None:
             self.get_empty += 1
@@ -1036,10 +1067,6 @@ class Channel:
                 f"access to topic '{routing_key}' in exchange '{exchange}' in vhost '{self.vhost.name}' "
                 f"refused for user '{conn.user.name}'"
             )
-
-    def _check_bind_perms(self, source: str, dest: str, dest_kind: str) -> None:
-        self._check_perm("write", dest, dest_kind)
-        self._check_perm("read", source, "exchange")
 
 
 def _check_expiration(exp: str) -> None:

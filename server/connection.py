@@ -117,6 +117,7 @@ class Connection(asyncio.Protocol):
         self.recv_bytes = 0
         self.sent_bytes = 0
         self.blocked = False
+        self._told_blocked = False
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -177,13 +178,13 @@ class Connection(asyncio.Protocol):
                 if kind == K_MESSAGE:
                     ch.on_message(f[2], f[3], f[4], f[5], f[6], f[7], f[8])
                     if self.blocked:
-                        self._pause("alarm")  # resource alarm: stop reading from publishers
+                        self._block_publisher()
                 elif kind == K_BODY:
                     ch.on_body(f[2])
                 elif kind == K_PUBLISH:
                     ch.on_publish(f[2], f[3], f[4], f[5], f[6])
                     if self.blocked:
-                        self._pause("alarm")  # resource alarm: stop reading from publishers
+                        self._block_publisher()
                 elif kind == K_HEADER:
                     ch.on_header(f[2], f[3], f[4])
                 elif kind == K_ACK:
@@ -390,7 +391,10 @@ class Connection(asyncio.Protocol):
             elif mech == "EXTERNAL" and self.peer_cert:
                 username, password = cert_login(self.peer_cert, self.config.tls_cert_login_from), None
             else:
-                raise ConnectionError_(ACCESS_REFUSED, f"unsupported authentication mechanism '{mech}'", 10, 11)
+                # RabbitMQ closes the socket without a Connection.Close before login
+                log.warning("unknown authentication mechanism conn=%s mechanism=%r", self.name, mech)
+                self._abort()
+                return
         except (ValueError, UnicodeDecodeError):
             username, password = "", ""
         user = self.broker.users.get(username)
@@ -434,18 +438,19 @@ class Connection(asyncio.Protocol):
         self._send_now(method_frame(0, C.Connection.UpdateSecretOk()))
 
     def _refuse(self, text: str) -> None:
-        self.connection_error(ConnectionError_(ACCESS_REFUSED, text, 10, 11))
+        # RabbitMQ names no method in a login refusal (class_id = method_id = 0)
+        self.connection_error(ConnectionError_(ACCESS_REFUSED, text))
 
     def _tune_ok(self, m: C.Connection.TuneOk) -> None:
         cmax = self.config.channel_max
         self.channel_max = m.channel_max if 0 < m.channel_max <= cmax else cmax
         fmax = m.frame_max or self.config.frame_max
-        if fmax < FRAME_MIN_SIZE:
-            raise ConnectionError_(NOT_ALLOWED, f"frame_max={fmax} < {FRAME_MIN_SIZE} min size", 10, 31)
-        if fmax > self.config.frame_max:
-            raise ConnectionError_(
-                NOT_ALLOWED, f"frame_max={fmax} > {self.config.frame_max} max size", 10, 31
-            )
+        if fmax < FRAME_MIN_SIZE or fmax > self.config.frame_max:
+            # RabbitMQ closes the socket without a Connection.Close before connection.open
+            log.warning("refused frame_max=%d conn=%s (allowed %d..%d)", fmax, self.name,
+                        FRAME_MIN_SIZE, self.config.frame_max)
+            self._abort()
+            return
         self.frame_max = fmax
         self.max_body = fmax - 8
         self.reader.set_frame_max(fmax)
@@ -610,17 +615,25 @@ class Connection(asyncio.Protocol):
             self._resume("flow")
 
     def set_blocked(self, blocked: bool, reason: str = "") -> None:
-        """connection.blocked / unblocked for resource alarms (if the client supports it)."""
+        """A resource alarm set or cleared. As RabbitMQ, a connection is blocked (and told
+        so with connection.blocked) at its first publish during the alarm."""
         if blocked == self.blocked or self.state != S_OPENED:
             return
         self.blocked = blocked
-        if self.capabilities.get("connection.blocked"):
-            if blocked:
-                self.send_method(0, C.Connection.Blocked(reason=reason))
-            else:
-                self.send_method(0, C.Connection.Unblocked())
         if not blocked:
+            if self._told_blocked:
+                self._told_blocked = False
+                self.send_method(0, C.Connection.Unblocked())
             self._resume("alarm")
+
+    def _block_publisher(self) -> None:
+        """A publish during a resource alarm: stop reading this connection, tell the client."""
+        if "alarm" in self._pause_reasons:
+            return
+        self._pause("alarm")
+        if self.capabilities.get("connection.blocked") and not self._told_blocked:
+            self._told_blocked = True
+            self.send_method(0, C.Connection.Blocked(reason=self.broker.alarm_reason))
 
     # ------------------------------------------------------------------ closing
     def connection_error(self, exc: AMQPError) -> None:

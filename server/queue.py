@@ -152,8 +152,11 @@ class Queue:
         elif self.quorum and not msg.persistent:
             msg = msg.copy()
             msg.persistent = True
-        if self.limited and not self._make_room(msg):
-            return False
+        if self.limited:
+            room = self._make_room(msg)
+            if room is not True:
+                # None: dropped at once by drop-head (confirmed, as RabbitMQ); False: refused
+                return room is None
         ttl = self.message_ttl
         exp = msg.props.expiration
         if exp is not None:
@@ -196,7 +199,9 @@ class Queue:
         self.dead_letter(msg, "expired")
         return True
 
-    def _make_room(self, msg: Message) -> bool:
+    def _make_room(self, msg: Message) -> bool | None:
+        """True: msg may be stored; None: drop-head dropped msg itself (a limit of 0, or
+        msg alone over max-length-bytes); False: refused (reject-publish)."""
         store = self.store
         ml, mlb = self.max_length, self.max_length_bytes
         def over(extra_n: int, extra_b: int) -> bool:
@@ -211,8 +216,9 @@ class Queue:
                 store.ack(pos)
                 self.dead_letter(old, "maxlen")
             if ml == 0 or (mlb is not None and msg.size > mlb):
+                self.published += 1
                 self.dead_letter(msg, "maxlen")
-                return False
+                return None
             return True
         # reject-publish / reject-publish-dlx
         if self.overflow == "reject-publish-dlx":

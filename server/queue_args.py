@@ -42,6 +42,12 @@ def _str(v: Any) -> str | None:
 
 def validate_queue_arguments(args: dict, qname: str = "", vhost: str = "/") -> None:
     """Raise a 406 ChannelError for a wrongly typed or valued ``x-`` argument."""
+    dlx = args.get("x-dead-letter-exchange")
+    if dlx is not None and _str(dlx) is None:
+        # RabbitMQ's channel checks the DLX name's type before the other arguments
+        raise precondition(
+            f"invalid type '{type_name(dlx)}' for arg 'x-dead-letter-exchange' in queue '{qname}' in vhost '{vhost}'"
+        )
     for key, v in args.items():
         if key == "x-max-priority":
             _int(key, v, qname, vhost, 0, 255)

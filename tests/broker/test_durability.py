@@ -119,25 +119,26 @@ async def test_kill9_loses_no_confirmed_message(broker):
 
 
 async def test_disk_alarm_blocks_publishers(broker_factory):
-    """A free-disk limit above what the disk has raises the alarm: the client is sent
-    connection.blocked, and a publish waits instead of being accepted."""
+    """A free-disk limit above what the disk has raises the alarm: at its first publish the
+    client is sent connection.blocked (as RabbitMQ does), and later publishes wait."""
     import aiormq
 
     b = broker_factory("--disk-free-limit", str(1 << 62))
     conn = await aiormq.connect(b.url)
     try:
         unblocked: asyncio.Event = conn._Connection__connection_unblocked
+        ch = await conn.channel()
+        await ch.queue_declare("blocked-q")
+        assert unblocked.is_set(), "connection.blocked before any publish (RabbitMQ waits for one)"
+        # as in RabbitMQ, the read that carries the first publish is still processed;
+        # after it the broker stops reading this connection
+        first = asyncio.ensure_future(ch.basic_publish(b"1", routing_key="blocked-q"))
+        await asyncio.wait([first], timeout=2)
         for _ in range(500):
             if not unblocked.is_set():
                 break
             await asyncio.sleep(0.01)
         assert not unblocked.is_set(), "client was not sent connection.blocked"
-        ch = await conn.channel()
-        await ch.queue_declare("blocked-q")
-        # as in RabbitMQ, the read that carries the first publish is still processed;
-        # after it the broker stops reading this connection
-        first = asyncio.ensure_future(ch.basic_publish(b"1", routing_key="blocked-q"))
-        await asyncio.wait([first], timeout=2)
         publish = asyncio.ensure_future(ch.basic_publish(b"2", routing_key="blocked-q"))
         done, _ = await asyncio.wait([publish], timeout=0.5)
         assert not done, "publish went through while the disk alarm was on"
