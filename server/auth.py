@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from pamqp import decode
+from protocol.table import decode_table
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -100,7 +100,7 @@ def parse_plain(response: bytes) -> tuple[str, str]:
 
 def parse_amqplain(response: bytes) -> tuple[str, str]:
     """AMQPLAIN: a field table without its length prefix, with LOGIN and PASSWORD."""
-    _, table = decode.field_table(len(response).to_bytes(4, "big") + response)
+    table, _ = decode_table(len(response).to_bytes(4, "big") + response)  # linear, depth-bounded
     login = table.get("LOGIN")
     password = table.get("PASSWORD")
     if isinstance(login, bytes):

@@ -75,7 +75,10 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.state = S_HEADER
         self._hdr = b""
-        self.reader = FrameReader(self.config.frame_max)
+        # before Tune-Ok, frames are limited to the protocol's minimum frame_max, as
+        # RabbitMQ does: an unauthenticated client can make the broker buffer and decode
+        # no more than 4 KB at a time
+        self.reader = FrameReader(FRAME_MIN_SIZE)
         self.channels: dict[int, Channel] = {}
         self.channel_max = self.config.channel_max
         self.frame_max = self.config.frame_max
@@ -604,6 +607,9 @@ class Connection(asyncio.Protocol):
         if self.state in (S_HEADER,):
             self._abort()
             return
+        if self.state in (S_START_OK, S_TUNE_OK) and exc.code not in (ACCESS_REFUSED, NOT_ALLOWED):
+            self._silent_close()
+            return
         self._send_now(
             method_frame(
                 0,
@@ -614,6 +620,20 @@ class Connection(asyncio.Protocol):
         )
         self._cleanup(closing=True)
         self._close_handle = self.loop.call_later(self.config.close_timeout, self._abort)
+
+    def _silent_close(self) -> None:
+        """As RabbitMQ for a client that errs before tuning is done (a bad frame, an
+        oversized one, an unexpected method): no answer; stop reading, and close the
+        socket after SILENT_CLOSE_DELAY, so a misbehaving client cannot retry fast."""
+        self._cleanup(closing=True)
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self._close_handle = self.loop.call_later(SILENT_CLOSE_DELAY, self._silent_abort)
+
+    def _silent_abort(self) -> None:
+        self.state = S_CLOSED
+        if self.transport is not None:
+            self.transport.abort()
 
     def close_by_broker(self, code: int = CONNECTION_FORCED, text: str = "broker forced connection closure with reason 'shutdown'") -> None:
         if self.state >= S_CLOSING:
@@ -663,6 +683,8 @@ class Connection(asyncio.Protocol):
             self._pause_reasons.clear()
 
 
+#: seconds RabbitMQ waits before closing a connection that failed before tuning
+SILENT_CLOSE_DELAY = 3.0
 #: Connection.Close-Ok on channel 0, recognised even after a framing error
 _CLOSE_OK_FRAME = b"\x01\x00\x00\x00\x00\x00\x04\x00\x0a\x00\x33\xce"
 #: AMQP 0-9's header, which RabbitMQ (and so warren) serves as 0-9-1
