@@ -378,7 +378,7 @@ def mutate(r: random.Random, frame: bytes) -> list[bytes]:
         b = b[:-1] + extra + b"\xce"
         b[3:7] = _U32.pack(len(b) - 8)
     elif k == 5:  # a wrong size
-        b[3:7] = _U32.pack(r.choice([0, 1, len(b) - 7, len(b) - 9, 4096, 4097, 131072, 131073, 2**32 - 1]))
+        b[3:7] = _U32.pack(r.choice([0, 1, len(b) - 7, max(0, len(b) - 9), 4096, 4097, 131072, 131073, 2**32 - 1]))
     elif k == 6:  # another frame type
         b[0] = r.choice([0, 1, 2, 3, 4, 8, 9, 0xCE, 0xFF])
     elif k == 7:  # another channel
