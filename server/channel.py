@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from base64 import urlsafe_b64encode
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -294,7 +295,10 @@ class Channel:
 
     def _sender_selected(self, msg: Message) -> list[str] | None:
         """CC and BCC headers add routing keys; BCC is removed before delivery."""
-        headers = msg.headers
+        try:
+            headers = msg.headers
+        except ValueError as exc:  # the properties' lengths scanned fine, their contents do not decode
+            raise ConnectionError_(SYNTAX_ERROR, f"malformed content header: {exc}", 60, 40) from None
         extra: list[str] = []
         for name in ("CC", "BCC"):
             v = headers.get(name)
@@ -581,6 +585,8 @@ class Channel:
         entries = [self.unacked[t] for t in sorted(self.unacked)]
         self.unacked.clear()
         self.unacked_order.clear()
+        if len(entries) > 1000:  # disk-backed stores let go of these: give the memory back
+            self.conn.broker.memory.trim_soon()
         self._reject(entries, True)
 
     def oldest_unacked(self) -> tuple[float, Queue | None] | None:
@@ -1030,13 +1036,27 @@ class Channel:
         self._check_perm("read", source, "exchange")
 
 
+#: RabbitMQ's largest per-message TTL (ms): ten years
+MAX_EXPIRATION = 315_360_000_000
+_EXPIRATION = re.compile(r"([+-]?[0-9]+)(.*)", re.S)
+
+
 def _check_expiration(exp: str) -> None:
-    try:
-        n = int(exp)
-    except ValueError:
-        raise precondition(f"invalid expiration '{exp}': no_integer") from None
+    """As RabbitMQ (string:to_integer, then the range check), with its error texts."""
+    m = _EXPIRATION.fullmatch(exp)
+    if m is None:
+        raise precondition(f"invalid expiration '{exp}': no_integer")
+    n = int(m.group(1))
+    if m.group(2):
+        raise precondition(f"invalid expiration '{exp}': {{leftover_string,\"{m.group(2)}\"}}")
     if n < 0:
         raise precondition(f"invalid expiration '{exp}': {{value_negative,{n}}}")
+    if n > MAX_EXPIRATION:
+        prefix = f"invalid expiration '{exp}': "
+        term = f"{{value_too_large,{n}}}"
+        if len(prefix) + len(term) >= 78:  # Erlang's ~p breaks a term that runs past the line
+            term = f"{{value_too_large,\n{' ' * (len(prefix) + 1)}{n}}}"
+        raise precondition(prefix + term)
 
 
 def _ids(m: Any) -> tuple[int, int]:

@@ -140,15 +140,23 @@ class Connection(asyncio.Protocol):
             self._cleanup()
 
     def pause_writing(self) -> None:
+        # the client is not reading what we send (returns, deliveries, confirms): stop
+        # reading what it sends too, so that it cannot make us buffer without bound
         self.write_paused = True
+        self._pause("output")
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self._resume("output")
         self._wake_consumers()
 
     def data_received(self, data: bytes) -> None:
         self._recv_activity = True
         self.recv_bytes += len(data)
+        mem = self.broker.memory
+        mem.unsampled += len(data)
+        if mem.unsampled >= mem.step:  # what was read may now be held: sample before it grows further
+            mem.check()
         if self.state == S_HEADER:
             data = self._header_received(data)
             if not data:
@@ -179,6 +187,8 @@ class Connection(asyncio.Protocol):
                         self._pause("alarm")  # resource alarm: stop reading from publishers
                 elif kind == K_BODY:
                     ch.on_body(f[2])
+                    if self.blocked:
+                        self._pause("alarm")  # a body being assembled counts: stop reading it too
                 elif kind == K_PUBLISH:
                     ch.on_publish(f[2], f[3], f[4], f[5], f[6])
                     if self.blocked:

@@ -33,6 +33,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
+    UnknownMetricFamily,
 )
 from prometheus_client.registry import Collector
 
@@ -300,6 +301,17 @@ class WarrenCollector(Collector):
         yield _g("rabbitmq_process_max_fds", "Open file descriptors limit", p["max_fds"])
         conns = sum(1 for _ in list(self.broker.connections))
         yield _g("rabbitmq_process_open_tcp_sockets", "Open TCP sockets", conns)
+        b = self.broker
+        yield _g("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes", b.memory.limit)
+        yield _g("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes", b.config.disk_free_limit)
+        yield _g("rabbitmq_disk_space_available_bytes", "Disk space available in bytes", max(0, b.disk_free))
+        # RabbitMQ exposes the alarms untyped
+        for name, doc, on in (
+            ("rabbitmq_alarms_file_descriptor_limit", "is 1 if file descriptor limit alarm is in effect", False),
+            ("rabbitmq_alarms_free_disk_space_watermark", "is 1 if free disk space watermark alarm is in effect", "disk" in b.alarms),
+            ("rabbitmq_alarms_memory_used_watermark", "is 1 if VM memory watermark alarm is in effect", "memory" in b.alarms),
+        ):
+            yield UnknownMetricFamily(name, doc, value=int(on))
 
     # -- global counters --------------------------------------------------------
     def _global(self, g: dict[str, Any]) -> Iterator[Metric]:

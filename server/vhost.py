@@ -134,6 +134,8 @@ class VHost:
         q.consumers.clear()
         q.close()
         q.store.delete()
+        if count > 1000:
+            self.broker.memory.trim_soon()
         self.broker.queue_deleted(q)
         self.broker.definitions_changed(q.durable)
         log.debug("queue deleted vhost=%s queue=%s reason=%s", self.name, q.name, reason)

@@ -4,10 +4,14 @@ smallest client-observable case: the broker answers (never 541) and keeps servin
 from __future__ import annotations
 
 import asyncio
+import decimal
+import struct
 
+import pytest
 from pamqp import commands as C
 
-from tests.broker.fuzz_live import _handshake, _read_frame, method
+from protocol.table import typed
+from tests.broker.fuzz_live import _handshake, _read_frame, content_header, method, raw_frame
 
 CLOSE = b"\x00\x0a\x00\x32"
 
@@ -42,6 +46,109 @@ async def test_binding_argument_of_type_byte_array(broker):
             await _expect(reader, b"\x00\x32\x00\x15")  # Bind-Ok
         writer.write(method(C.Queue.Unbind, 1, queue=q, exchange="amq.headers", routing_key="", arguments=args))
         await _expect(reader, b"\x00\x32\x00\x33")  # Unbind-Ok
+    finally:
+        writer.close()
+    assert "Traceback" not in broker.log_text()
+
+
+async def _close_of(reader) -> tuple[int, str]:
+    """The next Channel.Close or Connection.Close: (reply code, reply text)."""
+    while True:
+        t, _c, p = await _read_frame(reader, 10)
+        if t == 1 and p[:4] in (CLOSE, b"\x00\x14\x00\x28"):
+            code = int.from_bytes(p[4:6], "big")
+            return code, p[7 : 7 + p[6]].decode()
+
+
+@pytest.mark.parametrize(
+    "expiration, text",
+    [
+        # RabbitMQ 3.10's answers (the largest TTL is ten years in ms)
+        ("315360000001", "PRECONDITION_FAILED - invalid expiration '315360000001': {value_too_large,315360000001}"),
+        (
+            "99999999999999999999",
+            "PRECONDITION_FAILED - invalid expiration '99999999999999999999': {value_too_large,\n"
+            + " " * 44
+            + "99999999999999999999}",
+        ),
+        ("5_0", "PRECONDITION_FAILED - invalid expiration '5_0': {leftover_string,\"_0\"}"),
+        (" 5", "PRECONDITION_FAILED - invalid expiration ' 5': no_integer"),
+    ],
+)
+async def test_expiration_out_of_range(broker, expiration, text):
+    """An expiration beyond what the store can encode was a 541 (struct.error)."""
+    reader, writer = await _session(broker.port)
+    try:
+        writer.write(method(C.Queue.Declare, 1, queue="durable-q", durable=True))
+        await _expect(reader, b"\x00\x32\x00\x0b")
+        writer.write(method(C.Basic.Publish, 1, exchange="", routing_key="durable-q"))
+        writer.write(content_header(1, 1, {"expiration": expiration, "delivery_mode": 2}))
+        writer.write(raw_frame(3, 1, b"x"))
+        assert await _close_of(reader) == (406, text)
+    finally:
+        writer.close()
+    assert "Traceback" not in broker.log_text()
+
+
+async def test_largest_expiration_is_accepted(broker):
+    reader, writer = await _session(broker.port)
+    try:
+        writer.write(method(C.Queue.Declare, 1, queue="durable-q", durable=True))
+        await _expect(reader, b"\x00\x32\x00\x0b")
+        writer.write(method(C.Basic.Publish, 1, exchange="", routing_key="durable-q"))
+        writer.write(content_header(1, 1, {"expiration": "315360000000", "delivery_mode": 2}))
+        writer.write(raw_frame(3, 1, b"x"))
+        writer.write(method(C.Queue.Declare, 1, queue="durable-q", passive=True))
+        p = await _expect(reader, b"\x00\x32\x00\x0b")
+        assert int.from_bytes(p[5 + p[4] : 9 + p[4]], "big") == 1
+    finally:
+        writer.close()
+
+
+async def test_durable_queue_with_byte_array_argument_is_saved(broker):
+    """A durable queue whose arguments hold a byte array made every definitions save
+    raise (a traceback per save); it is saved and comes back after a restart."""
+    reader, writer = await _session(broker.port)
+    try:
+        args = {"x-custom": bytearray(b"\x01\x02"), "x-dec": decimal.Decimal("1.5")}
+        writer.write(method(C.Queue.Declare, 1, queue="dq-bytes", durable=True, arguments=args))
+        await _expect(reader, b"\x00\x32\x00\x0b")
+    finally:
+        writer.close()
+    broker.restart()
+    reader, writer = await _session(broker.port)
+    try:
+        writer.write(method(C.Queue.Declare, 1, queue="dq-bytes", passive=True))
+        await _expect(reader, b"\x00\x32\x00\x0b")
+    finally:
+        writer.close()
+    assert "Traceback" not in broker.log_text()
+
+
+async def test_malformed_headers_table_is_a_syntax_error(broker):
+    """A headers table whose lengths scan but whose contents do not decode was a 541."""
+    reader, writer = await _session(broker.port)
+    try:
+        writer.write(method(C.Basic.Publish, 1, exchange="", routing_key="nowhere"))
+        table = b"\x01aZ"  # unknown field type 'Z'
+        payload = struct.pack(">HHQH", 60, 0, 1, 0x2000) + struct.pack(">I", len(table)) + table
+        writer.write(raw_frame(2, 1, payload))
+        writer.write(raw_frame(3, 1, b"x"))
+        code, text = await _close_of(reader)
+        assert code == 502 and text.startswith("SYNTAX_ERROR - malformed content header")
+    finally:
+        writer.close()
+    assert "Traceback" not in broker.log_text()
+
+
+async def test_queue_argument_not_utf8(broker):
+    """x-queue-type as a longstr that is not UTF-8 was a 541 (UnicodeDecodeError)."""
+    reader, writer = await _session(broker.port)
+    try:
+        args = {"x-queue-type": typed(b"\x80\x81", "S")}
+        writer.write(method(C.Queue.Declare, 1, queue="q-bad-type", arguments=args))
+        code, text = await _close_of(reader)
+        assert code == 406 and "x-queue-type" in text
     finally:
         writer.close()
     assert "Traceback" not in broker.log_text()
