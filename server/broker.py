@@ -190,6 +190,14 @@ class Broker:
             for conn in list(self.connections):
                 conn.set_blocked(self.alarm_active, self.alarm_reason)
 
+    def probe_blocked(self) -> None:
+        """Connections blocked by an alarm are not read, so a client that went away is
+        not noticed (nor the memory it holds freed) until a write to it fails: write a
+        heartbeat frame to each (RabbitMQ, too, notices them by failed heartbeat sends)."""
+        for conn in list(self.connections):
+            if conn.blocked:
+                conn.probe()
+
     # -- consumer timeout ------------------------------------------------------
     def _check_consumer_timeouts(self) -> None:
         loop = asyncio.get_running_loop()

@@ -582,12 +582,17 @@ class Channel:
 
     def requeue_all(self) -> None:
         """Return every unacked message to its queue (channel close, recover)."""
-        entries = [self.unacked[t] for t in sorted(self.unacked)]
-        self.unacked.clear()
-        self.unacked_order.clear()
+        old = self.unacked
+        entries = [old[t] for t in sorted(old)]
+        self.unacked = {}
+        self.unacked_order = deque()
+        # the old bookkeeping is freed only after the requeue: the small objects the
+        # stores allocate meanwhile then do not land in its freed slots, scattered over
+        # the allocator's arenas, and keep them all alive
+        self._reject(entries, True)
         if len(entries) > 1000:  # disk-backed stores let go of these: give the memory back
             self.conn.broker.memory.trim_soon()
-        self._reject(entries, True)
+        del old, entries
 
     def oldest_unacked(self) -> tuple[float, Queue | None] | None:
         """Delivery time and queue of the oldest unacked consumer delivery."""

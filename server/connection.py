@@ -569,6 +569,11 @@ class Connection(asyncio.Protocol):
             for c in ch.consumers.values():
                 c.queue.schedule_dispatch()
 
+    def probe(self) -> None:
+        """A heartbeat frame: to a peer that is gone the write fails and the connection ends."""
+        if self.state == S_OPENED:
+            self._send_now(hotpath.heartbeat_frame())
+
     # ------------------------------------------------------------------ input flow control
     def _pause(self, reason: str) -> None:
         if not self._pause_reasons and self.transport is not None:

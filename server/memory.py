@@ -176,6 +176,8 @@ class MemoryMonitor:
 
     def _tick(self) -> None:
         self.check()
+        if self.broker.alarms:
+            self.broker.probe_blocked()
         if (self._trim_wanted or self.alarm) and self._trim is not None and not self._trimming:
             self._trim_wanted = False
             self._trimming = True

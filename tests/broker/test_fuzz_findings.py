@@ -152,3 +152,22 @@ async def test_queue_argument_not_utf8(broker):
     finally:
         writer.close()
     assert "Traceback" not in broker.log_text()
+
+
+async def test_truncated_app_id_to_a_quorum_queue(broker):
+    """A content header whose app-id runs past its end passed the publish-time scan and
+    failed when a quorum queue added x-delivery-count: 541. Now refused at publish."""
+    reader, writer = await _session(broker.port)
+    try:
+        args = {"x-queue-type": "quorum"}
+        writer.write(method(C.Queue.Declare, 1, queue="qq-trunc", durable=True, arguments=args))
+        await _expect(reader, b"\x00\x32\x00\x0b")
+        writer.write(method(C.Basic.Publish, 1, exchange="", routing_key="qq-trunc"))
+        payload = struct.pack(">HHQH", 60, 0, 1, 0x0008) + b"\x09app"  # app-id claims 9 bytes, has 3
+        writer.write(raw_frame(2, 1, payload))
+        writer.write(raw_frame(3, 1, b"x"))
+        code, text = await _close_of(reader)
+        assert code == 502 and text.startswith("SYNTAX_ERROR - malformed content header")
+    finally:
+        writer.close()
+    assert "Traceback" not in broker.log_text()
