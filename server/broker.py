@@ -164,9 +164,9 @@ class Broker:
         low = 0 <= free < self.config.disk_free_limit
         if low != ("disk" in self.alarms):
             if low:
-                log.warning("disk resource limit alarm set: free=%s bytes, limit=%s bytes", free, self.config.disk_free_limit)
+                log.warning("resource alarm set resource=disk free=%s limit=%s", free, self.config.disk_free_limit)
             else:
-                log.warning("disk resource limit alarm cleared: free=%s bytes", free)
+                log.warning("resource alarm cleared resource=disk free=%s", free)
             self.set_alarm("disk", low)
         self._disk_handle = asyncio.get_running_loop().call_later(1.0, self._check_disk)
 

@@ -307,7 +307,7 @@ class Channel:
             if not isinstance(v, list):
                 raise precondition(f"Invalid header '{name}': expected array, got {type(v).__name__}")
             for k in v:
-                extra.append(k.decode() if isinstance(k, bytes) else str(k))
+                extra.append(k.decode(errors="replace") if isinstance(k, bytes) else str(k))
         if "BCC" in headers:
             typed = msg.typed_headers()  # the other headers keep their wire types
             typed.pop("BCC", None)

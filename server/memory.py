@@ -161,13 +161,10 @@ class MemoryMonitor:
         if over != self.alarm:
             self.alarm = over
             if over:
-                log.warning(
-                    "memory resource limit alarm set: used=%d bytes, limit=%d bytes; publishers are blocked",
-                    rss, self.limit,
-                )
+                log.warning("resource alarm set resource=memory used=%d limit=%d: publishers are blocked", rss, self.limit)
                 self._trim_wanted = True
             else:
-                log.warning("memory resource limit alarm cleared: used=%d bytes, limit=%d bytes", rss, self.limit)
+                log.warning("resource alarm cleared resource=memory used=%d limit=%d", rss, self.limit)
             self.broker.set_alarm("memory", over)
 
     def trim_soon(self) -> None:

@@ -171,3 +171,20 @@ async def test_truncated_app_id_to_a_quorum_queue(broker):
     finally:
         writer.close()
     assert "Traceback" not in broker.log_text()
+
+
+async def test_cc_header_not_utf8(broker):
+    """A CC header holding a longstr that is not UTF-8 was a 541 (UnicodeDecodeError)."""
+    reader, writer = await _session(broker.port)
+    try:
+        writer.write(method(C.Queue.Declare, 1, queue="", exclusive=True))
+        p = await _expect(reader, b"\x00\x32\x00\x0b")
+        q = p[5 : 5 + p[4]].decode()
+        writer.write(method(C.Basic.Publish, 1, exchange="", routing_key=q))
+        writer.write(content_header(1, 1, {"headers": {"CC": [typed(b"\x80\xff", "S")]}}))
+        writer.write(raw_frame(3, 1, b"x"))
+        writer.write(method(C.Basic.Get, 1, queue=q, no_ack=True))
+        await _expect(reader, b"\x00\x3c\x00\x47")  # Get-Ok: delivered to its own queue
+    finally:
+        writer.close()
+    assert "Traceback" not in broker.log_text()
