@@ -143,6 +143,7 @@ def test_unread_returns_do_not_grow_memory(broker_factory):
     canary.wait_rounds(3)
     max_rss = sampler.stop()
     canary.stop()
+    print(f"unread returns: {sent[0]} x 64 KiB sent, broker max RSS {max_rss:.0f} MB, canary max RTT {canary.max_rtt:.3f}s")
     assert not canary.errors
     assert sent[0] > 0
     # 200 MB watermark + 10%; in fact the broker stops reading each attacker after a few MB
@@ -202,6 +203,7 @@ def test_unfinished_huge_bodies_are_bounded_by_the_watermark(broker_factory):
     stop.set()
     for t in attackers:
         t.join(30)
+    print(f"unfinished bodies: broker max RSS {max_rss:.0f} MB (watermark 300 MB), {len(blocked)} blocked")
     assert "resource alarm set resource=memory" in b.log_text()
     assert len(blocked) == 16, f"only {len(blocked)} of 16 publishers saw connection.blocked"
     assert max_rss < 330, f"broker RSS reached {max_rss:.0f} MB (watermark 300 MB)"
