@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+
 from pamqp import commands, frame, header
 from pamqp.base import Frame
 
 from .table import decode_properties
+
+
+@functools.cache
+def _unchecked_class(cls: type) -> type:
+    # no __slots__ of its own: pamqp marshals the fields its class lists in __slots__
+    return type(cls.__name__, (cls,), {"validate": lambda self: None})
+
+
+def unchecked(cls: type, **fields: object) -> Frame:
+    """``cls(**fields)`` without pamqp's validation, for methods that carry names a
+    client chose: pamqp refuses names outside its patterns (``a b``) and exchange
+    names over 127 bytes, which the wire format and RabbitMQ allow."""
+    return _unchecked_class(cls)(**fields)
 
 
 def method_frame(channel: int, method: Frame) -> bytes:

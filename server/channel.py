@@ -24,6 +24,7 @@ from protocol.constants import (
 )
 from protocol.errors import AMQPError
 from protocol.hotpath import deliver_parts
+from protocol.methods import unchecked
 from protocol.properties import EMPTY as EMPTY_PROPS
 from protocol.properties import scan
 from protocol.table import amqp_type, type_name
@@ -761,12 +762,12 @@ class Channel:
         name = m.queue
         if m.passive:
             if name == REPLY_TO:
-                self.send(C.Queue.DeclareOk(queue=name, message_count=0, consumer_count=0))
+                self.send(unchecked(C.Queue.DeclareOk, queue=name, message_count=0, consumer_count=0))
                 return
             q = self._lookup_queue(name)
             self.last_queue = q.name
             if not m.nowait:
-                self.send(C.Queue.DeclareOk(queue=q.name, message_count=len(q.store), consumer_count=len(q.consumers)))
+                self.send(unchecked(C.Queue.DeclareOk, queue=q.name, message_count=len(q.store), consumer_count=len(q.consumers)))
             return
         args = dict(m.arguments or {})
         if name == "":
@@ -799,7 +800,7 @@ class Channel:
                 self.conn.exclusive_queues.append(q)
         self.last_queue = name
         if not m.nowait:
-            self.send(C.Queue.DeclareOk(queue=name, message_count=len(q.store), consumer_count=len(q.consumers)))
+            self.send(unchecked(C.Queue.DeclareOk, queue=name, message_count=len(q.store), consumer_count=len(q.consumers)))
 
     def _queue_bind(self, m: Any) -> None:
         vhost = self.vhost
@@ -885,7 +886,7 @@ class Channel:
             self.reply_consumer = Consumer(tag, self, None, True, False, 0, {})  # type: ignore[arg-type]
             self.conn.broker.reply_channels[self.reply_token] = self
             if not m.nowait:
-                self.send(C.Basic.ConsumeOk(consumer_tag=tag))
+                self.send(unchecked(C.Basic.ConsumeOk, consumer_tag=tag))
             return
         q = self._lookup_queue(m.queue)
         self._check_perm("read", q.name, "queue")
@@ -903,7 +904,7 @@ class Channel:
         c = Consumer(tag, self, q, bool(m.no_ack), bool(m.exclusive), self.prefetch, args, prio)
         self.consumers[tag] = c
         if not m.nowait:
-            self.send(C.Basic.ConsumeOk(consumer_tag=tag))
+            self.send(unchecked(C.Basic.ConsumeOk, consumer_tag=tag))
         q.add_consumer(c)
 
     def _basic_cancel(self, m: C.Basic.Cancel) -> None:
@@ -914,7 +915,7 @@ class Channel:
             self.reply_token = None
         c = self.consumers.pop(tag, None)
         if not m.nowait:
-            self.send(C.Basic.CancelOk(consumer_tag=tag))
+            self.send(unchecked(C.Basic.CancelOk, consumer_tag=tag))
         if c is not None:
             c.queue.remove_consumer(c)
 

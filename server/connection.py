@@ -29,7 +29,7 @@ from protocol.constants import (
     UNEXPECTED_FRAME,
 )
 from protocol.errors import AMQPError
-from protocol.methods import method_frame
+from protocol.methods import method_frame, unchecked
 from protocol.reader import K_ERROR, K_MESSAGE, FrameReader
 
 from .auth import check_password, parse_amqplain, parse_plain
@@ -514,7 +514,7 @@ class Connection(asyncio.Protocol):
         self.write(
             method_frame(
                 channel,
-                C.Basic.Return(reply_code=code, reply_text=text, exchange=msg.exchange, routing_key=msg.routing_key),
+                unchecked(C.Basic.Return, reply_code=code, reply_text=text, exchange=msg.exchange, routing_key=msg.routing_key),
             )
         )
         self._out.extend(hotpath.content_frames(channel, msg.header, msg.body, self.max_body))

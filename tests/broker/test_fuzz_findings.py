@@ -188,3 +188,27 @@ async def test_cc_header_not_utf8(broker):
     finally:
         writer.close()
     assert "Traceback" not in broker.log_text()
+
+
+async def test_names_pamqp_would_refuse(broker):
+    """Queue.Declare-Ok for a queue named 'a b' and Basic.Return from an exchange with
+    a 200-byte name raised in pamqp's validation (541); RabbitMQ allows both names."""
+    reader, writer = await _session(broker.port)
+    try:
+        writer.write(method(C.Queue.Declare, 1, queue="a b", exclusive=True))
+        p = await _expect(reader, b"\x00\x32\x00\x0b")
+        assert p[5 : 5 + p[4]] == b"a b"
+        writer.write(method(C.Basic.Consume, 1, queue="a b", consumer_tag="tag with spaces"))
+        p = await _expect(reader, b"\x00\x3c\x00\x15")  # Consume-Ok
+        assert p[5 : 5 + p[4]] == b"tag with spaces"
+        ex = "x" * 200
+        writer.write(method(C.Exchange.Declare, 1, exchange=ex, exchange_type="direct"))
+        await _expect(reader, b"\x00\x28\x00\x0b")
+        writer.write(method(C.Basic.Publish, 1, exchange=ex, routing_key="nowhere", mandatory=True))
+        writer.write(content_header(1, 1, {}))
+        writer.write(raw_frame(3, 1, b"x"))
+        p = await _expect(reader, b"\x00\x3c\x00\x32")  # Basic.Return
+        assert ex.encode() in p
+    finally:
+        writer.close()
+    assert "Traceback" not in broker.log_text()
