@@ -81,7 +81,8 @@ class VHost:
         policy = pick_policy(self.policies, "exchange", ex.name)
         args = effective_arguments(ex.arguments, policy, "exchange")
         ae = args.get("alternate-exchange")
-        ex.alternate = ae.decode() if isinstance(ae, bytes) else ae
+        # only a string names an exchange (a client may send any field type)
+        ex.alternate = ae.decode(errors="replace") if isinstance(ae, bytes) else ae if isinstance(ae, str) else None
         ex.policy = policy
 
     def apply_policy_to_queue(self, q: Queue) -> None:

@@ -212,3 +212,19 @@ async def test_names_pamqp_would_refuse(broker):
     finally:
         writer.close()
     assert "Traceback" not in broker.log_text()
+
+
+async def test_alternate_exchange_argument_of_another_type(broker):
+    """alternate-exchange given as an array made every publish to the exchange a 541."""
+    reader, writer = await _session(broker.port)
+    try:
+        writer.write(method(C.Exchange.Declare, 1, exchange="ae-typed", exchange_type="direct",
+                            arguments={"alternate-exchange": ["x"]}))
+        await _expect(reader, b"\x00\x28\x00\x0b")
+        writer.write(method(C.Basic.Publish, 1, exchange="ae-typed", routing_key="nowhere", mandatory=True))
+        writer.write(content_header(1, 1, {}))
+        writer.write(raw_frame(3, 1, b"x"))
+        await _expect(reader, b"\x00\x3c\x00\x32")  # returned: no alternate exchange to try
+    finally:
+        writer.close()
+    assert "Traceback" not in broker.log_text()
