@@ -20,6 +20,8 @@ import struct
 from pamqp import commands, encode, header
 from pamqp.base import Frame
 
+from .table import decode_properties
+
 _FRAME_HDR = struct.Struct(">BHI")
 _INDEX = struct.Struct(">I")
 
@@ -73,7 +75,14 @@ def encode_header(body_size: int, properties: commands.Basic.Properties) -> byte
 
 
 def decode_header(payload: bytes) -> commands.Basic.Properties:
-    """Decode a content header payload's properties."""
-    ch = header.ContentHeader()
-    ch.unmarshal(payload)
-    return ch.properties
+    """Decode a content header payload's properties (absent ones are None, as pamqp).
+
+    Decoded by ``protocol.table`` (one pass, depth-bounded, typed header values):
+    pamqp's table decoding is quadratic in the table's size."""
+    props = commands.Basic.Properties.__new__(commands.Basic.Properties)
+    for name in commands.Basic.Properties.__slots__:
+        setattr(props, name, None)
+    props.cluster_id = ""
+    for name, value in decode_properties(payload).items():
+        setattr(props, name, value)
+    return props

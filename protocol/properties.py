@@ -24,6 +24,7 @@ F_TIMESTAMP = 0x0040
 F_TYPE = 0x0020
 F_USER_ID = 0x0010
 F_APP_ID = 0x0008
+F_CLUSTER_ID = 0x0004
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -102,6 +103,11 @@ def scan(payload: bytes) -> ScannedProperties:
             n = payload[p]
             r.user_id = payload[p + 1 : p + 1 + n].decode()
             p += 1 + n
+        if flags & (F_APP_ID | F_CLUSTER_ID):  # not needed, but their lengths must fit too
+            if flags & F_APP_ID:
+                p += 1 + payload[p]
+            if flags & F_CLUSTER_ID:
+                p += 1 + payload[p]
         if p > len(payload):
             raise ValueError("content header properties truncated")
         return r

@@ -52,7 +52,6 @@ from .constants import (
 )
 from .errors import FrameError
 from .table import decode_table
-from .tablecheck import check_table
 
 K_ERROR = 99
 #: publish + content header + single body frame, fused:
@@ -86,7 +85,13 @@ _REJECT_ID = BASIC_REJECT
 
 
 def decode_method(payload: bytes | memoryview) -> Frame:
-    """Decode a method frame payload with pamqp; FrameError on anything wrong."""
+    """Decode a method frame payload into pamqp's method class; FrameError on anything wrong.
+
+    The fields are read here, not by pamqp's ``unmarshal``: pamqp decodes tables by
+    slicing the rest of the buffer for every value (quadratic in the frame size, and
+    reachable before login through Start-Ok's client properties). ``protocol.table``
+    decodes in one pass, keeps each value's wire type (error texts name the type
+    the client sent, as RabbitMQ's do) and bounds the nesting depth."""
     if len(payload) < 4:
         raise FrameError(FRAME_ERROR, "method frame too short")
     (index,) = _U32.unpack_from(payload, 0)
@@ -98,59 +103,89 @@ def decode_method(payload: bytes | memoryview) -> Frame:
             index >> 16,
             index & 0xFFFF,
         )
-    method = cls()
-    raw = bytes(payload[4:])
+    method = cls.__new__(cls)
     try:
-        method.unmarshal(raw)
+        _unmarshal(method, _FIELDS[index], bytes(payload[4:]))
     except UnicodeDecodeError as exc:
         raise FrameError(
             FRAME_ERROR, "Malformed UTF-8 in shortstr", index >> 16, index & 0xFFFF
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - any pamqp failure on client bytes is a bad frame
+    except (ValueError, IndexError, struct.error) as exc:
         # RabbitMQ: 501 FRAME_ERROR "cannot decode <<...>>" with the method's ids
         raise FrameError(
             FRAME_ERROR, f"cannot decode {cls.name}: {exc}", index >> 16, index & 0xFFFF
-        ) from exc
-    layout = _TABLE_LAYOUT.get(index)
-    if layout is not None:
-        try:
-            _retype_arguments(method, raw, *layout)
-        except ValueError as exc:
-            raise FrameError(FRAME_ERROR, f"cannot decode {cls.name}: {exc}", index >> 16, index & 0xFFFF) from None
+        ) from None
     return method
 
 
-#: methods whose last field is an ``arguments`` table: (shortstrs before it, bit octet before it)
-_TABLE_LAYOUT = {
-    0x0028000A: (1, True),  # Exchange.Declare: exchange (type is a second shortstr, below)
-    0x0028001E: (3, True),  # Exchange.Bind: destination, source, routing key
-    0x00280028: (3, True),  # Exchange.Unbind
-    0x0032000A: (1, True),  # Queue.Declare: queue
-    0x00320014: (3, True),  # Queue.Bind: queue, exchange, routing key
-    0x00320032: (3, False),  # Queue.Unbind (no bits)
-    0x003C0014: (2, True),  # Basic.Consume: queue, consumer tag
+_U16 = struct.Struct(">H")
+_U64 = struct.Struct(">Q")
+
+
+def _unmarshal(method: Frame, fields: tuple[tuple[str, str], ...], raw: bytes) -> None:
+    """Set ``method``'s fields from ``raw`` (the payload after the method id), in one pass."""
+    p = 0
+    n = len(raw)
+    bits = -1  # octet holding the current run of bit fields
+    bit = 0
+    for name, kind in fields:
+        if kind == "bit":
+            if bits < 0 or bit == 8:
+                if p >= n:
+                    raise ValueError("bit field truncated")
+                bits = raw[p]
+                p += 1
+                bit = 0
+            value: object = bool(bits >> bit & 1)
+            bit += 1
+        else:
+            bits = -1
+            if kind == "shortstr":
+                if p >= n:
+                    raise ValueError("shortstr truncated")
+                end = p + 1 + raw[p]
+                if end > n:
+                    raise ValueError("shortstr truncated")
+                value = raw[p + 1 : end].decode("utf-8")
+                p = end
+            elif kind == "table":
+                value, p = decode_table(raw, p)
+            elif kind == "longstr":
+                if p + 4 > n:
+                    raise ValueError("longstr truncated")
+                end = p + 4 + _U32.unpack_from(raw, p)[0]
+                if end > n:
+                    raise ValueError("longstr truncated")
+                data = raw[p + 4 : end]
+                try:  # as pamqp: text when it is UTF-8, bytes otherwise (SASL responses)
+                    value = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    value = data
+                p = end
+            elif kind == "short":
+                value = _U16.unpack_from(raw, p)[0]
+                p += 2
+            elif kind == "long":
+                value = _U32.unpack_from(raw, p)[0]
+                p += 4
+            elif kind == "longlong":
+                value = _U64.unpack_from(raw, p)[0]
+                p += 8
+            elif kind == "octet":
+                if p >= n:
+                    raise ValueError("octet truncated")
+                value = raw[p]
+                p += 1
+            else:  # no AMQP 0-9-1 method has another field type
+                raise ValueError(f"unsupported field type {kind}")
+        setattr(method, name, value)
+
+
+#: each method's fields in wire order with pamqp's type names, by method index
+_FIELDS: dict[int, tuple[tuple[str, str], ...]] = {
+    index: tuple((name, getattr(cls, "_" + name)) for name in cls.__slots__)
+    for index, cls in commands.INDEX_MAPPING.items()
 }
-
-
-def _retype_arguments(method: Frame, raw: bytes, shortstrs: int, bits: bool) -> None:
-    """Re-read the arguments table keeping each value's AMQP type (pamqp drops it), so that
-    error texts can name the type the client sent, as RabbitMQ does."""
-    if type(method) is commands.Exchange.Declare:
-        shortstrs = 2
-    p = 2  # ticket
-    try:
-        for _ in range(shortstrs):
-            p += 1 + raw[p]
-        if bits:
-            p += 1
-    except IndexError:
-        return  # pamqp read it; keep pamqp's values
-    check_table(raw, p)  # ValueError: too deeply nested for the recursive code downstream
-    try:
-        table, _end = decode_table(raw, p)
-    except (ValueError, IndexError):
-        return  # pamqp read it; keep pamqp's values
-    method.arguments = table
 
 
 _KNOWN_CLASSES = frozenset({10, 20, 40, 50, 60, 85, 90})

@@ -89,6 +89,7 @@ __all__ = [
     "decode_array",
     "encode_value",
     "decode_value",
+    "MAX_DEPTH",
     "PROPERTIES",
     "get_headers",
     "replace_headers",
@@ -503,8 +504,37 @@ def _need(buf: Any, end: int, limit: int) -> None:
         raise ValueError("field table truncated")
 
 
-def _value(buf: Any, p: int, limit: int) -> tuple[Any, int]:
-    """Decode the value whose type letter is at ``buf[p]``; returns (value, next offset)."""
+#: deepest nesting of tables/arrays decoded (RabbitMQ has no limit; no client nests
+#: more than a few levels, and an unbounded depth is unbounded recursion here)
+MAX_DEPTH = 64
+
+
+def _int_value(v: int, t: str) -> int:
+    """A decoded integer: plain when its wire type is the default one, else typed
+    (built without TypedInt's range check: the struct already bounds it)."""
+    if t == "I" or (t == "l" and not -(2**31) <= v < 2**31):
+        return v
+    if t == "b" or t == "B":  # 512 possible values: shared (typed values are never mutated)
+        ti = _SMALL.get((t, v))
+        if ti is None:
+            ti = _SMALL[(t, v)] = _int_value_new(v, t)
+        return ti
+    return _int_value_new(v, t)
+
+
+def _int_value_new(v: int, t: str) -> TypedInt:
+    ti = int.__new__(TypedInt, v)
+    ti.amqp_type = t
+    return ti
+
+
+_SMALL: dict[tuple[str, int], TypedInt] = {}
+
+
+def _value(buf: Any, p: int, limit: int, depth: int = 0) -> tuple[Any, int]:
+    """Decode the value whose type letter is at ``buf[p]``; returns (value, next offset).
+
+    One pass, no copies beyond each value's own bytes: O(size of the value)."""
     if p >= limit:
         raise ValueError("field value truncated")
     t = chr(buf[p])
@@ -522,6 +552,11 @@ def _value(buf: Any, p: int, limit: int) -> tuple[Any, int]:
             return data.decode("utf-8"), p
         except UnicodeDecodeError:
             return TypedBytes(data, "S"), p
+    if t == "V" or t == "\x00":
+        return None, p
+    if t == "t":
+        _need(buf, p + 1, limit)
+        return buf[p] != 0, p + 1
     s = _INT_STRUCTS.get(t)
     if s is not None:
         _need(buf, p + s.size, limit)
@@ -529,18 +564,11 @@ def _value(buf: Any, p: int, limit: int) -> tuple[Any, int]:
         p += s.size
         if t == "T":
             return _decode_timestamp(v), p
-        if t == "I" or (t == "l" and not -(2**31) <= v < 2**31):
-            return v, p  # the default type for this int
-        return TypedInt(v, t), p
+        return _int_value(v, t), p
     if t == "F":
-        return _table(buf, p, limit)
+        return _table(buf, p, limit, depth + 1)
     if t == "A":
-        return _array(buf, p, limit)
-    if t == "t":
-        _need(buf, p + 1, limit)
-        return buf[p] != 0, p + 1
-    if t == "V" or t == "\x00":
-        return None, p
+        return _array(buf, p, limit, depth + 1)
     if t == "d":
         _need(buf, p + 8, limit)
         return _FLOAT_STRUCTS["d"].unpack_from(buf, p)[0], p + 8
@@ -555,7 +583,9 @@ def _value(buf: Any, p: int, limit: int) -> tuple[Any, int]:
     raise ValueError(f"unknown field type {t!r}")
 
 
-def _array(buf: Any, p: int, limit: int) -> tuple[list[Any], int]:
+def _array(buf: Any, p: int, limit: int, depth: int = 0) -> tuple[list[Any], int]:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"field tables and arrays nested deeper than {MAX_DEPTH} levels")
     _need(buf, p + 4, limit)
     (n,) = _U32.unpack_from(buf, p)
     p += 4
@@ -563,12 +593,14 @@ def _array(buf: Any, p: int, limit: int) -> tuple[list[Any], int]:
     _need(buf, end, limit)
     items = []
     while p < end:
-        v, p = _value(buf, p, end)
+        v, p = _value(buf, p, end, depth)
         items.append(v)
     return items, p
 
 
-def _table(buf: Any, p: int, limit: int) -> tuple[dict[str, Any], int]:
+def _table(buf: Any, p: int, limit: int, depth: int = 0) -> tuple[dict[str, Any], int]:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"field tables and arrays nested deeper than {MAX_DEPTH} levels")
     _need(buf, p + 4, limit)
     (n,) = _U32.unpack_from(buf, p)
     p += 4
@@ -581,14 +613,15 @@ def _table(buf: Any, p: int, limit: int) -> tuple[dict[str, Any], int]:
         _need(buf, p + kl, end)
         key = bytes(buf[p : p + kl]).decode("utf-8", "surrogateescape")
         p += kl
-        out[key], p = _value(buf, p, end)
+        out[key], p = _value(buf, p, end, depth)
     return out, p
 
 
 def decode_table(buf: bytes | bytearray | memoryview, offset: int = 0) -> tuple[dict[str, Any], int]:
     """Decode the table (uint32 length + fields) at ``offset``: (table, offset after it).
 
-    Raises ValueError on malformed or truncated data."""
+    Linear in the table's size; raises ValueError on malformed or truncated data
+    and on nesting deeper than ``MAX_DEPTH``."""
     try:
         return _table(buf, offset, len(buf))
     except (struct.error, IndexError) as exc:

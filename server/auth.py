@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from pamqp import decode
+from protocol.table import decode_table
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -113,7 +113,7 @@ def parse_plain(response: bytes) -> tuple[str, str]:
 def parse_amqplain(response: bytes) -> tuple[str, str]:
     """AMQPLAIN: a field table without its length prefix, with LOGIN and PASSWORD."""
     try:
-        _, table = decode.field_table(len(response).to_bytes(4, "big") + response)
+        table, _ = decode_table(len(response).to_bytes(4, "big") + response)  # linear, depth-bounded
     except Exception as exc:  # noqa: BLE001 - any failure on client bytes is a bad response
         raise ValueError(f"malformed AMQPLAIN response: {type(exc).__name__}") from None
     login = table.get("LOGIN")

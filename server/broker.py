@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from protocol.constants import PRECONDITION_FAILED
 
 from .auth import Permission, User, hash_password
-from .config import Config, ensure_dir
+from .config import Config, ConfigError, ensure_dir
 from .errors import ChannelError
 from .exchanges import EXCHANGE_TYPES, Exchange
 from .persistence import Persistence
@@ -43,9 +43,12 @@ class Broker:
         self.tracer = Tracer(self, config.trace_ring_size)
         self._http: list = []
         self.reply_channels: dict[str, Channel] = {}
-        self.alarm_active = False
-        self.alarm_reason = ""
+        #: resources in alarm ("disk", "memory"): publishers are blocked while any is
+        self.alarms: set[str] = set()
         self.disk_free = -1
+        from .memory import MemoryMonitor
+
+        self.memory = MemoryMonitor(self)
         self._server: asyncio.AbstractServer | None = None
         self._started = False
         self.persistence = Persistence(self, config.data_dir)
@@ -140,6 +143,18 @@ class Broker:
         return True
 
     # -- resource alarms -------------------------------------------------------
+    def _memory_limit(self) -> int:
+        from .memory import memory_limit, parse_size, total_memory
+
+        cfg = self.config
+        try:
+            absolute = parse_size(cfg.vm_memory_high_watermark_absolute) if cfg.vm_memory_high_watermark_absolute else 0
+        except ValueError as exc:
+            raise ConfigError(f"vm_memory_high_watermark_absolute: {exc}") from None
+        if not 0 <= cfg.vm_memory_high_watermark <= 1:
+            raise ConfigError(f"vm_memory_high_watermark must be between 0 and 1, not {cfg.vm_memory_high_watermark}")
+        return memory_limit(cfg.vm_memory_high_watermark, absolute, total_memory())
+
     def _check_disk(self) -> None:
         try:
             free = shutil.disk_usage(self.config.data_dir).free
@@ -147,20 +162,41 @@ class Broker:
             free = -1
         self.disk_free = free
         low = 0 <= free < self.config.disk_free_limit
-        if low != self.alarm_active:
-            self.set_alarm(low, "low on disk" if low else "")
+        if low != ("disk" in self.alarms):
+            if low:
+                log.warning("resource alarm set resource=disk free=%s limit=%s", free, self.config.disk_free_limit)
+            else:
+                log.warning("resource alarm cleared resource=disk free=%s", free)
+            self.set_alarm("disk", low)
         self._disk_handle = asyncio.get_running_loop().call_later(1.0, self._check_disk)
 
-    def set_alarm(self, active: bool, reason: str) -> None:
-        """Raise or clear a resource alarm: block (or unblock) every connection."""
-        self.alarm_active = active
-        self.alarm_reason = reason
+    @property
+    def alarm_active(self) -> bool:
+        return bool(self.alarms)
+
+    @property
+    def alarm_reason(self) -> str:
+        """RabbitMQ's connection.blocked reason: "low on disk & memory"."""
+        return "low on " + " & ".join(sorted(self.alarms)) if self.alarms else ""
+
+    def set_alarm(self, resource: str, active: bool) -> None:
+        """Raise or clear a resource alarm; every connection is blocked while any is raised."""
+        was = self.alarm_active
         if active:
-            log.warning("resource alarm set reason=%r disk_free=%s limit=%s", reason, self.disk_free, self.config.disk_free_limit)
+            self.alarms.add(resource)
         else:
-            log.warning("resource alarm cleared disk_free=%s", self.disk_free)
+            self.alarms.discard(resource)
+        if self.alarm_active != was:
+            for conn in list(self.connections):
+                conn.set_blocked(self.alarm_active, self.alarm_reason)
+
+    def probe_blocked(self) -> None:
+        """Connections blocked by an alarm are not read, so a client that went away is
+        not noticed (nor the memory it holds freed) until a write to it fails: write a
+        heartbeat frame to each (RabbitMQ, too, notices them by failed heartbeat sends)."""
         for conn in list(self.connections):
-            conn.set_blocked(active, reason)
+            if conn.blocked:
+                conn.probe()
 
     # -- consumer timeout ------------------------------------------------------
     def _check_consumer_timeouts(self) -> None:
@@ -236,6 +272,10 @@ class Broker:
             log.info("listening amqps=%s", addrs)
         self._timeout_handle = loop.call_later(self._timeout_interval(), self._check_consumer_timeouts)
         self._check_disk()
+        self.memory.set_limit(self._memory_limit())
+        if self.memory.enabled:
+            self.memory.start()
+            log.info("memory high watermark limit=%d bytes", self.memory.limit)
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
         log.info("listening amqp=%s data_dir=%s", addrs, self.config.data_dir)
         from .management import start_http
@@ -259,6 +299,7 @@ class Broker:
         for h in (getattr(self, "_timeout_handle", None), getattr(self, "_disk_handle", None)):
             if h is not None:
                 h.cancel()
+        self.memory.stop()
         for conn in list(self.connections):
             conn.close_by_broker()
         # give clients a moment to answer close-ok

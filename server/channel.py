@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from base64 import urlsafe_b64encode
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,6 @@ from protocol.hotpath import deliver_parts
 from protocol.properties import EMPTY as EMPTY_PROPS
 from protocol.properties import scan
 from protocol.table import amqp_type, type_name
-from protocol.tablecheck import check_table, headers_offset
 
 from .consumer import Consumer
 from .errors import (
@@ -287,8 +287,7 @@ class Channel:
             if props.expiration is not None:
                 _check_expiration(props.expiration)
             if props.headers_len:
-                try:  # checked, then decoded once, here: later users get a sound table
-                    check_table(header, headers_offset(header))
+                try:  # decoded once, here (linear, depth-bounded): later users get a sound table
                     msg.properties.headers  # noqa: B018
                 except Exception as exc:  # noqa: BLE001 - any failure on client bytes is the client's
                     raise ConnectionError_(SYNTAX_ERROR, f"malformed content header: {exc}", 60, 40) from None
@@ -303,7 +302,10 @@ class Channel:
 
     def _sender_selected(self, msg: Message) -> list[str] | None:
         """CC and BCC headers add routing keys; BCC is removed before delivery."""
-        headers = msg.headers
+        try:
+            headers = msg.headers
+        except ValueError as exc:  # the properties' lengths scanned fine, their contents do not decode
+            raise ConnectionError_(SYNTAX_ERROR, f"malformed content header: {exc}", 60, 40) from None
         extra: list[str] = []
         for name in ("CC", "BCC"):
             v = headers.get(name)
@@ -313,7 +315,7 @@ class Channel:
                 wire = msg.typed_headers()[name]  # RabbitMQ names the wire type
                 raise precondition(f'invalid message: {{unacceptable_type_in_header,"{name}",{type_name(wire)}}}')
             for k in v:
-                extra.append(k.decode() if isinstance(k, bytes) else str(k))
+                extra.append(k.decode(errors="replace") if isinstance(k, bytes) else str(k))
         if "BCC" in headers:
             typed = msg.typed_headers()  # the other headers keep their wire types
             typed.pop("BCC", None)
@@ -590,10 +592,17 @@ class Channel:
 
     def requeue_all(self) -> None:
         """Return every unacked message to its queue (channel close, recover)."""
-        entries = [self.unacked[t] for t in sorted(self.unacked)]
-        self.unacked.clear()
-        self.unacked_order.clear()
+        old = self.unacked
+        entries = [old[t] for t in sorted(old)]
+        self.unacked = {}
+        self.unacked_order = deque()
+        # the old bookkeeping is freed only after the requeue: the small objects the
+        # stores allocate meanwhile then do not land in its freed slots, scattered over
+        # the allocator's arenas, and keep them all alive
         self._reject(entries, True)
+        if len(entries) > 1000:  # disk-backed stores let go of these: give the memory back
+            self.conn.broker.memory.trim_soon()
+        del old, entries
 
     def oldest_unacked(self) -> tuple[float, Queue | None] | None:
         """Delivery time and queue of the oldest unacked consumer delivery."""
@@ -1069,13 +1078,27 @@ class Channel:
             )
 
 
+#: RabbitMQ's largest per-message TTL (ms): ten years
+MAX_EXPIRATION = 315_360_000_000
+_EXPIRATION = re.compile(r"([+-]?[0-9]+)(.*)", re.S)
+
+
 def _check_expiration(exp: str) -> None:
-    try:
-        n = int(exp)
-    except ValueError:
-        raise precondition(f"invalid expiration '{exp}': no_integer") from None
+    """As RabbitMQ (string:to_integer, then the range check), with its error texts."""
+    m = _EXPIRATION.fullmatch(exp)
+    if m is None:
+        raise precondition(f"invalid expiration '{exp}': no_integer")
+    n = int(m.group(1))
+    if m.group(2):
+        raise precondition(f"invalid expiration '{exp}': {{leftover_string,\"{m.group(2)}\"}}")
     if n < 0:
         raise precondition(f"invalid expiration '{exp}': {{value_negative,{n}}}")
+    if n > MAX_EXPIRATION:
+        prefix = f"invalid expiration '{exp}': "
+        term = f"{{value_too_large,{n}}}"
+        if len(prefix) + len(term) >= 78:  # Erlang's ~p breaks a term that runs past the line
+            term = f"{{value_too_large,\n{' ' * (len(prefix) + 1)}{n}}}"
+        raise precondition(prefix + term)
 
 
 def _ids(m: Any) -> tuple[int, int]:

@@ -36,6 +36,10 @@ class Config:
     loopback_users: list[str] = field(default_factory=lambda: ["guest"])
     consumer_timeout: int = 1800000
     disk_free_limit: int = 50_000_000
+    #: memory alarm above this fraction of RAM (RabbitMQ's vm_memory_high_watermark.relative)
+    vm_memory_high_watermark: float = 0.4
+    #: ... or above this many bytes, when set ("200MB", "1GiB"; vm_memory_high_watermark.absolute)
+    vm_memory_high_watermark_absolute: str = ""
     definitions: str = ""
     log_level: str = "INFO"
     cluster_name: str = "warren"

@@ -78,7 +78,10 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.state = S_HEADER
         self._hdr = b""
-        self.reader = FrameReader(self.config.frame_max)
+        # before Tune-Ok, frames are limited to the protocol's minimum frame_max, as
+        # RabbitMQ does: an unauthenticated client can make the broker buffer and decode
+        # no more than 4 KB at a time
+        self.reader = FrameReader(FRAME_MIN_SIZE)
         self.channels: dict[int, Channel] = {}
         self.channel_max = self.config.channel_max
         self.frame_max = self.config.frame_max
@@ -142,15 +145,23 @@ class Connection(asyncio.Protocol):
             self._cleanup()
 
     def pause_writing(self) -> None:
+        # the client is not reading what we send (returns, deliveries, confirms): stop
+        # reading what it sends too, so that it cannot make us buffer without bound
         self.write_paused = True
+        self._pause("output")
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self._resume("output")
         self._wake_consumers()
 
     def data_received(self, data: bytes) -> None:
         self._recv_activity = True
         self.recv_bytes += len(data)
+        mem = self.broker.memory
+        mem.unsampled += len(data)
+        if mem.unsampled >= mem.step:  # what was read may now be held: sample before it grows further
+            mem.check()
         if self.state == S_HEADER:
             data = self._header_received(data)
             if not data:
@@ -181,6 +192,8 @@ class Connection(asyncio.Protocol):
                         self._block_publisher()
                 elif kind == K_BODY:
                     ch.on_body(f[2])
+                    if self.blocked:
+                        self._pause("alarm")  # a body being assembled counts: stop reading it too
                 elif kind == K_PUBLISH:
                     ch.on_publish(f[2], f[3], f[4], f[5], f[6])
                     if self.blocked:
@@ -587,6 +600,11 @@ class Connection(asyncio.Protocol):
             for c in ch.consumers.values():
                 c.queue.schedule_dispatch()
 
+    def probe(self) -> None:
+        """A heartbeat frame: to a peer that is gone the write fails and the connection ends."""
+        if self.state == S_OPENED:
+            self._send_now(hotpath.heartbeat_frame())
+
     # ------------------------------------------------------------------ input flow control
     def _pause(self, reason: str) -> None:
         if not self._pause_reasons and self.transport is not None:
@@ -643,6 +661,9 @@ class Connection(asyncio.Protocol):
         if self.state in (S_HEADER,):
             self._abort()
             return
+        if self.state in (S_START_OK, S_TUNE_OK) and exc.code not in (ACCESS_REFUSED, NOT_ALLOWED):
+            self._silent_close()
+            return
         self._send_now(
             method_frame(
                 0,
@@ -653,6 +674,20 @@ class Connection(asyncio.Protocol):
         )
         self._cleanup(closing=True)
         self._close_handle = self.loop.call_later(self.config.close_timeout, self._abort)
+
+    def _silent_close(self) -> None:
+        """As RabbitMQ for a client that errs before tuning is done (a bad frame, an
+        oversized one, an unexpected method): no answer; stop reading, and close the
+        socket after SILENT_CLOSE_DELAY, so a misbehaving client cannot retry fast."""
+        self._cleanup(closing=True)
+        if self.transport is not None:
+            self.transport.pause_reading()
+        self._close_handle = self.loop.call_later(SILENT_CLOSE_DELAY, self._silent_abort)
+
+    def _silent_abort(self) -> None:
+        self.state = S_CLOSED
+        if self.transport is not None:
+            self.transport.abort()
 
     def close_by_broker(self, code: int = CONNECTION_FORCED, text: str = "broker forced connection closure with reason 'shutdown'") -> None:
         if self.state >= S_CLOSING:
@@ -702,6 +737,8 @@ class Connection(asyncio.Protocol):
             self._pause_reasons.clear()
 
 
+#: seconds RabbitMQ waits before closing a connection that failed before tuning
+SILENT_CLOSE_DELAY = 3.0
 #: Connection.Close-Ok on channel 0, recognised even after a framing error
 _CLOSE_OK_FRAME = b"\x01\x00\x00\x00\x00\x00\x04\x00\x0a\x00\x33\xce"
 #: AMQP 0-9's header, which RabbitMQ (and so warren) serves as 0-9-1

@@ -4,6 +4,7 @@ exchanges, queues, bindings. Used for the durable definitions file, the
 
 from __future__ import annotations
 
+import decimal
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -185,10 +186,12 @@ def _jsonable(v: Any) -> Any:
         return {k: _jsonable(x) for k, x in v.items()}
     if isinstance(v, list):
         return [_jsonable(x) for x in v]
-    if isinstance(v, bytes):
-        return v.decode(errors="replace")
+    if isinstance(v, bytes | bytearray):  # non-UTF-8 longstr or byte array ('x')
+        return bytes(v).decode(errors="replace")
     if hasattr(v, "isoformat"):
         return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return float(v)
     return v
 
 

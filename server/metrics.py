@@ -36,6 +36,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
+    UnknownMetricFamily,
 )
 from prometheus_client.registry import Collector
 
@@ -380,21 +381,18 @@ class WarrenCollector(Collector):
         yield from self._resources(p)
 
     def _resources(self, p: dict[str, float]) -> Iterator[Metric]:
-        """Memory and disk limits and the alarm gauges RabbitMQ's dashboards read (plain gauges)."""
+        """Memory and disk limits and the alarm gauges RabbitMQ's dashboards read."""
         b = self.broker
-        limit = getattr(b, "memory_limit", None) or physical_memory()
-        yield _g("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes", limit)
-        free = getattr(b, "disk_free", -1)
-        disk_limit = b.config.disk_free_limit
-        if free >= 0:
-            yield _g("rabbitmq_disk_space_available_bytes", "Disk space available in bytes", free)
-        yield _g("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes", disk_limit)
-        yield _g("rabbitmq_alarms_free_disk_space_watermark",
-                 "is 1 if free disk space watermark alarm is in effect", 1 if 0 <= free < disk_limit else 0)
-        yield _g("rabbitmq_alarms_memory_used_watermark",
-                 "is 1 if VM memory watermark alarm is in effect", 1 if getattr(b, "memory_alarm", False) else 0)
-        yield _g("rabbitmq_alarms_file_descriptor_limit",
-                 "is 1 if file descriptor limit alarm is in effect", 1 if p["open_fds"] >= p["max_fds"] else 0)
+        yield _g("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes", b.memory.limit)
+        yield _g("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes", b.config.disk_free_limit)
+        yield _g("rabbitmq_disk_space_available_bytes", "Disk space available in bytes", max(0, b.disk_free))
+        # RabbitMQ exposes the alarms untyped
+        for name, doc, on in (
+            ("rabbitmq_alarms_file_descriptor_limit", "is 1 if file descriptor limit alarm is in effect", p["open_fds"] >= p["max_fds"]),
+            ("rabbitmq_alarms_free_disk_space_watermark", "is 1 if free disk space watermark alarm is in effect", "disk" in b.alarms),
+            ("rabbitmq_alarms_memory_used_watermark", "is 1 if VM memory watermark alarm is in effect", "memory" in b.alarms),
+        ):
+            yield UnknownMetricFamily(name, doc, value=int(on))
 
     # -- global counters --------------------------------------------------------
     def _global(self, g: dict[str, Any]) -> Iterator[Metric]:

@@ -69,6 +69,13 @@ def decode_message(data: bytes | memoryview) -> Message:
     return m
 
 
+def decode_requeued(data: bytes | memoryview) -> Message:
+    """A requeued message read back from its store: it was delivered before."""
+    m = decode_message(data)
+    m.redelivered = True
+    return m
+
+
 def _loop_time() -> float:
     try:
         return asyncio.get_running_loop().time()
@@ -114,16 +121,24 @@ class Persistence:
         if durable:
             d = self.queues_dir / queue_id(vhost.name, name)
             if max_priority:
-                store = open_laned_log_store(d, lanes, encode_message, decode_message)
+                store = open_laned_log_store(
+                    d, lanes, encode_message, decode_message, decode_requeued=decode_requeued
+                )
             else:
-                store = LogStore(d, encode_message, decode_message)
+                store = LogStore(d, encode_message, decode_message, decode_requeued=decode_requeued)
             return store
         self._transient_seq += 1
         base = self.transient_dir / f"{queue_id(vhost.name, name)}-{self._transient_seq}"
 
         def spill(lane: int) -> SpillStore:
             return SpillStore(
-                lambda: LogStore(base / f"lane-{lane:03d}", encode_message, decode_message, durable=False)
+                lambda: LogStore(
+                    base / f"lane-{lane:03d}",
+                    encode_message,
+                    decode_message,
+                    durable=False,
+                    decode_requeued=decode_requeued,
+                )
             )
 
         if max_priority:

@@ -489,7 +489,9 @@ class Queue:
         if self.quorum:
             self._requeue_at_back(position, msg)
         else:
-            self.store.requeue(position, msg)
+            # not changed since it was stored (no x-delivery-count added): a disk-backed
+            # store may drop it from RAM and read it back when it is delivered again
+            self.store.requeue(position, msg, msg.delivery_count == 0)
         self.schedule_dispatch()
         if self.has_ttl and not self.consumers:
             self._arm_ttl()
@@ -525,7 +527,10 @@ class Queue:
         self.dead_letter(msg, reason)
 
     def purge(self) -> int:
-        return self.store.purge()
+        n = self.store.purge()
+        if n > 1000:
+            self.vhost.broker.memory.trim_soon()
+        return n
 
     # -- lifecycle --------------------------------------------------------
     def close(self) -> None:

@@ -33,8 +33,8 @@ def _int(key: str, v: Any, qname: str, vhost: str, minimum: int, maximum: int | 
 
 
 def _str(v: Any) -> str | None:
-    if isinstance(v, bytes):
-        return v.decode()
+    if isinstance(v, bytes):  # a longstr that is not UTF-8: never a valid name or mode
+        return v.decode(errors="replace")
     if isinstance(v, str):
         return v
     return None

@@ -81,7 +81,8 @@ class VHost:
         policy = pick_policy(self.policies, "exchange", ex.name)
         args = effective_arguments(ex.arguments, policy, "exchange")
         ae = args.get("alternate-exchange")
-        ex.alternate = ae.decode() if isinstance(ae, bytes) else ae
+        # only a string names an exchange (a client may send any field type)
+        ex.alternate = ae.decode(errors="replace") if isinstance(ae, bytes) else ae if isinstance(ae, str) else None
         ex.policy = policy
 
     def apply_policy_to_queue(self, q: Queue) -> None:
@@ -134,6 +135,8 @@ class VHost:
         q.consumers.clear()
         q.close()
         q.store.delete()
+        if count > 1000:
+            self.broker.memory.trim_soon()
         self.broker.queue_deleted(q)
         self.broker.definitions_changed(q.durable)
         log.debug("queue deleted vhost=%s queue=%s reason=%s", self.name, q.name, reason)

@@ -38,8 +38,10 @@ class MessageStore(Protocol):
     def peek(self) -> tuple[int, Any] | None:
         """The record ``shift`` would return, without taking it."""
 
-    def requeue(self, position: int, record: Any) -> None:
-        """Return an unacked record to its original place."""
+    def requeue(self, position: int, record: Any, unchanged: bool = False) -> None:
+        """Return an unacked record to its original place. ``unchanged`` (the record
+        is still what was pushed) lets a disk-backed store drop it from RAM and read
+        it back when it is shifted again."""
 
     def ack(self, position: int) -> None:
         """Forget an unacked record for good."""

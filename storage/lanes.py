@@ -57,9 +57,9 @@ class LanedStore:
                 return (item[0] << 8) | lane, item[1]
         return None
 
-    def requeue(self, position: int, record: Any) -> None:
+    def requeue(self, position: int, record: Any, unchanged: bool = False) -> None:
         lane = position & 0xFF
-        self.lanes[lane].requeue(position >> 8, record)
+        self.lanes[lane].requeue(position >> 8, record, unchanged)
         self._ready += 1
         if lane > self._top:
             self._top = lane

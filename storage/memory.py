@@ -48,7 +48,8 @@ class MemoryStore:
             return self._q[0]
         return None
 
-    def requeue(self, position: int, record: Any) -> None:
+    def requeue(self, position: int, record: Any, unchanged: bool = False) -> None:
+        # RAM is the only copy: the record stays whatever ``unchanged`` says
         self._requeued[position] = record
         self._bytes += record.size
 

@@ -74,9 +74,9 @@ class SpillStore:
         item = self._log.peek()
         return None if item is None else ((item[0] << 1) | 1, item[1])
 
-    def requeue(self, position: int, record: Any) -> None:
+    def requeue(self, position: int, record: Any, unchanged: bool = False) -> None:
         if position & 1:
-            self._log.requeue(position >> 1, record)
+            self._log.requeue(position >> 1, record, unchanged)
         else:
             self._mem.requeue(position >> 1, record)
 

@@ -17,6 +17,8 @@ def _freeze(v: Any) -> Any:
         return args_key(v)
     if isinstance(v, list):
         return tuple(_freeze(x) for x in v)
+    if isinstance(v, bytearray):  # a byte array ('x') value: unhashable as decoded
+        return ("x", bytes(v))
     return v
 
 

@@ -482,7 +482,8 @@ class Api:
             "name": V.node_name(self.broker), "type": "disc", "running": True,
             "mem_used": p["resident_memory_bytes"], "fd_used": p["open_fds"], "fd_total": p["max_fds"],
             "sockets_used": len(self.broker.connections), "disk_free": getattr(self.broker, "disk_free", -1),
-            "mem_alarm": False, "disk_free_alarm": bool(self.broker.alarm_active),
+            "mem_alarm": "memory" in self.broker.alarms, "disk_free_alarm": "disk" in self.broker.alarms,
+            "mem_limit": self.broker.memory.limit, "disk_free_limit": self.broker.config.disk_free_limit,
         }])
 
     # -- connections / channels / consumers -------------------------------------
@@ -1179,7 +1180,8 @@ class Api:
     async def health_alarms(self, c: Ctx) -> web.Response:
         if self.broker.alarm_active:
             return jresp({"status": "failed", "reason": f"resource alarm(s) in effect: {self.broker.alarm_reason}",
-                          "alarms": [{"node": V.node_name(self.broker), "resource": "disk"}]}, 503)
+                          "alarms": [{"node": V.node_name(self.broker), "resource": r} for r in sorted(self.broker.alarms)]},
+                         503)
         return jresp({"status": "ok"})
 
     async def health_port(self, c: Ctx) -> web.Response:

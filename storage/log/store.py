@@ -84,6 +84,9 @@ ACK_BUFFER = 16 * 1024
 #: seconds between background flushes while there is something to flush
 FLUSH_INTERVAL = 0.2
 
+#: stands for a requeued record left on disk (read back, same size, when shifted)
+_ON_DISK = object()
+
 _rec_unpack = RECORD.unpack_from
 _lencrc_pack = LEN_CRC.pack
 _meta_pack = META.pack
@@ -239,6 +242,7 @@ class LogStore:
         "_cache_max",
         "_cache_max_bytes",
         "_requeued",
+        "_decode_requeued",
         "_ready",
         "_bytes",
         "_peeked",
@@ -273,6 +277,7 @@ class LogStore:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         flush_interval: float = FLUSH_INTERVAL,
         durable: bool = True,
+        decode_requeued: Callable[[bytes], Any] | None = None,
     ) -> None:
         if not SEGMENT_HEADER + RECORD_HEADER < segment_size <= 1 << 31:
             raise ValueError("segment_size must be between 22 bytes and 2 GiB")
@@ -285,7 +290,11 @@ class LogStore:
         self._cache_bytes = 0
         self._cache_max = max(0, cache_records)
         self._cache_max_bytes = max(0, cache_bytes)
+        #: position -> requeued record, or _ON_DISK when the record was left on disk
+        #: (``requeue(..., unchanged=True)``): it is read back when shifted
         self._requeued: SortedDict = SortedDict()
+        #: decodes a requeued record read back from disk (default: ``decode``)
+        self._decode_requeued = decode_requeued or decode
         self._peeked: tuple[int, Any, int, int] | None = None
         self._dirty = False
         self._unsynced_fds: list[int] = []
@@ -467,6 +476,8 @@ class LogStore:
         if self._requeued:
             pos, record = self._requeued.popitem(0)
             self._ready -= 1
+            if record is _ON_DISK:  # left on disk when requeued
+                record = self.read(pos, self._decode_requeued)
             self._bytes -= record.size
             return pos, record
         if not self._ready:
@@ -497,7 +508,11 @@ class LogStore:
     def peek(self) -> tuple[int, Any] | None:
         """The record ``shift`` would return, without taking it."""
         if self._requeued:
-            return self._requeued.peekitem(0)
+            pos, record = self._requeued.peekitem(0)
+            if record is _ON_DISK:
+                # read it once: the shift that follows takes it from here
+                record = self._requeued[pos] = self.read(pos, self._decode_requeued)
+            return pos, record
         if not self._ready:
             return None
         item = self._peeked
@@ -512,9 +527,16 @@ class LogStore:
                 return item[0], item[1]
         return cache[0]
 
-    def requeue(self, position: int, record: Any) -> None:
-        """Return an unacked record to its original place."""
-        self._requeued[position] = record
+    def requeue(self, position: int, record: Any, unchanged: bool = False) -> None:
+        """Return an unacked record to its original place.
+
+        ``unchanged``: the record is still what was pushed (the caller knows), so it
+        need not stay in RAM: only its size is kept, and ``shift`` reads it back from
+        disk (through ``decode_requeued``). A queue's worth of requeued messages
+        then costs RAM for bookkeeping only, as before they were delivered."""
+        # a shared marker, not even an int per record: many small objects allocated
+        # while the records are freed would pin the allocator's arenas
+        self._requeued[position] = _ON_DISK if unchanged else record
         self._ready += 1
         self._bytes += record.size
 
@@ -594,7 +616,7 @@ class LogStore:
         """Sum of ``size`` over ready records."""
         return self._bytes
 
-    def read(self, position: int) -> Any:
+    def read(self, position: int, decode: Callable[[bytes], Any] | None = None) -> Any:
         """The record at ``position``, by random access (no cursor move, no count change).
 
         For a store used as a heap addressed by position (delayed messages: an
@@ -605,6 +627,7 @@ class LogStore:
         The caller must pass a position ``push`` (or ``shift``) returned and
         not yet acked; raises ``KeyError`` if no segment holds it.
         """
+        dec = decode or self._decode
         cache = self._cache
         if cache and position >= cache[0][0]:
             lo, hi = 0, len(cache)
@@ -623,11 +646,11 @@ class LogStore:
         if seg is self._wseg and off >= self._wflushed:
             b = off - self._wflushed
             n = _rec_unpack(self._wbuf, b)[0]
-            return self._decode(bytes(self._wbuf[b + RECORD_HEADER : b + RECORD_HEADER + n]))
+            return dec(bytes(self._wbuf[b + RECORD_HEADER : b + RECORD_HEADER + n]))
         mm = seg.mm
         if mm is not None and off + RECORD_HEADER <= len(mm):
             n = _rec_unpack(mm, off)[0]
-            return self._decode(mm[off + RECORD_HEADER : off + RECORD_HEADER + n])
+            return dec(mm[off + RECORD_HEADER : off + RECORD_HEADER + n])
         fd = seg.rfd
         if fd < 0:
             fd = seg.rfd = os.open(seg.path, os.O_RDONLY)
@@ -640,7 +663,7 @@ class LogStore:
             data += os.pread(fd, end - len(data), off + len(data))
             if len(data) < end:
                 raise KeyError(position)
-        return self._decode(data[RECORD_HEADER:end])
+        return dec(data[RECORD_HEADER:end])
 
     def is_recovered(self, position: int) -> bool:
         """True if the record at ``position`` was written before the last restart."""

@@ -2,7 +2,7 @@
 
 A 14 KB header table nested 2,000 deep used to log a ~3,000-line RecursionError
 traceback (212 KB) and close the connection with 541 INTERNAL_ERROR. Now tables are
-checked where they arrive (protocol/tablecheck.py): malformed or nested deeper than
+checked where they arrive (protocol/table.py decodes them depth-bounded): malformed or nested deeper than
 64 levels is the client's error, answered with one Connection.Close and one log line.
 
 RabbitMQ 3.10, checked with the same bytes: accepts any nesting; answers a malformed
