@@ -84,7 +84,7 @@ def test_start_ok_over_4096_payload_bytes_is_refused_silently(broker):
         assert 2.0 < after < 8.0
     finally:
         s.close()
-    assert "frame size" in broker.log_text()
+    assert "frame_too_large" in broker.log_text()
 
 
 def test_start_ok_one_byte_over_is_refused(broker):

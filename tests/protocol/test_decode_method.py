@@ -46,7 +46,7 @@ def _payload(m) -> bytes:
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.name)
 def test_same_fields_as_pamqp(method):
     decoded = decode_method(_payload(method))
-    assert type(decoded) is type(method)
+    assert decoded.index == method.index and decoded.name == method.name
     reference = type(method)()
     reference.unmarshal(method.marshal())
     for name in method.__slots__:
