@@ -448,6 +448,10 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit):
                 raise KeyError(position)
         return dec(data[RECORD_HEADER:end])
 
+    def holds_recovered(self) -> bool:
+        """True if the store holds records written before the last restart."""
+        return self.recovered_position_limit > 0
+
     def is_recovered(self, position: int) -> bool:
         """True if the record at ``position`` was written before the last restart."""
         return position <= self.recovered_position_limit
