@@ -23,12 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from protocol.properties import scan
+from storage.base import MessageStore
 from storage.definitions import DefinitionsFile
-from storage.lanes import LanedStore
+from storage.factory import open_store
 from storage.log import default_executor
-from storage.log.laned import open_laned_log_store
-from storage.log.store import LogStore
-from storage.spill import SpillStore
 
 from .message import Message
 
@@ -116,34 +114,24 @@ class Persistence:
         self.transient_dir.mkdir(parents=True, exist_ok=True)
         return self.definitions.load()
 
-    def store_for(self, vhost: VHost, name: str, durable: bool, max_priority: int) -> Any:
+    def store_for(self, vhost: VHost, name: str, durable: bool, max_priority: int) -> MessageStore:
+        """The message store of a queue (one lane per priority level)."""
         lanes = max_priority + 1 if max_priority else 1
         if durable:
-            d = self.queues_dir / queue_id(vhost.name, name)
-            if max_priority:
-                store = open_laned_log_store(
-                    d, lanes, encode_message, decode_message, decode_requeued=decode_requeued
-                )
-            else:
-                store = LogStore(d, encode_message, decode_message, decode_requeued=decode_requeued)
-            return store
-        self._transient_seq += 1
-        base = self.transient_dir / f"{queue_id(vhost.name, name)}-{self._transient_seq}"
-
-        def spill(lane: int) -> SpillStore:
-            return SpillStore(
-                lambda: LogStore(
-                    base / f"lane-{lane:03d}",
-                    encode_message,
-                    decode_message,
-                    durable=False,
-                    decode_requeued=decode_requeued,
-                )
-            )
-
-        if max_priority:
-            return LanedStore([spill(i) for i in range(lanes)])
-        return spill(0)
+            directory = self.queues_dir / queue_id(vhost.name, name)
+        else:
+            # a fresh directory per declaration: a redeclared queue never sees old spill files
+            self._transient_seq += 1
+            directory = self.transient_dir / f"{queue_id(vhost.name, name)}-{self._transient_seq}"
+        return open_store(
+            directory,
+            durable=durable,
+            lanes=lanes,
+            spill=not durable,
+            encode=encode_message,
+            decode=decode_message,
+            decode_requeued=decode_requeued,
+        )
 
     def remove_orphans(self) -> None:
         """Delete message directories of queues that no longer exist (e.g. exclusive ones after a crash)."""

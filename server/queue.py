@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from protocol.table import long
+from storage.base import MessageStore
+from storage.factory import open_store
 from storage.lanes import LanedStore
-from storage.memory import MemoryStore
 
 from .deadletter import dead_letter_copy, is_cycle
 from .flow import DISPATCH_BUDGET, FLOW_HIGH, FLOW_LOW, OUT_HIGH
@@ -47,7 +48,7 @@ class Queue:
         exclusive_owner: Connection | None = None,
         auto_delete: bool = False,
         arguments: dict | None = None,
-        store_factory: Callable[[int], Any] | None = None,
+        store_factory: Callable[[int], MessageStore] | None = None,
     ) -> None:
         self.vhost = vhost
         self.name = name
@@ -63,19 +64,16 @@ class Queue:
         self.quorum = queue_type(self.arguments) == "quorum"
         mp = self.arguments.get("x-max-priority")
         self.max_priority = int(mp) if mp else 0
+        self.store: MessageStore
         if store_factory is not None:
             self.store = store_factory(self.max_priority)
-        elif self.max_priority:
-            self.store = LanedStore([MemoryStore() for _ in range(self.max_priority + 1)])
-        else:
-            self.store = MemoryStore()
+        else:  # no broker persistence (in-process use): RAM only
+            self.store = open_store(None, durable=False, lanes=self.max_priority + 1)
         self.laned = isinstance(self.store, LanedStore)
         #: True when persistent messages here must be fsynced before confirming (set by the broker)
         self.durable_store = False
         #: the store holds records written before a restart: mark them redelivered
-        self._recovered = bool(getattr(self.store, "recovered_position_limit", 0)) or any(
-            getattr(lane, "recovered_position_limit", 0) for lane in getattr(self.store, "lanes", ())
-        )
+        self._recovered = self.store.holds_recovered()
         self.flow_high = FLOW_HIGH
         self._flow_tick = 0
         self.consumers: list[Consumer] = []
@@ -513,9 +511,7 @@ class Queue:
                     store.ack(position)
                     # now, not at the next background flush: a crash in between
                     # would bring back the old copy as well
-                    flush = getattr(store, "flush_acks", None)
-                    if flush is not None:
-                        flush()
+                    store.flush_acks()
 
             store.sync(durable)
         else:

@@ -14,7 +14,7 @@ bytes, ``decode`` rebuilds the object), so storage never learns AMQP.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Record(Protocol):
@@ -26,8 +26,16 @@ class Record(Protocol):
     persistent: bool
 
 
+@runtime_checkable
 class MessageStore(Protocol):
-    """One FIFO lane of records with per-record ack."""
+    """One FIFO lane of records with per-record ack.
+
+    Implemented by :class:`storage.memory.MemoryStore`,
+    :class:`storage.spill.SpillStore`, :class:`storage.lanes.LanedStore` (and
+    :class:`storage.log.LanedLogStore`) and :class:`storage.log.LogStore`; make
+    one with :func:`storage.factory.open_store`. ``isinstance(x, MessageStore)``
+    checks that every method is there (tests also compare signatures).
+    """
 
     def push(self, record: Any) -> int:
         """Append a record; return its position."""
@@ -49,12 +57,28 @@ class MessageStore(Protocol):
     def purge(self) -> int:
         """Drop every ready record (not the unacked ones); return how many."""
 
+    def drain(self) -> list[tuple[int, Any]]:
+        """Take every ready record at once (they become unacked, as with ``shift``)."""
+
     def __len__(self) -> int:
         """Number of ready records."""
+
+    def __bool__(self) -> bool:
+        """True if any record is ready (cheaper than ``len`` for some stores)."""
 
     @property
     def ready_bytes(self) -> int:
         """Sum of ``size`` over ready records."""
+
+    def holds_recovered(self) -> bool:
+        """True if the store holds records written before the last restart."""
+
+    def is_recovered(self, position: int) -> bool:
+        """True if the record at ``position`` was written before the last restart
+        (it may have been delivered already: the broker marks it redelivered)."""
+
+    def flush_acks(self) -> None:
+        """Write buffered acks to disk now (no fsync); a no-op for stores in RAM."""
 
     def sync(self, callback: Callable[[bool], None]) -> None:
         """Call ``callback(ok)`` (on the event loop) once everything pushed so far is durable.

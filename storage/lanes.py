@@ -91,6 +91,16 @@ class LanedStore:
     def ready_bytes(self) -> int:
         return sum(lane.ready_bytes for lane in self.lanes)
 
+    def holds_recovered(self) -> bool:
+        return any(lane.holds_recovered() for lane in self.lanes)
+
+    def is_recovered(self, position: int) -> bool:
+        return self.lanes[position & 0xFF].is_recovered(position >> 8)
+
+    def flush_acks(self) -> None:
+        for lane in self.lanes:
+            lane.flush_acks()
+
     def sync(self, callback: Callable[[bool], None]) -> None:
         pending = [len(self.lanes)]
         all_ok = [True]

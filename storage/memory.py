@@ -81,6 +81,15 @@ class MemoryStore:
     def ready_bytes(self) -> int:
         return self._bytes
 
+    def holds_recovered(self) -> bool:
+        return False
+
+    def is_recovered(self, position: int) -> bool:
+        return False
+
+    def flush_acks(self) -> None:
+        return None
+
     def sync(self, callback: Callable[[bool], None]) -> None:
         callback(True)
 

@@ -42,6 +42,7 @@ from typing import Any
 from sortedcontainers import SortedList
 
 from protocol.constants import PRECONDITION_FAILED
+from storage.factory import open_store
 from storage.log.store import LogStore
 
 from ..errors import ChannelError
@@ -173,8 +174,10 @@ class DelayedExchange(Exchange):
 
     def _open_store(self) -> LogStore:
         t0 = time.monotonic()
-        store = LogStore(self._store_dir(), _encode, _decode, durable=self.durable,
-                         cache_records=CACHE_RECORDS, cache_bytes=CACHE_BYTES)
+        store = open_store(self._store_dir(), durable=self.durable, encode=_encode, decode=_decode,
+                           cache_records=CACHE_RECORDS, cache_bytes=CACHE_BYTES)
+        # one lane on disk is a LogStore, whose ``read`` (random access by position) we need
+        assert isinstance(store, LogStore)
         keys = []
         while (item := store.shift()) is not None:
             pos, held = item

@@ -25,10 +25,6 @@ class LanedLogStore(LanedStore):
         super().__init__(lanes)
         self.directory = directory
 
-    def is_recovered(self, position: int) -> bool:
-        """True if the record at ``position`` was written before the last restart."""
-        return self.lanes[position & 0xFF].is_recovered(position >> 8)
-
     @property
     def last_error(self) -> BaseException | None:
         """The most recent write or fsync error of any lane."""
