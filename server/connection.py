@@ -192,14 +192,16 @@ class Connection(asyncio.Protocol):
                         self._block_publisher()
                 elif kind == K_BODY:
                     ch.on_body(f[2])
-                    if self.blocked:
-                        self._pause("alarm")  # a body being assembled counts: stop reading it too
+                    if self.blocked:  # as RabbitMQ, a content frame blocks (and tells) the publisher
+                        self._block_publisher()
                 elif kind == K_PUBLISH:
                     ch.on_publish(f[2], f[3], f[4], f[5], f[6])
                     if self.blocked:
                         self._block_publisher()
                 elif kind == K_HEADER:
                     ch.on_header(f[2], f[3], f[4])
+                    if self.blocked:
+                        self._block_publisher()
                 elif kind == K_ACK:
                     self._no_content(ch)
                     ch.on_ack(f[2], f[3])
