@@ -254,7 +254,8 @@ class Broker:
         from .connection import Connection
 
         self._server = await loop.create_server(
-            lambda: Connection(self), self.config.host, self.config.port, backlog=1024, reuse_address=True
+            lambda: Connection(self), self.config.host, self.config.port, backlog=1024, reuse_address=True,
+            start_serving=False,  # clients are let in once everything below has started
         )
         if self.config.tls_port:
             from .tls import server_context
@@ -267,6 +268,7 @@ class Broker:
                 ssl_handshake_timeout=self.config.handshake_timeout,
                 backlog=1024,
                 reuse_address=True,
+                start_serving=False,
             )
             addrs = ", ".join(str(s.getsockname()) for s in self._tls_server.sockets)
             log.info("listening amqps=%s", addrs)
@@ -281,6 +283,11 @@ class Broker:
         from .management import start_http
 
         self._http = await start_http(self)
+        # AMQP last, as RabbitMQ starts its listeners last: a client (or a flood of them
+        # using up every descriptor) never meets a half-started broker
+        for server in (self._server, getattr(self, "_tls_server", None)):
+            if server is not None:
+                await server.start_serving()
 
     @property
     def port(self) -> int:

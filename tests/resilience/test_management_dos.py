@@ -119,12 +119,14 @@ def test_fd_exhaustion_is_logged_and_the_listener_survives(tmp_path):
     """AMQP sockets up to the descriptor limit: one warning in the log; once they go, AMQP works again."""
     from tests.brokerproc import BrokerProcess
 
-    b = BrokerProcess(tmp_path / "fd", nofile=128).start()
+    # a long handshake timeout: idle sockets must not be closed (freeing descriptors) while
+    # a loaded machine is still connecting the 200
+    b = BrokerProcess(tmp_path / "fd", nofile=128, extra_args=["--handshake-timeout", "120"]).start()
     socks: list[socket.socket] = []
     try:
         for _ in range(200):
             socks.append(socket.create_connection(("127.0.0.1", b.port)))
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while "file descriptors exhausted" not in b.log_text():
             assert time.monotonic() < deadline, "no log line for EMFILE"
             time.sleep(0.1)
