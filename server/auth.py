@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import os
 import re
 from dataclasses import dataclass, field
 
 from protocol.table import decode_table
+
+from .safe_regex import Matcher, RegexError, compile_user
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -27,13 +28,13 @@ def check_password(password: str, password_hash: str) -> bool:
     return hash_password(password, salt) == password_hash
 
 
-@functools.lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern[str] | None:
-    """A permission pattern, compiled once; None (nothing allowed) if it does not compile
-    (the API refuses such patterns, but a hand-edited definitions file may hold one)."""
+def _compiled(pattern: str) -> Matcher | None:
+    """A permission pattern, compiled once (bounded matching time, server/safe_regex.py);
+    None (nothing allowed) if it is invalid or refused (the API refuses such patterns,
+    but a hand-edited definitions file may hold one)."""
     try:
-        return re.compile(pattern)
-    except (re.error, RecursionError, OverflowError, ValueError):
+        return compile_user(pattern)
+    except RegexError:
         return None
 
 
@@ -96,10 +97,8 @@ class TopicPermission:
         if pattern == ".*":
             return True
         pattern = pattern.replace("{username}", re.escape(username)).replace("{vhost}", re.escape(vhost))
-        try:
-            return re.search(pattern, routing_key) is not None
-        except re.error:
-            return False
+        rx = _compiled(pattern)
+        return rx is not None and rx.search(routing_key) is not None
 
 
 def parse_plain(response: bytes) -> tuple[str, str]:

@@ -250,6 +250,9 @@ class Broker:
             with open(self.config.definitions) as fh:
                 import_definitions(self, json.load(fh))
             log.info("imported definitions file=%s", self.config.definitions)
+        from .gctune import freeze_long_lived
+
+        freeze_long_lived()  # recovered definitions live as long as the broker
         loop = asyncio.get_running_loop()
         from .connection import Connection
 

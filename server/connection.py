@@ -510,12 +510,16 @@ class Connection(asyncio.Protocol):
     def _heartbeat_tick(self) -> None:
         """Send a heartbeat once nothing was written for half an interval, measured from
         the last write (a flag cleared each tick would let a write just after a tick
-        stretch the gap to a whole interval); drop a peer silent for two intervals."""
+        stretch the gap to a whole interval); drop a peer silent for two intervals
+        of reading (time its socket is not read does not count)."""
         if self.state >= S_CLOSING:
             return
         now = self.loop.time()
         half = self.heartbeat / 2
-        if self._recv_activity:
+        if self._recv_activity or self._pause_reasons:
+            # while warren itself does not read the socket (alarm, flow) the client's
+            # heartbeats wait unread in it: as RabbitMQ pauses its receive monitor while
+            # the reader is blocked, the silence counts only from when reading resumes
             self._recv_activity = False
             self._last_recv = now
         elif now - self._last_recv >= 2 * self.heartbeat:

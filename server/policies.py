@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import precondition
+from .safe_regex import Matcher, RegexError, compile_user
 
 #: policy keys that apply to queues, and the queue argument each stands for
 QUEUE_KEYS = {
@@ -36,14 +36,14 @@ class Policy:
     definition: dict[str, Any]
     priority: int = 0
     apply_to: str = "all"
-    _re: re.Pattern = field(init=False, repr=False)
+    _re: Matcher = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.apply_to not in ("all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams"):
             raise precondition(f"apply-to '{self.apply_to}' is not one of all, queues, exchanges")
         try:
-            self._re = re.compile(self.pattern)
-        except re.error as exc:
+            self._re = compile_user(self.pattern)
+        except RegexError as exc:
             raise precondition(f"invalid policy pattern '{self.pattern}': {exc}") from None
         unknown = [k for k in self.definition if k not in QUEUE_KEYS and k not in EXCHANGE_KEYS]
         if unknown:

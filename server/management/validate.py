@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from ..policies import EXCHANGE_KEYS, QUEUE_KEYS
+from ..safe_regex import RegexError, compile_user
 
 
 class Invalid(Exception):
@@ -66,6 +67,8 @@ def check_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> None:
 
 
 def regex_error(pattern: str) -> re.error | None:
+    """Why ``pattern`` is not a valid regular expression (re's message and position, as
+    RabbitMQ reports PCRE's); None if it is."""
     try:
         re.compile(pattern)
     except re.error as exc:
@@ -73,6 +76,16 @@ def regex_error(pattern: str) -> re.error | None:
     except (RecursionError, OverflowError, ValueError) as exc:  # pathological patterns
         return re.error(str(exc))
     return None
+
+
+def refuse_unbounded(what: str, pattern: str) -> None:
+    """A valid pattern whose matching time is not bounded (server/safe_regex.py) is
+    refused with the reason (RabbitMQ, matching with PCRE, would take it and risk
+    freezing; there is no RabbitMQ text to copy)."""
+    try:
+        compile_user(pattern)
+    except RegexError as exc:
+        raise Invalid(f"{what} pattern {pattern!r} refused: {exc}; RE2 syntax (no lookaround) or a simpler pattern is matched in bounded time") from None
 
 
 def _codes(s: str) -> list[int]:
@@ -90,6 +103,7 @@ def permission(body: dict[str, Any]) -> tuple[str, str, str]:
         exc = regex_error(v)
         if exc is not None:
             raise Invalid(["invalid_regexp", _codes(v), [_codes(exc.msg), exc.pos or 0]])
+        refuse_unbounded(k, v)
         out.append(v)
     return out[0], out[1], out[2]
 
@@ -108,6 +122,7 @@ def topic_permission(body: dict[str, Any]) -> tuple[str, str, str]:
         exc = regex_error(v)
         if exc is not None:
             raise Invalid(["invalid_regexp", v, [_codes(exc.msg), exc.pos or 0]])
+        refuse_unbounded(k, v)
         out.append(v)
     return ex, out[0], out[1]
 
@@ -157,6 +172,11 @@ def _policy_errors(body: dict[str, Any], key_missing: bool) -> list[str]:
         exc = regex_error(pattern)
         if exc is not None:
             errors.append(f'pattern should be regular expression but is invalid: {{"{exc.msg}",{exc.pos or 0}}}')
+        else:
+            try:
+                refuse_unbounded("policy", pattern)
+            except Invalid as refused:
+                errors.append(str(refused))
     if "priority" in body:
         prio = body["priority"]
         if isinstance(prio, bool) or not isinstance(prio, (int, float)):
