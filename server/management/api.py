@@ -41,7 +41,6 @@ from ..limits import validate as validate_limit
 from ..message import Message
 from ..policies import Policy
 from ..queue_args import check_new_queue
-from ..safe_regex import RegexError, compile_safe
 from . import authz as A
 from . import delayed as D
 from . import listing as L
@@ -162,60 +161,26 @@ class Ctx:
         return web.Response(body=body, content_type=JSON_CT)
 
 
-def _column(item: dict[str, Any], col: str) -> Any:
-    cur: Any = item
-    for part in col.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
-def _set_path(out: dict[str, Any], col: str, v: Any) -> None:
-    parts = col.split(".")
-    cur = out
-    for p in parts[:-1]:
-        cur = cur.setdefault(p, {})
-    cur[parts[-1]] = v
-
-
 def shape_list(items: list[dict[str, Any]], query: Any) -> Any:
     """Apply RabbitMQ's list query parameters (name filter, sort, columns, pagination)."""
     every = len(items)
-    name = query.get("name")
-    if name:
-        if query.get("use_regex") in ("true", "1"):
-            try:
-                rx = compile_safe(name)
-            except RegexError as exc:
-                raise bad_request(f"invalid regex: {exc}") from None
-            items = [i for i in items if rx.search(str(i.get("name", "")))]
-        else:
-            items = [i for i in items if name in str(i.get("name", ""))]
+    try:  # the same query rules as the chunked listings (.listing)
+        keep = L.name_filter(query)
+        paged = L.page_params(query)
+    except L.ListingError as exc:
+        raise bad_request(str(exc)) from None
+    if keep is not None:
+        items = [i for i in items if keep(str(i.get("name", "")))]
     sort = query.get("sort")
     if sort:
-        items = sorted(items, key=lambda i: (str(type(_column(i, sort))), _column(i, sort) if _column(i, sort) is not None else ""))
+        items = sorted(items, key=L.sort_key(sort))
         if query.get("sort_reverse") in ("true", "1"):
             items.reverse()
     cols = query.get("columns")
     if cols:
-        wanted = [c for c in cols.split(",") if c]
-        shaped = []
-        for i in items:
-            o: dict[str, Any] = {}
-            for c in wanted:
-                v = _column(i, c)
-                if v is not None:
-                    _set_path(o, c, v)
-            shaped.append(o)
-        items = shaped
-    page = query.get("page")
-    if page:
-        try:
-            p = max(1, int(page))
-            size = max(1, min(500, int(query.get("page_size", "100"))))
-        except ValueError:
-            raise bad_request("page and page_size must be integers") from None
+        items = L.select_columns(items, cols)
+    if paged:
+        p, size = paged
         total = len(items)
         start = (p - 1) * size
         chunk = items[start : start + size]

@@ -46,7 +46,7 @@ def name_filter(query: Mapping[str, str]) -> Callable[[str], bool] | None:
     return lambda n: name in n
 
 
-def _page(query: Mapping[str, str]) -> tuple[int, int] | None:
+def page_params(query: Mapping[str, str]) -> tuple[int, int] | None:
     page = query.get("page")
     if not page:
         return None
@@ -65,14 +65,14 @@ def _column(item: dict[str, Any], col: str) -> Any:
     return cur
 
 
-def _sort_key(col: str) -> Callable[[dict[str, Any]], Any]:
+def sort_key(col: str) -> Callable[[dict[str, Any]], Any]:
     def key(i: dict[str, Any]) -> Any:
         v = _column(i, col)
         return (str(type(v)), v if v is not None else "")
     return key
 
 
-def _columns(items: list[dict[str, Any]], cols: str) -> list[dict[str, Any]]:
+def select_columns(items: list[dict[str, Any]], cols: str) -> list[dict[str, Any]]:
     wanted = [c for c in cols.split(",") if c]
     out = []
     for i in items:
@@ -102,13 +102,13 @@ async def render(objs: list[Any], name_of: Callable[[Any], str], to_json: Callab
         objs = [o for o in objs if match(name_of(o))]
     sort = query.get("sort")
     reverse = query.get("sort_reverse") in ("true", "1")
-    page = _page(query)
+    page = page_params(query)
     if sort == "name":
         objs = sorted(objs, key=name_of)
     elif sort and cheap and sort in cheap:  # a column read straight off the object: no JSON to sort
         objs = sorted(objs, key=cheap[sort])
     elif sort:
-        key = _sort_key(sort)
+        key = sort_key(sort)
         keyed = []
         for i, o in enumerate(objs):
             if i and i % CHUNK == 0:
@@ -129,7 +129,7 @@ async def render(objs: list[Any], name_of: Callable[[Any], str], to_json: Callab
             await asyncio.sleep(0)
         items = [to_json(o) for o in objs[start : start + CHUNK]]
         if cols:
-            items = _columns(items, cols)
+            items = select_columns(items, cols)
         parts.append(json.dumps(items, default=default)[1:-1])
     body = "[" + ", ".join(parts) + "]"
     if page is None:
