@@ -138,14 +138,7 @@ class Ctx:
             raise HTTPError(408, "timeout", "request body not received in time") from None
         if not raw:
             return {}
-        try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise bad_request(f"invalid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise bad_request("JSON object expected")
-        validate.check_depth(data)
-        return data
+        return _json_object(raw)
 
     def listing(self, items: list[dict[str, Any]]) -> web.Response:
         return jresp(shape_list(items, self.request.query))
