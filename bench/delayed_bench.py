@@ -23,7 +23,7 @@ own due time (arrival + x-delay) does not; the publisher keeps at most
 ``--inflight`` messages unconfirmed so that this stays small. The confirm
 latency is printed as an upper bound of that lag.
 
-Usage: ``python -m bench.delayed_bench [-n 1000000] [--window 100] [--lead 45]``
+Usage: ``python -m warren.bench.delayed_bench [-n 1000000] [--window 100] [--lead 45]``
 (the window is N / 10,000 s by default: 10,000 msg/s fire).
 """
 
@@ -45,8 +45,7 @@ from pathlib import Path
 
 from pamqp import body as pbody
 from pamqp import commands, frame, header
-
-from bench.perf import Options, connect
+from warren.bench.perf import Options, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 HDR = struct.Struct(">BHI")
@@ -68,7 +67,7 @@ def free_port() -> int:
 def start_broker(data_dir: Path, port: int) -> subprocess.Popen:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, "-m", "server.main", "--host", "127.0.0.1", "--port", str(port),
+    cmd = [sys.executable, "-m", "warren.server.main", "--host", "127.0.0.1", "--port", str(port),
            "--data-dir", str(data_dir), "--log-level", "WARNING",
            "--management-port", "0", "--prometheus-port", "0"]
     log = open(data_dir.parent / "warren.log", "ab")

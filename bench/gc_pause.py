@@ -1,7 +1,7 @@
 """Event-loop pauses with many objects (full garbage collections): canary round trips
 while declaring many queues, listing them, restarting (recovery) and declaring more.
 
-    python -m bench.gc_pause [--queues 50000]
+    python -m warren.bench.gc_pause [--queues 50000]
 
 Prints, per phase, the canary's max round trip and how many round trips took over
 200 ms (the canary publishes and consumes every 50 ms on its own connection), and

@@ -1,7 +1,7 @@
 """Side-by-side scenario runner: warren vs RabbitMQ (and any other broker) in one run.
 
-    python -m bench.scenarios                          # S1..S7, both brokers, 1 pass, 12 s each
-    python -m bench.scenarios --repeat 3 --only S1,S3 --duration 8 --tool perf
+    python -m warren.bench.scenarios                          # S1..S7, both brokers, 1 pass, 12 s each
+    python -m warren.bench.scenarios --repeat 3 --only S1,S3 --duration 8 --tool perf
 
 For every pass and scenario the brokers run back to back (the order alternates per scenario and
 pass, so that noise from neighbours hits both), and the runner measures around each load run:
@@ -12,7 +12,7 @@ pass, so that noise from neighbours hits both), and the runner measures around e
   (plus reaped children), before/after, per million messages delivered (for fanout every copy counts);
 * broker peak RSS: sum of VmRSS of the broker process tree, sampled every 0.25 s.
 
-warren is started by the runner (``python -m server.main --host 127.0.0.1 --port P --data-dir <fresh
+warren is started by the runner (``python -m warren.server.main --host 127.0.0.1 --port P --data-dir <fresh
 tmp>``); RabbitMQ with the shared ``start-rabbitmq.sh``/``stop-rabbitmq.sh`` on private ports and a
 private node name; ``--broker-cmd 'NAME=CMD {port} {data_dir}'`` plugs in any other broker.
 Brokers are fresh per pass (default) or per scenario (``--fresh scenario``).
@@ -293,7 +293,7 @@ class WarrenBroker(CmdBroker):
         env = {"WARREN_MANAGEMENT_PORT": str(free_port() if http else 0),
                "WARREN_PROMETHEUS_PORT": str(free_port() if http else 0),
                "WARREN_LOG_LEVEL": "WARNING"}
-        super().__init__("warren", "{python} -m server.main --host 127.0.0.1 --port {port} "
+        super().__init__("warren", "{python} -m warren.server.main --host 127.0.0.1 --port {port} "
                          "--data-dir {data_dir}", port, cwd=REPO, env=env)
 
 
@@ -347,7 +347,7 @@ def tool_cmd(tool: str, c_tool: str | None) -> list[str]:
             sys.exit("C amqp-perf not built: make -C /work/shared/bench (or copy amqp-perf.c + Makefile "
                      "to /tmp/amqp-perf and make there), or use --tool perf")
         return [c_tool]
-    return [sys.executable, "-m", "bench.perf", "--json"]
+    return [sys.executable, "-m", "warren.bench.perf", "--json"]
 
 
 def run_one(broker: Broker, sc: Scenario, tool_argv: list[str], duration: float,

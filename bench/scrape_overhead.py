@@ -1,6 +1,6 @@
 """Throughput with /metrics scraped every second vs not scraped (issue: under 3% apart).
 
-    python -m bench.scrape_overhead [--seconds 10] [--rounds 4] [--queues 50]
+    python -m warren.bench.scrape_overhead [--seconds 10] [--rounds 4] [--queues 50]
 
 Starts one warren (subprocess), declares ``--queues`` idle queues (so a scrape has
 objects to walk) plus one work queue, then runs alternating rounds of a
@@ -26,8 +26,8 @@ import urllib.request
 from pathlib import Path
 
 import aio_pika
+from warren.bench.scenarios import find_c_tool
 
-from bench.scenarios import find_c_tool
 from tests.brokerproc import BrokerProcess, wait_port
 
 
@@ -56,7 +56,7 @@ async def _round(url: str, seconds: float, tool: list[str]) -> float:
 
 async def main_async(args: argparse.Namespace) -> int:
     c_tool = find_c_tool(None)
-    tool = [c_tool] if c_tool else [sys.executable, "-m", "bench.perf", "--json"]
+    tool = [c_tool] if c_tool else [sys.executable, "-m", "warren.bench.perf", "--json"]
     print(f"load tool: {tool[0]}")
     with tempfile.TemporaryDirectory() as d:
         b = BrokerProcess(Path(d) / "data", extra_args=["--log-level", "WARNING"]).start()

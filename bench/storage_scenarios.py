@@ -1,8 +1,8 @@
 """Storage scenarios P1..P5: warren vs RabbitMQ 3.10, side by side.
 
-    python -m bench.storage_scenarios                       # P1..P5 (+P3b on warren), 1 pass, full size
-    python -m bench.storage_scenarios --scale 0.1 --duration 4 --only P1,P3
-    python -m bench.storage_scenarios --skip-rabbitmq --only P3b --p3b-size 16
+    python -m warren.bench.storage_scenarios                       # P1..P5 (+P3b on warren), 1 pass, full size
+    python -m warren.bench.storage_scenarios --scale 0.1 --duration 4 --only P1,P3
+    python -m warren.bench.storage_scenarios --skip-rabbitmq --only P3b --p3b-size 16
 
 Scenarios (message counts are multiplied by ``--scale``):
 
@@ -52,8 +52,7 @@ if __package__ in (None, ""):  # run as a file: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pamqp import commands, exceptions, frame, header  # noqa: E402
-
-from bench.scenarios import (  # noqa: E402
+from warren.bench.scenarios import (  # noqa: E402
     REPO,
     SHARED_BENCH,
     RssSampler,
@@ -265,7 +264,7 @@ class Warren:
             self.wipe()
             self.data_dir = tempfile.mkdtemp(prefix="stor-warren-", dir="/tmp")
             self.log_path = self.data_dir + ".log"
-        cmd = [sys.executable, "-m", "server.main", "--host", "127.0.0.1", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "warren.server.main", "--host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", self.data_dir, "--log-level", self.log_level,
                "--management-port", str(free_port() if self.http else 0),
                "--prometheus-port", str(free_port() if self.http else 0)]

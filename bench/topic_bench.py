@@ -7,7 +7,7 @@ Scenarios (each a best-of-5 mean per call, µs):
                over a realistic binding set (exact keys, ``*`` and ``#`` patterns);
 * ``attack``   ``#.#.#.#.#.z``-style bindings and a 100-word key, cache cleared each call.
 
-Usage: ``python -m bench.topic_bench [--bindings 1000] [--attack-hashes 5]``
+Usage: ``python -m warren.bench.topic_bench [--bindings 1000] [--attack-hashes 5]``
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import argparse
 import random
 import time
 
-from server.exchanges.topic import TopicExchange
+from warren.server.model.exchanges.topic import TopicExchange
 
 
 def _bindings(n: int, rng: random.Random) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .constants import REPLY_NAMES
+from warren.protocol.constants import REPLY_NAMES
 
 
 class AMQPError(Exception):

@@ -26,9 +26,8 @@ from __future__ import annotations
 import struct
 
 from pamqp.base import Frame
-
-from . import commands
-from .constants import (
+from warren.protocol import commands
+from warren.protocol.constants import (
     BASIC_ACK,
     BASIC_NACK,
     BASIC_PUBLISH,
@@ -50,8 +49,8 @@ from .constants import (
     NOT_IMPLEMENTED,
     UNEXPECTED_FRAME,
 )
-from .errors import FrameError
-from .table import decode_table
+from warren.protocol.errors import FrameError
+from warren.protocol.table import decode_table
 
 K_ERROR = 99
 #: publish + content header + single body frame, fused:

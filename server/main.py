@@ -7,9 +7,9 @@ import logging
 import signal
 import sys
 
-from .broker import Broker
-from .config import Config, ConfigError
-from .errlog import OneLineErrors
+from warren.server.core.config import Config, ConfigError
+from warren.server.core.errlog import OneLineErrors
+from warren.server.node.broker import Broker
 
 
 async def serve(config: Config) -> None:

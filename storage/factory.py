@@ -11,12 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .base import MessageStore
-from .lanes import LanedStore
-from .log import LogStore, open_laned_log_store
-from .log.laned import lane_directory
-from .memory import MemoryStore
-from .spill import SpillStore
+from warren.storage.base import MessageStore
+from warren.storage.lanes import LanedStore
+from warren.storage.log import LogStore, open_laned_log_store
+from warren.storage.log.laned import lane_directory
+from warren.storage.memory import MemoryStore
+from warren.storage.spill import SpillStore
 
 
 def open_store(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .memory import MemoryStore
+from warren.storage.memory import MemoryStore
 
 
 class SpillStore:

@@ -59,7 +59,7 @@ class BrokerProcess:
         cmd = [
             sys.executable,
             "-m",
-            "server.main",
+            "warren.server.main",
             "--host",
             "127.0.0.1",
             "--port",

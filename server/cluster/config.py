@@ -20,8 +20,8 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from server.cluster.isr import DEFAULT_MIN_INSYNC
-from server.cluster.lease import DEFAULT_TTL
+from warren.server.cluster.isr import DEFAULT_MIN_INSYNC
+from warren.server.cluster.lease import DEFAULT_TTL
 
 DEFAULT_CLUSTER = "warren"
 DEFAULT_PORT = 2379

@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from server.cluster import keys
-from server.cluster.election import Fenced, Leadership, fence
-from server.cluster.etcd import Etcd, WatchCompacted, op_delete, op_put
+from warren.server.cluster import keys
+from warren.server.cluster.election import Fenced, Leadership, fence
+from warren.server.cluster.etcd import Etcd, WatchCompacted, op_delete, op_put
 
 
 class DefinitionError(ValueError):

@@ -21,8 +21,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from server.cluster import keys
-from server.cluster.etcd import (
+from warren.server.cluster import keys
+from warren.server.cluster.etcd import (
     KV,
     Etcd,
     EtcdUnavailable,
@@ -32,7 +32,7 @@ from server.cluster.etcd import (
     op_delete,
     op_put,
 )
-from server.cluster.lease import LeaseLost, Session
+from warren.server.cluster.lease import LeaseLost, Session
 
 log = logging.getLogger("warren.cluster.election")
 

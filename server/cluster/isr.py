@@ -17,9 +17,9 @@ import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from server.cluster import keys
-from server.cluster.election import Fenced, Leadership, fence
-from server.cluster.etcd import KV, Etcd, mod_revision_is, op_put
+from warren.server.cluster import keys
+from warren.server.cluster.election import Fenced, Leadership, fence
+from warren.server.cluster.etcd import KV, Etcd, mod_revision_is, op_put
 
 DEFAULT_MIN_INSYNC = 2
 

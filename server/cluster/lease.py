@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from server.cluster.etcd import Etcd, EtcdError
+from warren.server.cluster.etcd import Etcd, EtcdError
 
 log = logging.getLogger("warren.cluster.lease")
 

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from server.cluster import keys
-from server.cluster.etcd import KV, Etcd
-from server.cluster.lease import Session
+from warren.server.cluster import keys
+from warren.server.cluster.etcd import KV, Etcd
+from warren.server.cluster.lease import Session
 
 
 @dataclass(frozen=True, slots=True)

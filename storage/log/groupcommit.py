@@ -17,9 +17,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .fsync_helper import fsync_all as _fsync_all
-from .segment import _close_fd, _unlink
-from .syncproc import SyncProcess, syncer_for
+from warren.storage.log.fsync_helper import fsync_all as _fsync_all
+from warren.storage.log.segment import _close_fd, _unlink
+from warren.storage.log.syncproc import SyncProcess, syncer_for
 
 log = logging.getLogger("warren.storage")
 

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from storage.lanes import LanedStore
-
-from .store import DEFAULT_SEGMENT_SIZE, LogStore
+from warren.storage.lanes import LanedStore
+from warren.storage.log.store import DEFAULT_SEGMENT_SIZE, LogStore
 
 
 class LanedLogStore(LanedStore):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zlib import crc32
 
-from .format import (
+from warren.storage.log.format import (
     CRC_START,
     FLAG_PERSISTENT,
     FLAGS_KNOWN,
@@ -28,7 +28,7 @@ from .format import (
     load_acks,
     parse_name,
 )
-from .segment import _Segment, _unlink
+from warren.storage.log.segment import _Segment, _unlink
 
 log = logging.getLogger("warren.storage")
 

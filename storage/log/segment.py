@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .format import (
+from warren.storage.log.format import (
     FLAG_PERSISTENT,
     SEGMENT_HEADER,
     SEGMENT_SHIFT,

@@ -13,7 +13,7 @@ import mmap
 import os
 from typing import Any
 
-from .format import (
+from warren.storage.log.format import (
     MAGIC,
     OFFSET_MASK,
     RECORD,
@@ -22,7 +22,7 @@ from .format import (
     SEGMENT_SHIFT,
     ack_bytes,
 )
-from .segment import _Segment, _unlink
+from warren.storage.log.segment import _Segment, _unlink
 
 log = logging.getLogger("warren.storage")
 

@@ -39,8 +39,7 @@ from typing import Any
 from zlib import crc32
 
 from sortedcontainers import SortedDict
-
-from .format import (
+from warren.storage.log.format import (
     FLAG_PERSISTENT,
     LEN_CRC,
     MAGIC,
@@ -53,11 +52,11 @@ from .format import (
     SEGMENT_SHIFT,
     parse_name,
 )
-from .groupcommit import _GroupCommit, _SyncJob, default_executor
-from .recovery import _Recovery
-from .segment import _Segment, _unlink
-from .segment_io import _SegmentIO
-from .syncproc import SyncProcess
+from warren.storage.log.groupcommit import _GroupCommit, _SyncJob, default_executor
+from warren.storage.log.recovery import _Recovery
+from warren.storage.log.segment import _Segment, _unlink
+from warren.storage.log.segment_io import _SegmentIO
+from warren.storage.log.syncproc import SyncProcess
 
 __all__ = ["LogStore", "default_executor"]
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .fsync_helper import REP, REQ, fsync_all
+from warren.storage.log.fsync_helper import REP, REQ, fsync_all
 
 log = logging.getLogger("warren.storage")
 

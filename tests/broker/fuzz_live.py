@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from pamqp import commands as C
-
-from protocol.reader import _FIELDS
-from protocol.table import encode_table, typed
+from warren.protocol.reader import _FIELDS
+from warren.protocol.table import encode_table, typed
 
 log = logging.getLogger("fuzz_live")
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import aio_pika
 import pytest
-
-from storage.log.store import LogStore
+from warren.storage.log.store import LogStore
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -9,8 +9,8 @@ import struct
 
 import pytest
 from pamqp import commands as C
+from warren.protocol.table import typed
 
-from protocol.table import typed
 from tests.broker.fuzz_live import _handshake, _read_frame, content_header, method, raw_frame
 
 CLOSE = b"\x00\x0a\x00\x32"

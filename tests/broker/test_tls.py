@@ -155,7 +155,7 @@ def test_bad_tls_settings_stop_the_broker(tmp_path, pki, args, text):
     cmd = [
         sys.executable,
         "-m",
-        "server.main",
+        "warren.server.main",
         "--port",
         str(free_port()),
         "--data-dir",

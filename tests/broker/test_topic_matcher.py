@@ -13,8 +13,7 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from server.exchanges.topic import TopicExchange
+from warren.server.model.exchanges.topic import TopicExchange
 
 
 def _words(key: str) -> list[str]:

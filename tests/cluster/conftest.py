@@ -14,9 +14,9 @@ from __future__ import annotations
 import secrets
 
 import pytest
+from warren.server.cluster.etcd import Etcd
+from warren.server.cluster.lease import Session
 
-from server.cluster.etcd import Etcd
-from server.cluster.lease import Session
 from tests.cluster.etcdproc import EtcdProcess
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from server.cluster.config import ClusterConfig, ClusterConfigError, parse_cluster
+from warren.server.cluster.config import ClusterConfig, ClusterConfigError, parse_cluster
 
 
 def test_endpoints_default_port_and_cluster_name():

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from server.cluster.definitions import (
+from warren.server.cluster.definitions import (
     ClusterDefinitions,
     DefinitionChange,
     DefinitionError,
     DefinitionsReset,
 )
-from server.cluster.election import Election, Fenced
+from warren.server.cluster.election import Election, Fenced
+
 from tests.cluster.waiting import wait_for
 
 QUEUE = {"name": "orders/eu", "vhost": "/", "durable": True, "auto_delete": False,

@@ -8,11 +8,11 @@ import asyncio
 import time
 
 import pytest
+from warren.server.cluster.election import Election, Fenced
+from warren.server.cluster.etcd import Etcd
+from warren.server.cluster.isr import InSyncReplicas
+from warren.server.cluster.lease import LeaseLost, Session
 
-from server.cluster.election import Election, Fenced
-from server.cluster.etcd import Etcd
-from server.cluster.isr import InSyncReplicas
-from server.cluster.lease import LeaseLost, Session
 from tests.cluster.conftest import TEST_TTL
 from tests.cluster.waiting import wait_for
 

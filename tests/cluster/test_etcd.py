@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from server.cluster.etcd import (
+from warren.server.cluster.etcd import (
     Etcd,
     EtcdUnavailable,
     create_revision_is,
     op_put,
 )
-from server.cluster.lease import Session
+from warren.server.cluster.lease import Session
+
 from tests.brokerproc import free_port
 from tests.cluster.waiting import wait_for
 

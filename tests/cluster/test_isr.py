@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import replace
 
 import pytest
+from warren.server.cluster.election import Election, Fenced
+from warren.server.cluster.isr import InSyncReplicas
 
-from server.cluster.election import Election, Fenced
-from server.cluster.isr import InSyncReplicas
 from tests.cluster.waiting import wait_for
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from server.cluster.membership import Membership
+from warren.server.cluster.membership import Membership
+
 from tests.cluster.conftest import TEST_TTL
 from tests.cluster.waiting import wait_for
 

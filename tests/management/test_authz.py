@@ -14,9 +14,9 @@ from pathlib import Path
 
 import aio_pika
 import pytest
+from warren.server.http.management import authz
+from warren.server.http.management.api import Api, make_management_app
 
-from server.management import authz
-from server.management.api import Api, make_management_app
 from tests.brokerproc import wait_port
 
 from . import authz_matrix as M

@@ -12,7 +12,7 @@ from tests.brokerproc import ROOT, wait_port
 
 def ctl(broker, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     r = subprocess.run(
-        [sys.executable, "-m", "server.cli", "--port", str(broker.mgmt_port), *args],
+        [sys.executable, "-m", "warren.server.cli", "--port", str(broker.mgmt_port), *args],
         capture_output=True, text=True, timeout=14, cwd=str(ROOT),
     )
     if ok:

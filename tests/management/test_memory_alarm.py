@@ -66,7 +66,7 @@ async def test_relative_watermark_is_the_default(broker):
 
 @pytest.mark.parametrize("args", [["--vm-memory-high-watermark", "1.5"], ["--vm-memory-high-watermark-absolute", "lots"]])
 def test_bad_watermark_settings_refuse_to_start(tmp_path, args):
-    cmd = [sys.executable, "-m", "server.main", "--host", "127.0.0.1", "--port", str(free_port()),
+    cmd = [sys.executable, "-m", "warren.server.main", "--host", "127.0.0.1", "--port", str(free_port()),
            "--data-dir", str(tmp_path), "--management-port", str(free_port()),
            "--prometheus-port", str(free_port()), *args]
     r = subprocess.run(cmd, cwd=str(ROOT), capture_output=True, text=True, timeout=30,

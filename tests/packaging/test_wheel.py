@@ -29,7 +29,9 @@ def test_wheel_has_every_package_and_the_dashboard(tmp_path: Path) -> None:
         for init in (REPO / top).rglob("__init__.py"):
             pkg = init.parent.relative_to(REPO)
             for module in pkg.glob("*.py"):
-                assert str(module) in names, f"{module} is not in the wheel"
-    assert "storage/log/fsync_helper.py" in names
+                assert f"warren/{module}" in names, f"{module} is not in the wheel"
+    assert "warren/storage/log/fsync_helper.py" in names
+    # nothing generic at the top of site-packages: every file is under warren/ (or the dist-info)
+    assert {n.split("/")[0] for n in names} <= {"warren", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
     static = [p.relative_to(REPO) for p in (REPO / "server" / "static").iterdir() if p.is_file()]
-    assert static and all(str(p) in names for p in static)
+    assert static and all(f"warren/{p}" in names for p in static)

@@ -11,8 +11,7 @@ from pamqp import commands as C
 from pamqp import frame as pframe
 from pamqp import header as pheader
 from pamqp import heartbeat as pheartbeat
-
-from protocol.reader import unfuse
+from warren.protocol.reader import unfuse
 
 
 @functools.cache
@@ -204,7 +203,7 @@ def feed_all(reader, chunks: list[bytes]) -> list[tuple]:
 def normalize(t: tuple) -> tuple:
     """Reader tuple -> comparable plain values (bytes for views, bools for bits,
     slot dicts for pamqp methods, (code, text, ids) for errors)."""
-    from protocol.errors import FrameError
+    from warren.protocol.errors import FrameError
 
     out = []
     for v in t:

@@ -1,4 +1,4 @@
-"""decode_method reads method fields itself (protocol.table for tables): the same
+"""decode_method reads method fields itself (warren.protocol.table for tables): the same
 values as pamqp, typed table values, bounded nesting, strict truncation checks."""
 
 from __future__ import annotations
@@ -7,10 +7,9 @@ import struct
 
 import pytest
 from pamqp import commands as C
-
-from protocol.errors import FrameError
-from protocol.reader import decode_method
-from protocol.table import MAX_DEPTH, amqp_type
+from warren.protocol.errors import FrameError
+from warren.protocol.reader import decode_method
+from warren.protocol.table import MAX_DEPTH, amqp_type
 
 METHODS = [
     C.Connection.StartOk(

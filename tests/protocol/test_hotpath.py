@@ -16,9 +16,8 @@ from pamqp import encode as pencode
 from pamqp import frame as pframe
 from pamqp import header as pheader
 from pamqp import heartbeat as pheartbeat
-
-from protocol import hotpath, properties
-from protocol.constants import (
+from warren.protocol import hotpath, properties
+from warren.protocol.constants import (
     K_ACK,
     K_BODY,
     K_HEADER,
@@ -28,7 +27,8 @@ from protocol.constants import (
     K_PUBLISH,
     K_REJECT,
 )
-from protocol.reader import FrameReader
+from warren.protocol.reader import FrameReader
+
 from tests.protocol._strategies import (
     any_frames,
     build,
@@ -303,7 +303,7 @@ def test_scan_empty_flags():
     st.integers(9, 2000),
 )
 def test_deliver_parts_equal_deliver_frame_plus_content_frames(ch, ctag, tag, red, exrk, header, body, max_body):
-    from protocol.hotpath import content_frames, deliver_frame, deliver_parts, deliver_prefix
+    from warren.protocol.hotpath import content_frames, deliver_frame, deliver_parts, deliver_prefix
 
     prefix = deliver_prefix(ctag[:50])
     want = deliver_frame(ch, prefix, tag, red, exrk) + b"".join(content_frames(ch, header, body, max_body))

@@ -1,4 +1,4 @@
-"""protocol.methods encodes every method as pamqp does, minus pamqp's validation,
+"""warren.protocol.methods encodes every method as pamqp does, minus pamqp's validation,
 with RabbitMQ's bytes for reserved fields (issue 8, items 1 and 10)."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pamqp import commands as C
 from pamqp import frame as pframe
+from warren.protocol import commands
+from warren.protocol.methods import encode_method, method_frame
+from warren.protocol.reader import decode_method
 
-from protocol import commands
-from protocol.methods import encode_method, method_frame
-from protocol.reader import decode_method
 from tests.protocol._strategies import build, shortstrs, tables, u16, u32
 
 #: random values per pamqp type name (pamqp packs longlong signed)
@@ -55,7 +55,7 @@ def test_channel_open_ok_is_rabbitmqs():
 
 
 def test_names_outside_pamqps_regex_build_and_encode():
-    """protocol.commands builds what pamqp's constructors refuse (names RabbitMQ accepts)."""
+    """warren.protocol.commands builds what pamqp's constructors refuse (names RabbitMQ accepts)."""
     for name in ("jobs!", "café", "a|b", "x" * 255, "ключ", "😀"):
         m = commands.Queue.DeclareOk(queue=name, message_count=0, consumer_count=0)
         raw = encode_method(m)
@@ -65,7 +65,7 @@ def test_names_outside_pamqps_regex_build_and_encode():
 
 
 def test_decoded_methods_are_the_brokers_classes():
-    """The reader decodes into protocol.commands classes, so the broker's isinstance and
+    """The reader decodes into warren.protocol.commands classes, so the broker's isinstance and
     dispatch-by-type checks see one set of classes."""
     frame = pframe.marshal(C.Queue.Declare(queue="q"), 1)
     m = decode_method(frame[7:-1])

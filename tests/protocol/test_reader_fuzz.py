@@ -8,9 +8,8 @@ import struct
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from protocol import properties
-from protocol.constants import (
+from warren.protocol import properties
+from warren.protocol.constants import (
     K_ACK,
     K_BODY,
     K_HEADER,
@@ -20,8 +19,9 @@ from protocol.constants import (
     K_PUBLISH,
     K_REJECT,
 )
-from protocol.errors import FrameError
-from protocol.reader import K_ERROR, FrameReader
+from warren.protocol.errors import FrameError
+from warren.protocol.reader import K_ERROR, FrameReader
+
 from tests.protocol._strategies import chunkings, feed_all, frame_lists, marshal, normalize
 
 SETTINGS = settings(

@@ -1,4 +1,4 @@
-"""protocol.table: the type-preserving field-table codec, checked against pamqp.
+"""warren.protocol.table: the type-preserving field-table codec, checked against pamqp.
 
 - decode(encode(x)) == x, wire types included;
 - encode(decode(raw)) == raw byte for byte, for tables pamqp encodes and for
@@ -22,9 +22,9 @@ from pamqp import commands as C
 from pamqp import decode as pdecode
 from pamqp import encode as pencode
 from pamqp import header as pheader
+from warren.protocol import properties as scanprops
+from warren.protocol import table as T
 
-from protocol import properties as scanprops
-from protocol import table as T
 from tests.protocol._strategies import properties as props_strategy
 from tests.protocol._strategies import tables as pamqp_tables
 

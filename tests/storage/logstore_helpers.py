@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from storage.log import LogStore
+from warren.storage.log import LogStore
 
 
 @dataclasses.dataclass

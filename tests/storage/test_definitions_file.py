@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from storage.definitions import DefinitionsError, DefinitionsFile
+from warren.storage.definitions import DefinitionsError, DefinitionsFile
 
 DOC = {
     "vhosts": [{"name": "/"}],

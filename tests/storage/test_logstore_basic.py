@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 from logstore_helpers import Rec, dec, drain_nums, enc, num, open_store, rec, segment_files
-
-from storage.lanes import LanedStore
-from storage.log import LanedLogStore, LogStore, open_laned_log_store
-from storage.log.format import SEGMENT_HEADER
-from storage.memory import MemoryStore
+from warren.storage.lanes import LanedStore
+from warren.storage.log import LanedLogStore, LogStore, open_laned_log_store
+from warren.storage.log.format import SEGMENT_HEADER
+from warren.storage.memory import MemoryStore
 
 # Small segments and a tiny tail cache make every test cross segment
 # boundaries and read through mmap, not only from the cache.

@@ -8,10 +8,9 @@ import dataclasses
 from pathlib import Path
 
 from logstore_helpers import Rec, dec, enc, num, rec
-
-from storage.lanes import LanedStore
-from storage.log import LogStore
-from storage.spill import SpillStore
+from warren.storage.lanes import LanedStore
+from warren.storage.log import LogStore
+from warren.storage.spill import SpillStore
 
 SMALL = {"segment_size": 4096, "cache_records": 4, "cache_bytes": 64}
 

@@ -23,11 +23,10 @@ from logstore_helpers import (
     rec,
     segment_files,
 )
-
-from storage.lanes import LanedStore
-from storage.log import open_laned_log_store
-from storage.log import store as store_mod
-from storage.memory import MemoryStore
+from warren.storage.lanes import LanedStore
+from warren.storage.log import open_laned_log_store
+from warren.storage.log import store as store_mod
+from warren.storage.memory import MemoryStore
 
 
 @pytest.fixture

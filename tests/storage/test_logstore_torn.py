@@ -19,8 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from logstore_helpers import drain_nums, enc, open_store, rec
-
-from storage.log.format import RECORD_HEADER, SEGMENT_HEADER, segment_name
+from warren.storage.log.format import RECORD_HEADER, SEGMENT_HEADER, segment_name
 
 OPTS = {"segment_size": 2048, "cache_records": 4}
 

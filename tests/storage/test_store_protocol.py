@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 from logstore_helpers import Rec, dec, enc
-
-from storage.base import MessageStore
-from storage.factory import open_store
-from storage.lanes import LanedStore
-from storage.log import LanedLogStore, LogStore
-from storage.memory import MemoryStore
-from storage.spill import SpillStore
+from warren.storage.base import MessageStore
+from warren.storage.factory import open_store
+from warren.storage.lanes import LanedStore
+from warren.storage.log import LanedLogStore, LogStore
+from warren.storage.memory import MemoryStore
+from warren.storage.spill import SpillStore
 
 STORE_CLASSES = [MemoryStore, SpillStore, LanedStore, LanedLogStore, LogStore]
 

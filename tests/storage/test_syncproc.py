@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from warren.storage.log import default_executor
+from warren.storage.log.syncproc import SyncProcess, syncer_for
 
-from storage.log import default_executor
-from storage.log.syncproc import SyncProcess, syncer_for
 from tests.storage.logstore_helpers import Results, open_store, rec
 
 

@@ -1,0 +1,1 @@
+"""HTTP: the management API and dashboard, and the Prometheus endpoint."""

@@ -1,0 +1,171 @@
+"""A virtual host: its exchanges, queues and the routing of a published message."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from warren.protocol.table import long, signed_int
+from warren.server.model.exchanges import EXCHANGE_TYPES, DelayedExchange, DirectExchange, Exchange
+from warren.server.model.queue import Queue
+
+if TYPE_CHECKING:
+    from warren.server.model.message import Message
+    from warren.server.node.broker import Broker
+
+log = logging.getLogger("warren.vhost")
+
+DEFAULT_EXCHANGES = (
+    ("amq.direct", "direct"),
+    ("amq.fanout", "fanout"),
+    ("amq.topic", "topic"),
+    ("amq.headers", "headers"),
+    ("amq.match", "headers"),
+)
+
+
+class DefaultExchange(DirectExchange):
+    """The nameless exchange: routing key = queue name, no explicit bindings."""
+
+    def match(self, routing_key: str, message: Any) -> Any:
+        q = self.vhost.queues.get(routing_key)
+        return (q,) if q is not None else ()
+
+
+class VHost:
+    """Exchanges and queues of one vhost, and routing across them."""
+
+    def __init__(self, broker: Broker, name: str) -> None:
+        self.broker = broker
+        self.name = name
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        self.policies: dict = {}
+        #: vhost limits: max-connections, max-queues (server/limits.py)
+        self.limits: dict[str, int] = {}
+        #: the broker's Tracer while tracing is on for this vhost, else None (one check on the hot path)
+        self.trace: Any = None
+        self.exchanges[""] = DefaultExchange(self, "", durable=True)
+        for name_, type_ in DEFAULT_EXCHANGES:
+            self.exchanges[name_] = EXCHANGE_TYPES[type_](self, name_, durable=True)
+
+    # -- exchanges --------------------------------------------------------
+    def add_exchange(self, ex: Exchange) -> None:
+        self.exchanges[ex.name] = ex
+        if isinstance(ex, DelayedExchange):
+            ex.on_due = self._delayed_due
+        self.apply_policy_to_exchange(ex)
+
+    def _delayed_due(self, ex: DelayedExchange, routing_key: str, msg: Message, extra: list[str] | None) -> Any:
+        """A delayed message is due: negate x-delay (as the plugin does) and route it now; return the queues."""
+        headers = msg.typed_headers()
+        d = headers.get("x-delay")
+        if isinstance(d, int) and not isinstance(d, bool) and d > 0:
+            # the plugin sets it as a signedint ('I'); other headers keep their types
+            headers["x-delay"] = signed_int(-d) if d <= 2**31 else long(-d)
+            msg.replace_headers(headers)
+        queues = self.route(ex, routing_key, msg, extra)
+        first = True
+        for q in queues:
+            q.publish(msg if first else msg.copy())
+            first = False
+        return queues
+
+    # -- policies ---------------------------------------------------------
+    def apply_policy_to_exchange(self, ex: Exchange) -> None:
+        from warren.server.model.policies import effective_arguments, pick_policy
+
+        if not ex.name or ex.name.startswith("amq."):
+            return
+        policy = pick_policy(self.policies, "exchange", ex.name)
+        args = effective_arguments(ex.arguments, policy, "exchange")
+        ae = args.get("alternate-exchange")
+        # only a string names an exchange (a client may send any field type)
+        ex.alternate = ae.decode(errors="replace") if isinstance(ae, bytes) else ae if isinstance(ae, str) else None
+        ex.policy = policy
+
+    def apply_policy_to_queue(self, q: Queue) -> None:
+        from warren.server.model.policies import pick_policy
+
+        q.configure(pick_policy(self.policies, "queue", q.name, "quorum" if q.quorum else "classic"))
+
+    def reapply_policies(self) -> None:
+        for ex in self.exchanges.values():
+            self.apply_policy_to_exchange(ex)
+        for q in self.queues.values():
+            self.apply_policy_to_queue(q)
+
+    def delete_exchange(self, ex: Exchange) -> None:
+        if self.exchanges.get(ex.name) is not ex:
+            return
+        del self.exchanges[ex.name]
+        if isinstance(ex, DelayedExchange):
+            ex.delete()
+        # bindings where it is the source
+        for b in list(ex.bindings.values()):
+            ex.unbind(b.destination, b.routing_key, b.arguments)
+        # bindings where it is the destination
+        for other in list(self.exchanges.values()):
+            if other.e2e_count and other.unbind_destination(ex):
+                self._maybe_auto_delete_exchange(other)
+        self.broker.definitions_changed(ex.durable)
+
+    def _maybe_auto_delete_exchange(self, ex: Exchange) -> None:
+        if ex.auto_delete and not ex.bindings and self.exchanges.get(ex.name) is ex:
+            self.delete_exchange(ex)
+
+    # -- queues -----------------------------------------------------------
+    def add_queue(self, q: Queue) -> None:
+        self.queues[q.name] = q
+        if self.policies:
+            self.apply_policy_to_queue(q)
+
+    def delete_queue(self, q: Queue, reason: str = "deleted") -> int:
+        """Remove a queue, its bindings and consumers; return the ready count it had."""
+        if self.queues.get(q.name) is not q:
+            return 0
+        del self.queues[q.name]
+        count = len(q.store)
+        for ex in list(self.exchanges.values()):
+            if ex.unbind_destination(q):
+                self._maybe_auto_delete_exchange(ex)
+        for c in list(q.consumers):
+            c.channel.consumer_cancelled_by_server(c)
+        q.consumers.clear()
+        q.close()
+        q.store.delete()
+        if count > 1000:
+            self.broker.memory.trim_soon()
+        self.broker.queue_deleted(q)
+        self.broker.definitions_changed(q.durable)
+        log.debug("queue deleted vhost=%s queue=%s reason=%s", self.name, q.name, reason)
+        return count
+
+    # -- routing ----------------------------------------------------------
+    def route(self, ex: Exchange, routing_key: str, msg: Message, extra_keys: list[str] | None) -> Any:
+        """Queues a message published to ``ex`` reaches (e2e bindings, alternate exchanges, CC/BCC)."""
+        dests = ex.match(routing_key, msg)
+        if not ex.e2e_count and not extra_keys and (dests or ex.alternate is None):
+            return dests
+        found: dict[Queue, None] = {}
+        seen: set[int] = set()
+        self._route_into(ex, [routing_key] + (extra_keys or []), msg, found, seen)
+        return list(found)
+
+    def _route_into(
+        self, ex: Exchange, keys: list[str], msg: Message, found: dict, seen: set[int]
+    ) -> None:
+        if id(ex) in seen:
+            return
+        seen.add(id(ex))
+        before = len(found)
+        for key in keys:
+            for d in ex.match(key, msg):
+                if isinstance(d, Exchange):
+                    self._route_into(d, keys, msg, found, seen)
+                else:
+                    found[d] = None
+        if len(found) == before and ex.alternate is not None:
+            ae = self.exchanges.get(ex.alternate)
+            if ae is not None:
+                self._route_into(ae, keys, msg, found, seen)
