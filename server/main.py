@@ -9,11 +9,12 @@ import sys
 
 from warren.server.core.config import Config, ConfigError
 from warren.server.core.errlog import OneLineErrors
+from warren.server.http.management import start_http, stop_http
 from warren.server.node.broker import Broker
 
 
 async def serve(config: Config) -> None:
-    broker = Broker(config)
+    broker = Broker(config, services=[(start_http, stop_http)])
     try:
         await broker.start()
     except ConfigError as exc:

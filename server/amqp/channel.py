@@ -38,10 +38,10 @@ from warren.server.core.errors import (
     resource_locked,
 )
 from warren.server.model.consumer import Consumer
-from warren.server.model.exchanges import DelayedExchange, Exchange
-from warren.server.model.exchanges.delayed import delay_of
+from warren.server.model.exchanges import Exchange
 from warren.server.model.exchanges.topic import TopicExchange
 from warren.server.model.message import Message
+from warren.server.model.publish import PublishResult
 from warren.server.model.queue import Queue
 from warren.server.model.queue_args import check_new_queue, queue_type
 
@@ -108,6 +108,10 @@ def _fmt_arg_pair(received: Any, current: Any) -> tuple[str, str]:
 class Channel:
     """One channel of a connection."""
 
+    #: as a publish origin (``model.delivery.Origin``): exchange counters count channel publishes
+    kind = "amqp"
+    counted = True
+
     def __init__(self, conn: Connection, number: int) -> None:
         self.conn = conn
         self.number = number
@@ -131,6 +135,10 @@ class Channel:
         self._confirm_dirty = False
         self._nacks: list[int] = []
         self._sync_stores: set = set()
+        #: reused by every publish of this channel (the pipeline adds to _sync_stores through it)
+        self._result = PublishResult(self._sync_stores)
+        #: what the publish pipeline reads of its origin (``model.delivery.Origin``)
+        self.session = conn
         self._pending_batches: deque[list] = deque()
         # content assembly
         self._publish: tuple | None = None
@@ -327,60 +335,35 @@ class Channel:
         msg.set_property("reply_to", REPLY_TO_PREFIX + self.reply_token)
 
     def _route(self, ex: Exchange, routing_key: str, msg: Message, mandatory: int, extra: list[str] | None) -> None:
-        vhost = self.vhost
-        ex.published_in += 1
         if self.confirm:
             self.confirm_seq += 1
             if not self._confirm_dirty:
                 # confirms go out once per read, when the connection ends the batch
                 self._confirm_dirty = True
                 self.conn._batch.add(self)
-        if type(ex) is DelayedExchange and msg.props.headers_len:
-            delay = delay_of(msg.headers)
-            if delay > 0:
-                if mandatory and not vhost.route(ex, routing_key, msg, extra):
-                    self.conn.send_return(self.number, msg, 312, "NO_ROUTE")
-                    return
-                if vhost.trace:
-                    vhost.trace.on_publish(self, ex, routing_key, msg, None)
-                store = ex.hold(delay, routing_key, msg, extra)
-                if store is not None:
-                    self._sync_stores.add(store)
-                return
         if not ex.name and routing_key.startswith(REPLY_TO_PREFIX):
+            # direct reply-to: straight to the consuming channel, no queue
+            ex.published_in += 1
             target = self.conn.broker.reply_channels.get(routing_key[len(REPLY_TO_PREFIX):])
             if target is not None and target.reply_consumer is not None:
                 target.deliver_reply(msg)
                 return
-            queues = ()
         else:
-            queues = vhost.route(ex, routing_key, msg, extra)
-            if vhost.trace:
-                vhost.trace.on_publish(self, ex, routing_key, msg, queues)
-        if not queues:
-            if mandatory:
-                self.unroutable_returned += 1
-                self.conn.send_return(self.number, msg, 312, "NO_ROUTE")
-            else:
-                self.unroutable_dropped += 1
-            return
-        ex.published_out += 1
-        first = True
+            res = self.vhost.publish(ex, routing_key, msg, extra, self, mandatory, self._result)
+            if res.refused and self.confirm:
+                self._nacks.append(self.confirm_seq)
+            if res.queues or res.delayed:
+                return
+        if mandatory:
+            self.unroutable_returned += 1
+            self.conn.send_return(self.number, msg, 312, "NO_ROUTE")
+        else:
+            self.unroutable_dropped += 1
+
+    def trace_fields(self) -> dict[str, Any]:
+        """Who published or received, as the tracer records it."""
         conn = self.conn
-        for q in queues:
-            if first:
-                m = msg
-                first = False
-            else:
-                m = msg.copy()
-            if not q.publish(m):
-                if self.confirm:
-                    self._nacks.append(self.confirm_seq)
-                continue
-            if (m.persistent or q.quorum) and q.durable_store:
-                self._sync_stores.add(q.store)
-            if q.consumers and q.over_flow_mark():
-                conn.throttle(q)
+        return {"connection": conn.name, "channel": self.number, "user": getattr(conn.user, "name", "")}
 
     def end_batch(self) -> None:
         """Called once per read: emit publisher confirms for what this read published."""
@@ -402,7 +385,7 @@ class Channel:
                     self._confirm_acked = tag
         if self._sync_stores:
             stores = self._sync_stores
-            self._sync_stores = set()
+            self._sync_stores = self._result.sync = set()
             persistence = self.conn.broker.persistence
             if persistence.unsaved:
                 # a new durable queue's definition must be on disk before its messages are confirmed

@@ -40,8 +40,8 @@ from warren.server.model.limits import check_channel, check_connection
 
 if TYPE_CHECKING:
     from warren.server.model.message import Message
+    from warren.server.model.node import Node
     from warren.server.model.queue import Queue
-    from warren.server.node.broker import Broker
 
 log = logging.getLogger("warren.connection")
 
@@ -70,7 +70,7 @@ SERVER_CAPABILITIES = {
 class Connection(asyncio.Protocol):
     """asyncio protocol for one AMQP connection."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Node) -> None:
         self.broker = broker
         self.config = broker.config
         self.loop = asyncio.get_event_loop()
@@ -99,10 +99,10 @@ class Connection(asyncio.Protocol):
         self.connected_at = time.time()
         # output
         self._out: list[bytes] = []
-        self._out_bytes = 0
+        self.out_bytes = 0
         self._flush_pending = False
         self.write_paused = False
-        self._dispatch_blocked = False
+        self.dispatch_blocked = False
         # input flow control
         self._pause_reasons: set = set()
         self._throttled_by: set[Queue] = set()
@@ -562,7 +562,7 @@ class Connection(asyncio.Protocol):
     def write_many(self, parts: tuple | list, nbytes: int) -> None:
         """Queue pieces of output (joined with everything else at the end of the turn)."""
         self._out += parts
-        self._out_bytes += nbytes
+        self.out_bytes += nbytes
         if not self._flush_pending:  # inlined: runs for every delivery
             self._flush_pending = True
             self.loop.call_soon(self._flush)
@@ -583,24 +583,24 @@ class Connection(asyncio.Protocol):
             return
         data = b"".join(out)
         out.clear()
-        self._out_bytes = 0
+        self.out_bytes = 0
         t = self.transport
         if t is None or t.is_closing():
             return
         t.write(data)
         self.sent_bytes += len(data)
         self._last_write = self.loop.time()
-        if self._dispatch_blocked and not self.write_paused:
+        if self.dispatch_blocked and not self.write_paused:
             self._wake_consumers()
 
     def can_write(self) -> bool:
-        if self.write_paused or self._out_bytes >= OUT_HIGH:
-            self._dispatch_blocked = True
+        if self.write_paused or self.out_bytes >= OUT_HIGH:
+            self.dispatch_blocked = True
             return False
         return True
 
     def _wake_consumers(self) -> None:
-        self._dispatch_blocked = False
+        self.dispatch_blocked = False
         for ch in self.channels.values():
             for c in ch.consumers.values():
                 c.queue.schedule_dispatch()

@@ -26,7 +26,6 @@ import os
 import resource
 import time
 import weakref
-from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +38,10 @@ from prometheus_client.core import (
     UnknownMetricFamily,
 )
 from prometheus_client.registry import Collector
+from warren.server.model.totals import LATENCY_BUCKETS, ConnectionSet, LatencyHistogram, Totals  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from warren.server.amqp.channel import Channel
-    from warren.server.amqp.connection import Connection
-    from warren.server.model.queue import Queue
     from warren.server.node.broker import Broker
 
 _conn_ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -66,123 +64,6 @@ PROTO = "amqp091"
 CLASSIC = "rabbit_classic_queue"
 #: dead-letter reasons RabbitMQ counts (delivery_limit is quorum-only there; warren has it on classic)
 DL_REASONS = ("expired", "maxlen", "rejected", "delivery_limit")
-
-#: seconds; fsync and confirm latency buckets
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-
-
-class LatencyHistogram:
-    """A histogram kept as plain ints; ``observe`` is a bisect and two additions."""
-
-    __slots__ = ("bounds", "counts", "sum", "count")
-
-    def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(self.bounds, seconds)] += 1
-        self.sum += seconds
-        self.count += 1
-
-    def buckets(self) -> list[tuple[str, int]]:
-        out: list[tuple[str, int]] = []
-        acc = 0
-        for b, c in zip(self.bounds, self.counts, strict=False):
-            acc += c
-            out.append((repr(b), acc))
-        out.append(("+Inf", acc + self.counts[-1]))
-        return out
-
-
-class Totals:
-    """Broker-level accumulators for objects that are gone, plus churn counts."""
-
-    QUEUE_FIELDS = (
-        "published",
-        "delivered",
-        "delivered_get",
-        "delivered_noack",
-        "get_noack",
-        "get_empty",
-        "acked",
-        "redelivered",
-        "expired",
-        "dropped",
-    )
-    CHANNEL_FIELDS = (
-        "published",
-        "confirm_seq",
-        "_confirm_acked",
-        "delivered",
-        "delivered_noack",
-        "got",
-        "got_noack",
-        "get_empty",
-        "acked",
-        "unroutable_returned",
-        "unroutable_dropped",
-    )
-
-    def __init__(self) -> None:
-        self.queue: dict[str, int] = dict.fromkeys(self.QUEUE_FIELDS, 0)
-        self.dead_lettered: dict[str, int] = {}
-        self.dropped_no_dlx: dict[str, int] = {}
-        self.channel: dict[str, int] = dict.fromkeys(self.CHANNEL_FIELDS, 0)
-        self.recv_bytes = 0
-        self.sent_bytes = 0
-        self.connections_closed = 0
-        self.channels_closed = 0
-        self.queues_created = 0
-        self.queues_deleted = 0
-        self.fsync = LatencyHistogram()
-        self.confirm = LatencyHistogram()
-
-    def queue_gone(self, q: Queue) -> None:
-        acc = self.queue
-        for f in self.QUEUE_FIELDS:
-            acc[f] += getattr(q, f, 0)
-        for k, v in q.dead_lettered.items():
-            self.dead_lettered[k] = self.dead_lettered.get(k, 0) + v
-        for k, v in getattr(q, "dropped_no_dlx", {}).items():
-            self.dropped_no_dlx[k] = self.dropped_no_dlx.get(k, 0) + v
-        self.queues_deleted += 1
-
-    def channel_gone(self, ch: Channel) -> None:
-        acc = self.channel
-        for f in self.CHANNEL_FIELDS:
-            acc[f] += getattr(ch, f, 0)
-        self.channels_closed += 1
-
-    def connection_gone(self, conn: Connection) -> None:
-        self.recv_bytes += conn.recv_bytes
-        self.sent_bytes += conn.sent_bytes
-        if conn.vhost is not None:  # counted only once the AMQP handshake completed, as RabbitMQ
-            self.connections_closed += 1
-
-
-class ConnectionSet(set):
-    """``Broker.connections``: a set that folds a closed connection's byte counts into Totals."""
-
-    def __init__(self, totals: Totals) -> None:
-        super().__init__()
-        self.totals = totals
-
-    def add(self, conn: Any) -> None:
-        super().add(conn)
-
-    def discard(self, conn: Any) -> None:
-        if conn in self:
-            super().discard(conn)
-            self.totals.connection_gone(conn)
-
-    def remove(self, conn: Any) -> None:
-        if conn not in self:
-            raise KeyError(conn)
-        self.discard(conn)
-
 
 # ----------------------------------------------------------------------------- snapshots
 def channels_of(broker: Broker) -> Iterator[Channel]:

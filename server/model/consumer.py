@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from warren.protocol.hotpath import deliver_prefix
 
 if TYPE_CHECKING:
-    from warren.server.amqp.channel import Channel
+    from warren.server.model.delivery import DeliveryTarget
     from warren.server.model.queue import Queue
 
 
@@ -31,7 +31,7 @@ class Consumer:
     def __init__(
         self,
         tag: str,
-        channel: Channel,
+        channel: DeliveryTarget,
         queue: Queue,
         no_ack: bool,
         exclusive: bool,

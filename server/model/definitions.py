@@ -16,7 +16,7 @@ from warren.server.model.queue import Queue
 from warren.storage.definitions import dumps
 
 if TYPE_CHECKING:
-    from warren.server.node.broker import Broker
+    from warren.server.model.node import Node
 
 log = logging.getLogger("warren.definitions")
 
@@ -75,7 +75,7 @@ def _queue_def(q: Queue, vhost: str) -> dict[str, Any]:
     }
 
 
-def _walk(broker: Broker, durable_only: bool, out: dict[str, Any], queue, exchange, binding) -> None:
+def _walk(broker: Node, durable_only: bool, out: dict[str, Any], queue, exchange, binding) -> None:
     """Fill ``out`` with users, vhosts, permissions and policies; hand each exchange,
     binding and queue to ``exchange(ex, vhost)``, ``binding(ex, b, vhost)``, ``queue(q, vhost)``."""
     for u in broker.users.values():
@@ -127,7 +127,7 @@ def _walk(broker: Broker, durable_only: bool, out: dict[str, Any], queue, exchan
                     binding(ex, b, vh.name)
 
 
-def export_definitions(broker: Broker, durable_only: bool = True) -> dict[str, Any]:
+def export_definitions(broker: Node, durable_only: bool = True) -> dict[str, Any]:
     """Everything a restart must bring back (``durable_only``) or everything declared."""
     out = _header()
     _walk(
@@ -141,7 +141,7 @@ def export_definitions(broker: Broker, durable_only: bool = True) -> dict[str, A
     return out
 
 
-def durable_definitions_payload(broker: Broker) -> bytes:
+def durable_definitions_payload(broker: Node) -> bytes:
     """The definitions file's bytes: ``export_definitions(durable_only=True)`` as JSON.
 
     Queues, exchanges and bindings never change once declared, so each one's JSON
@@ -194,7 +194,7 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def import_definitions(broker: Broker, data: dict[str, Any]) -> None:
+def import_definitions(broker: Node, data: dict[str, Any]) -> None:
     """Create what ``data`` describes (existing objects are left as they are)."""
     for u in data.get("users", []):
         tags = u.get("tags", [])

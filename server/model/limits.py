@@ -15,8 +15,8 @@ from warren.server.core.errors import ConnectionError_, precondition
 
 if TYPE_CHECKING:
     from warren.server.model.auth import User
+    from warren.server.model.node import Node
     from warren.server.model.vhost import VHost
-    from warren.server.node.broker import Broker
 
 VHOST_LIMITS = ("max-connections", "max-queues")
 USER_LIMITS = ("max-connections", "max-channels")
@@ -42,7 +42,7 @@ def _limit(limits: dict[str, int], name: str) -> int | None:
     return v if v is not None and v >= 0 else None
 
 
-def check_connection(broker: Broker, vhost: VHost, user: User) -> None:
+def check_connection(broker: Node, vhost: VHost, user: User) -> None:
     """At Connection.Open: 530 if the vhost's or the user's connection limit is reached."""
     lim = _limit(vhost.limits, "max-connections")
     if lim is not None and sum(1 for c in broker.connections if c.vhost is vhost and c.opened) >= lim:
@@ -59,7 +59,7 @@ def check_connection(broker: Broker, vhost: VHost, user: User) -> None:
         )
 
 
-def check_channel(broker: Broker, user: User) -> None:
+def check_channel(broker: Node, user: User) -> None:
     """At Channel.Open: 530 (closing the connection) if the user's channel limit is reached."""
     lim = _limit(user.limits, "max-channels")
     if lim is not None and sum(len(c.channels) for c in broker.connections if c.user is user) >= lim:

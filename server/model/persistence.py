@@ -30,8 +30,8 @@ from warren.storage.factory import open_store
 from warren.storage.log import default_executor
 
 if TYPE_CHECKING:
+    from warren.server.model.node import Node
     from warren.server.model.vhost import VHost
-    from warren.server.node.broker import Broker
 
 log = logging.getLogger("warren.persistence")
 
@@ -87,7 +87,7 @@ def queue_id(vhost: str, name: str) -> str:
 class Persistence:
     """Stores for queues and the definitions file of one broker."""
 
-    def __init__(self, broker: Broker, data_dir: str) -> None:
+    def __init__(self, broker: Node, data_dir: str) -> None:
         self.broker = broker
         self.root = Path(data_dir)
         self.queues_dir = self.root / "queues"

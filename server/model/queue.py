@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from warren.protocol.table import long
 from warren.server.core.flow import DISPATCH_BUDGET, FLOW_HIGH, FLOW_LOW, OUT_HIGH
-from warren.server.model.deadletter import dead_letter_copy, is_cycle
+from warren.server.model.deadletter import dead_letter_copy
 from warren.server.model.policies import Policy, effective_arguments
+from warren.server.model.publish import DeadLetter
 from warren.server.model.queue_args import queue_type
 from warren.storage.base import MessageStore
 from warren.storage.factory import open_store
 from warren.storage.lanes import LanedStore
 
 if TYPE_CHECKING:
-    from warren.server.amqp.connection import Connection
     from warren.server.model.consumer import Consumer
+    from warren.server.model.delivery import Session
     from warren.server.model.message import Message
     from warren.server.model.vhost import VHost
 
@@ -44,7 +45,7 @@ class Queue:
         vhost: VHost,
         name: str,
         durable: bool = False,
-        exclusive_owner: Connection | None = None,
+        exclusive_owner: Session | None = None,
         auto_delete: bool = False,
         arguments: dict | None = None,
         store_factory: Callable[[int], MessageStore] | None = None,
@@ -81,8 +82,8 @@ class Queue:
         self.had_consumers = False
         self.deleted = False
         self._scheduled = False
-        self._loop = asyncio.get_event_loop()
-        self.throttled: set[Connection] = set()
+        self._loop = vhost.clock
+        self.throttled: set[Session] = set()
         self.unacked = 0
         self.policy: Policy | None = None
         self._ttl_handle: asyncio.TimerHandle | None = None
@@ -287,31 +288,17 @@ class Queue:
     # -- dead-lettering ----------------------------------------------------
     def dead_letter(self, msg: Message, reason: str) -> None:
         """Send ``msg`` to the dead-letter exchange, if there is one; else drop it."""
-        tracer = self.vhost.trace
-        if self.dlx is None:
-            self.dropped_no_dlx[reason] = self.dropped_no_dlx.get(reason, 0) + 1
-            if tracer:
-                tracer.on_dead_letter(self, msg, reason, None)
-            return
-        ex = self.vhost.exchanges.get(self.dlx)
+        ex = self.vhost.exchanges.get(self.dlx) if self.dlx is not None else None
         if ex is None:
-            log.debug("dead-letter exchange missing vhost=%s queue=%s dlx=%s", self.vhost.name, self.name, self.dlx)
+            if self.dlx is not None:
+                log.debug("dead-letter exchange missing vhost=%s queue=%s dlx=%s", self.vhost.name, self.name, self.dlx)
             self.dropped_no_dlx[reason] = self.dropped_no_dlx.get(reason, 0) + 1
-            if tracer:
-                tracer.on_dead_letter(self, msg, reason, None)
+            if self.vhost.trace:
+                self.vhost.trace.on_dropped(self, msg, reason)
             return
         m, keys = dead_letter_copy(msg, self, reason, self.dlx, self.dlrk)
         self.dead_lettered[reason] = self.dead_lettered.get(reason, 0) + 1
-        queues = self.vhost.route(ex, keys[0], m, keys[1:] or None)
-        if tracer:
-            tracer.on_dead_letter(self, msg, reason, queues)
-        first = True
-        for q in queues:
-            if is_cycle(m, q):
-                log.debug("dead-letter cycle dropped vhost=%s queue=%s", self.vhost.name, q.name)
-                continue
-            q.publish(m if first else m.copy())
-            first = False
+        self.vhost.publish(ex, keys[0], m, keys[1:] or None, DeadLetter(self, reason))
 
     # -- consumers --------------------------------------------------------
     def add_consumer(self, consumer: Consumer) -> None:
@@ -421,8 +408,8 @@ class Queue:
                 recovered = self._recovered
                 shift = store.shift
                 while n > 0 and store:
-                    if conn._out_bytes >= OUT_HIGH:
-                        conn._dispatch_blocked = True
+                    if conn.out_bytes >= OUT_HIGH:
+                        conn.dispatch_blocked = True
                         break
                     pos, msg = shift()
                     if recovered and store.is_recovered(pos):

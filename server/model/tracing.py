@@ -30,14 +30,16 @@ from warren.protocol.methods import encode_header
 from warren.protocol.properties import scan
 from warren.server.model.exchanges import EXCHANGE_TYPES
 from warren.server.model.message import Message
+from warren.server.model.publish import FIREHOSE
 
 if TYPE_CHECKING:
-    from warren.server.amqp.channel import Channel
     from warren.server.model.consumer import Consumer
+    from warren.server.model.delivery import DeliveryTarget as Channel
+    from warren.server.model.delivery import Origin
     from warren.server.model.exchanges import Exchange
+    from warren.server.model.node import Node
     from warren.server.model.queue import Queue
     from warren.server.model.vhost import VHost
-    from warren.server.node.broker import Broker
 
 TRACE_EXCHANGE = "amq.rabbitmq.trace"
 #: longest string kept in a journey event (ids, names)
@@ -80,7 +82,7 @@ def _s(v: Any) -> str:
 class Tracer:
     """Per-vhost switches, the firehose publisher, and the journey ring."""
 
-    def __init__(self, broker: Broker, ring_size: int = 10000) -> None:
+    def __init__(self, broker: Node, ring_size: int = 10000) -> None:
         self.broker = broker
         self.ring: deque[dict[str, Any]] = deque(maxlen=max(1, int(ring_size)))
         self.firehose: set[str] = set()
@@ -149,47 +151,35 @@ class Tracer:
         headers.update(extra)
         header = encode_header(len(msg.body), C.Basic.Properties(headers=headers))
         m = Message(TRACE_EXCHANGE, rk, shortstr(TRACE_EXCHANGE) + shortstr(rk), header, msg.body, scan(header))
-        first = True
-        for q in vh.route(ex, rk, m, None):
-            q.publish(m if first else m.copy())
-            first = False
+        vh.publish(ex, rk, m, None, FIREHOSE)  # on_publish ignores amq.rabbitmq.trace: no loop
 
     @staticmethod
     def _who(ch: Channel) -> dict[str, Any]:
-        conn = ch.conn
-        return {
-            "vhost": ch.vhost.name,
-            "connection": conn.name,
-            "channel": ch.number,
-            "user": getattr(conn.user, "name", ""),
-        }
+        return {"vhost": ch.vhost.name, **ch.trace_fields()}
 
     # -- hooks (called only while the vhost's tracing is on) ----------------------
-    def on_publish(self, ch: Channel, ex: Exchange, routing_key: str, msg: Message, queues: Any) -> None:
-        vh = ch.vhost
+    def on_publish(self, origin: Origin, vh: VHost, ex: Exchange, routing_key: str, msg: Message, queues: Any) -> None:
+        """The pipeline routed (``queues``) or held (``queues`` None: delayed) a message."""
         if msg.exchange == TRACE_EXCHANGE:
             return
+        kind = origin.kind
         names = [q.name for q in queues] if queues is not None else []
-        self.record(vh, msg, "published", exchange=ex.name, routing_key=routing_key,
-                     connection=ch.conn.name, channel=ch.number)
+        if kind == "dead_letter":
+            self.record(vh, msg, "dead_lettered", queue=origin.queue.name, reason=origin.reason,  # type: ignore[attr-defined]
+                        exchange=ex.name, queues=names)
+            return
+        fields = origin.trace_fields()
+        if kind != "delayed":
+            self.record(vh, msg, "published", exchange=ex.name, routing_key=routing_key,
+                        connection=fields["connection"], channel=fields["channel"])
         if queues is None:
             self.record(vh, msg, "delayed", exchange=ex.name)
         elif names:
             self.record(vh, msg, "routed", queues=names)
         else:
             self.record(vh, msg, "unroutable", exchange=ex.name)
-        if vh.name in self.firehose:
-            extra = self._who(ch)
-            extra["routed_queues"] = names
-            self._firehose(vh, f"publish.{ex.name}", msg, extra)
-
-    def on_publish_api(self, vh: VHost, ex: Exchange, routing_key: str, msg: Message, queues: Any) -> None:
-        """A publish through the management API (no channel)."""
-        names = [q.name for q in queues]
-        self.record(vh, msg, "published", exchange=ex.name, routing_key=routing_key, connection="management API", channel=0)
-        self.record(vh, msg, "routed" if names else "unroutable", queues=names)
-        if vh.name in self.firehose:
-            extra = {"vhost": vh.name, "connection": "management API", "channel": 0, "user": "", "routed_queues": names}
+        if kind != "delayed" and vh.name in self.firehose:
+            extra = {"vhost": vh.name, **fields, "routed_queues": names}
             self._firehose(vh, f"publish.{ex.name}", msg, extra)
 
     def on_deliver(self, ch: Channel, q: Queue, msg: Message, tag: int, consumer: Consumer | None) -> None:
@@ -212,10 +202,6 @@ class Tracer:
             if q is not None and msg.exchange != TRACE_EXCHANGE:
                 self.record(vh, msg, what, queue=q.name, connection=ch.conn.name, channel=ch.number)
 
-    def on_dead_letter(self, q: Queue, msg: Message, reason: str, queues: Any) -> None:
-        vh = q.vhost
-        if queues is None:
-            self.record(vh, msg, "expired" if reason == "expired" else "dropped", queue=q.name, reason=reason)
-        else:
-            self.record(vh, msg, "dead_lettered", queue=q.name, reason=reason, exchange=q.dlx or "",
-                         queues=[d.name for d in queues])
+    def on_dropped(self, q: Queue, msg: Message, reason: str) -> None:
+        """A message left ``q`` with no dead-letter exchange to go to."""
+        self.record(q.vhost, msg, "expired" if reason == "expired" else "dropped", queue=q.name, reason=reason)

@@ -6,12 +6,16 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from warren.protocol.table import long, signed_int
+from warren.server.model.deadletter import is_cycle
 from warren.server.model.exchanges import EXCHANGE_TYPES, DelayedExchange, DirectExchange, Exchange
+from warren.server.model.exchanges.delayed import delay_of
+from warren.server.model.publish import DELAYED, PublishResult
 from warren.server.model.queue import Queue
 
 if TYPE_CHECKING:
+    from warren.server.model.delivery import Origin
     from warren.server.model.message import Message
-    from warren.server.node.broker import Broker
+    from warren.server.model.node import Node
 
 log = logging.getLogger("warren.vhost")
 
@@ -35,9 +39,10 @@ class DefaultExchange(DirectExchange):
 class VHost:
     """Exchanges and queues of one vhost, and routing across them."""
 
-    def __init__(self, broker: Broker, name: str) -> None:
+    def __init__(self, broker: Node, name: str) -> None:
         self.broker = broker
         self.name = name
+        self.clock = broker.clock
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.policies: dict = {}
@@ -56,20 +61,15 @@ class VHost:
             ex.on_due = self._delayed_due
         self.apply_policy_to_exchange(ex)
 
-    def _delayed_due(self, ex: DelayedExchange, routing_key: str, msg: Message, extra: list[str] | None) -> Any:
-        """A delayed message is due: negate x-delay (as the plugin does) and route it now; return the queues."""
+    def _delayed_due(self, ex: DelayedExchange, routing_key: str, msg: Message, extra: list[str] | None) -> PublishResult:
+        """A delayed message is due: negate x-delay (as the plugin does) and publish it now."""
         headers = msg.typed_headers()
         d = headers.get("x-delay")
         if isinstance(d, int) and not isinstance(d, bool) and d > 0:
             # the plugin sets it as a signedint ('I'); other headers keep their types
             headers["x-delay"] = signed_int(-d) if d <= 2**31 else long(-d)
             msg.replace_headers(headers)
-        queues = self.route(ex, routing_key, msg, extra)
-        first = True
-        for q in queues:
-            q.publish(msg if first else msg.copy())
-            first = False
-        return queues
+        return self.publish(ex, routing_key, msg, extra, DELAYED)
 
     # -- policies ---------------------------------------------------------
     def apply_policy_to_exchange(self, ex: Exchange) -> None:
@@ -99,8 +99,7 @@ class VHost:
         if self.exchanges.get(ex.name) is not ex:
             return
         del self.exchanges[ex.name]
-        if isinstance(ex, DelayedExchange):
-            ex.delete()
+        ex.delete()
         # bindings where it is the source
         for b in list(ex.bindings.values()):
             ex.unbind(b.destination, b.routing_key, b.arguments)
@@ -140,6 +139,84 @@ class VHost:
         self.broker.definitions_changed(q.durable)
         log.debug("queue deleted vhost=%s queue=%s reason=%s", self.name, q.name, reason)
         return count
+
+    # -- publishing -------------------------------------------------------
+    def publish(
+        self,
+        ex: Exchange,
+        routing_key: str,
+        msg: Message,
+        extra_keys: list[str] | None,
+        origin: Origin,
+        mandatory: bool = False,
+        result: PublishResult | None = None,
+    ) -> PublishResult:
+        """The one way into queues: route ``msg`` (or hold it, on an x-delayed-message
+        exchange), trace it, count it, copy it into every queue reached.
+
+        ``result`` is reused when given (a channel passes its own: no allocation per
+        message). Positional arguments on purpose: this runs once per message.
+        """
+        res = PublishResult() if result is None else result
+        counted = origin.counted
+        if counted:
+            ex.published_in += 1
+        if type(ex) is DelayedExchange and msg.props.headers_len:
+            delay = delay_of(msg.headers)
+            if delay > 0:
+                return self._hold(ex, delay, routing_key, msg, extra_keys, origin, mandatory, res)
+        queues = self.route(ex, routing_key, msg, extra_keys)
+        if self.trace:
+            self.trace.on_publish(origin, self, ex, routing_key, msg, queues)
+        res.delayed = False
+        if not queues:
+            res.queues = ()
+            res.refused = 0
+            return res
+        if counted:
+            ex.published_out += 1
+        sync = res.sync
+        session = origin.session
+        check_cycle = origin.kind == "dead_letter"
+        refused = 0
+        first = True
+        for q in queues:
+            if check_cycle and is_cycle(msg, q):
+                log.debug("dead-letter cycle dropped vhost=%s queue=%s", self.name, q.name)
+                continue
+            if first:
+                m = msg
+                first = False
+            else:
+                m = msg.copy()
+            if not q.publish(m):
+                refused += 1
+                continue
+            if (m.persistent or q.quorum) and q.durable_store:
+                sync.add(q.store)
+            if session is not None and q.consumers and q.over_flow_mark():
+                session.throttle(q)
+        res.queues = queues
+        res.refused = refused
+        return res
+
+    def _hold(
+        self, ex: DelayedExchange, delay: int, routing_key: str, msg: Message, extra_keys: list[str] | None,
+        origin: Origin, mandatory: bool, res: PublishResult,
+    ) -> PublishResult:
+        """x-delayed-message: keep the message until it is due (``_delayed_due``)."""
+        res.queues = self.route(ex, routing_key, msg, extra_keys)
+        res.refused = 0
+        if mandatory and not res.queues:
+            res.delayed = False  # returned to the publisher, not held
+            return res
+        if self.trace:
+            self.trace.on_publish(origin, self, ex, routing_key, msg, None)
+        res.delayed = True
+        store = ex.hold(delay, routing_key, msg, extra_keys)
+        if store is not None:
+            res.sync.add(store)
+        return res
 
     # -- routing ----------------------------------------------------------
     def route(self, ex: Exchange, routing_key: str, msg: Message, extra_keys: list[str] | None) -> Any:

@@ -1,4 +1,4 @@
-"""The broker: vhosts, users, connections, and the listener."""
+"""The broker node: the model (``Node``) plus its listeners, services and monitors."""
 
 from __future__ import annotations
 
@@ -6,144 +6,38 @@ import asyncio
 import logging
 import shutil
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from warren.protocol.constants import PRECONDITION_FAILED
 from warren.server.core.config import Config, ConfigError, ensure_dir
 from warren.server.core.errors import ChannelError
-from warren.server.model.auth import Permission, User, hash_password
-from warren.server.model.exchanges import EXCHANGE_TYPES, Exchange
-from warren.server.model.persistence import Persistence
-from warren.server.model.policies import Policy
-from warren.server.model.queue import Queue
-from warren.server.model.vhost import VHost
-
-if TYPE_CHECKING:
-    from warren.server.amqp.channel import Channel
-    from warren.server.amqp.connection import Connection
+from warren.server.model.node import Node
 
 log = logging.getLogger("warren.broker")
 
+#: a service started with the broker (the HTTP listeners): ``start(broker)`` returns
+#: what ``stop`` is later given
+Service = tuple[Callable[["Broker"], Awaitable[Any]], Callable[[Any], Awaitable[None]]]
 
-class Broker:
-    """Everything one warren node holds."""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.cluster_name = config.cluster_name
-        self.vhosts: dict[str, VHost] = {}
-        self.users: dict[str, User] = {}
-        from warren.server.http.metrics import ConnectionSet, Totals
-        from warren.server.model.tracing import Tracer
+class Broker(Node):
+    """Everything one warren node holds and serves.
 
-        #: accumulators for deleted queues / closed channels and connections (metrics)
-        self.totals = Totals()
-        self.connections: set[Connection] = ConnectionSet(self.totals)
-        self.tracer = Tracer(self, config.trace_ring_size)
-        self._http: list = []
-        self.reply_channels: dict[str, Channel] = {}
-        #: resources in alarm ("disk", "memory"): publishers are blocked while any is
-        self.alarms: set[str] = set()
-        self.disk_free = -1
-        from warren.server.node.memory import MemoryMonitor
+    ``services`` are started after the AMQP listeners are bound and before they
+    accept clients, and stopped first; ``warren.server.main`` passes the HTTP
+    listeners, so this layer never imports the HTTP one.
+    """
 
-        self.memory = MemoryMonitor(self)
+    def __init__(self, config: Config, services: Sequence[Service] = ()) -> None:
+        super().__init__(config)
+        self._services = list(services)
+        self._running: list[tuple[Service, Any]] = []
         self._server: asyncio.AbstractServer | None = None
-        self._started = False
-        self.persistence = Persistence(self, config.data_dir)
-        self.vhosts["/"] = VHost(self, "/")
-        self.tracer.vhost_added(self.vhosts["/"])
-        self.users[config.default_user] = User(
-            config.default_user,
-            hash_password(config.default_pass),
-            ["administrator"],
-            {"/": Permission()},
-        )
-
-    # -- factories ----------------------------------------------------------
-    def exchange_type(self, name: str) -> type[Exchange] | None:
-        return EXCHANGE_TYPES.get(name)
-
-    def create_queue(
-        self,
-        vhost: VHost,
-        name: str,
-        durable: bool,
-        owner: Connection | None,
-        auto_delete: bool,
-        arguments: dict[str, Any],
-    ) -> Queue:
-        persistence = self.persistence
-        q = Queue(
-            vhost,
-            name,
-            durable,
-            owner,
-            auto_delete,
-            arguments,
-            store_factory=lambda max_priority: persistence.store_for(vhost, name, durable, max_priority),
-        )
-        q.durable_store = durable
-        vhost.add_queue(q)
-        self.totals.queues_created += 1
-        self.definitions_changed(durable)
-        return q
-
-    def queue_deleted(self, q: Queue) -> None:
-        """Hook for storage and metrics when a queue goes away."""
-        self.totals.queue_gone(q)
-        if q.durable:
-            self.persistence.remove_queue_dir(q.vhost.name, q.name)
-
-    def definitions_changed(self, durable: bool) -> None:
-        """Durable definitions changed: rewrite the definitions file (once per loop turn)."""
-        if durable and self._started:
-            self.persistence.schedule_save()
-
-    # -- vhosts, policies ---------------------------------------------------
-    def add_vhost(self, name: str) -> VHost:
-        vh = self.vhosts.get(name)
-        if vh is None:
-            vh = self.vhosts[name] = VHost(self, name)
-            self.tracer.vhost_added(vh)
-            self.definitions_changed(True)
-        return vh
-
-    def delete_vhost(self, name: str) -> bool:
-        vh = self.vhosts.pop(name, None)
-        if vh is None:
-            return False
-        for conn in list(self.connections):
-            if conn.vhost is vh:
-                conn.close_by_broker(320, f"vhost '{name}' is deleted")
-        for q in list(vh.queues.values()):
-            vh.delete_queue(q)
-        for ex in vh.exchanges.values():
-            if hasattr(ex, "pending_count"):  # x-delayed-message: its held messages go too
-                ex.delete()
-        for u in self.users.values():
-            u.permissions.pop(name, None)
-            u.topic_permissions.pop(name, None)
-        self.definitions_changed(True)
-        return True
-
-    def set_policy(self, policy: Policy) -> None:
-        vh = self.vhosts[policy.vhost]
-        vh.policies[policy.name] = policy
-        vh.reapply_policies()
-        self.definitions_changed(True)
-
-    def delete_policy(self, vhost: str, name: str) -> bool:
-        vh = self.vhosts.get(vhost)
-        if vh is None or vh.policies.pop(name, None) is None:
-            return False
-        vh.reapply_policies()
-        self.definitions_changed(True)
-        return True
 
     # -- resource alarms -------------------------------------------------------
     def _memory_limit(self) -> int:
-        from warren.server.node.memory import memory_limit, parse_size, total_memory
+        from warren.server.core.memory import memory_limit, parse_size, total_memory
 
         cfg = self.config
         try:
@@ -168,34 +62,6 @@ class Broker:
                 log.warning("resource alarm cleared resource=disk free=%s", free)
             self.set_alarm("disk", low)
         self._disk_handle = asyncio.get_running_loop().call_later(1.0, self._check_disk)
-
-    @property
-    def alarm_active(self) -> bool:
-        return bool(self.alarms)
-
-    @property
-    def alarm_reason(self) -> str:
-        """RabbitMQ's connection.blocked reason: "low on disk & memory"."""
-        return "low on " + " & ".join(sorted(self.alarms)) if self.alarms else ""
-
-    def set_alarm(self, resource: str, active: bool) -> None:
-        """Raise or clear a resource alarm; every connection is blocked while any is raised."""
-        was = self.alarm_active
-        if active:
-            self.alarms.add(resource)
-        else:
-            self.alarms.discard(resource)
-        if self.alarm_active != was:
-            for conn in list(self.connections):
-                conn.set_blocked(self.alarm_active, self.alarm_reason)
-
-    def probe_blocked(self) -> None:
-        """Connections blocked by an alarm are not read, so a client that went away is
-        not noticed (nor the memory it holds freed) until a write to it fails: write a
-        heartbeat frame to each (RabbitMQ, too, notices them by failed heartbeat sends)."""
-        for conn in list(self.connections):
-            if conn.blocked:
-                conn.probe()
 
     # -- consumer timeout ------------------------------------------------------
     def _check_consumer_timeouts(self) -> None:
@@ -282,9 +148,8 @@ class Broker:
             log.info("memory high watermark limit=%d bytes", self.memory.limit)
         addrs = ", ".join(str(s.getsockname()) for s in self._server.sockets)
         log.info("listening amqp=%s data_dir=%s", addrs, self.config.data_dir)
-        from warren.server.http.management import start_http
-
-        self._http = await start_http(self)
+        for service in self._services:
+            self._running.append((service, await service[0](self)))
         # AMQP last, as RabbitMQ starts its listeners last: a client (or a flood of them
         # using up every descriptor) never meets a half-started broker
         for server in (self._server, getattr(self, "_tls_server", None)):
@@ -297,10 +162,9 @@ class Broker:
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        from warren.server.http.management import stop_http
-
-        await stop_http(self._http)
-        self._http = []
+        for service, handle in reversed(self._running):
+            await service[1](handle)
+        self._running = []
         tls = getattr(self, "_tls_server", None)
         for server in (self._server, tls):
             if server is not None:
@@ -323,7 +187,6 @@ class Broker:
             for q in vh.queues.values():
                 q.store.close()
             for ex in vh.exchanges.values():
-                if hasattr(ex, "pending_count"):  # x-delayed-message: flush its held messages
-                    ex.close()
+                ex.close()  # x-delayed-message: flush its held messages
         self.persistence.save_now()
         log.info("stopped")

@@ -47,11 +47,11 @@ from warren.server.model.auth import (
 )
 from warren.server.model.definitions import _jsonable, export_definitions, import_definitions
 from warren.server.model.exchanges import DelayedExchange
-from warren.server.model.exchanges.delayed import delay_of
 from warren.server.model.limits import USER_LIMITS, VHOST_LIMITS
 from warren.server.model.limits import validate as validate_limit
 from warren.server.model.message import Message
 from warren.server.model.policies import Policy
+from warren.server.model.publish import MANAGEMENT
 from warren.server.model.queue_args import check_new_queue
 
 if TYPE_CHECKING:
@@ -621,25 +621,9 @@ class Api:
         except (TypeError, ValueError, OverflowError, OSError) as exc:  # values AMQP cannot carry
             raise bad_request(f"invalid properties: {exc}") from None
         msg = Message(ex.name, rk, shortstr(ex.name) + shortstr(rk), header, data, scan(header))
-        ex.published_in += 1
-        if isinstance(ex, DelayedExchange) and msg.props.headers_len:
-            d = delay_of(msg.headers)
-            if d > 0:
-                routed = bool(vh.route(ex, rk, msg, None))
-                ex.hold(d, rk, msg, None)
-                return jresp({"routed": routed})
-        queues = vh.route(ex, rk, msg, None)
-        if vh.trace:
-            vh.trace.on_publish_api(vh, ex, rk, msg, queues)
-        routed = False
-        first = True
-        for q in queues:
-            if q.publish(msg if first else msg.copy()):
-                routed = True
-            first = False
-        if queues:
-            ex.published_out += 1
-        return jresp({"routed": routed})
+        res = vh.publish(ex, rk, msg, None, MANAGEMENT)
+        # RabbitMQ answers routed=false when a queue refused it (reject-publish) or nothing matched
+        return jresp({"routed": bool(res.queues) and (res.delayed or res.refused < len(res.queues))})
 
     # -- queues ------------------------------------------------------------------------
     async def queues(self, c: Ctx) -> web.Response:

@@ -71,6 +71,13 @@ class Exchange:
         self.published_in = 0
         self.published_out = 0
 
+    # -- lifecycle --------------------------------------------------------
+    def delete(self) -> None:
+        """The exchange is deleted: drop anything it holds (an x-delayed-message exchange's messages)."""
+
+    def close(self) -> None:
+        """Broker shutdown: flush anything it holds to disk."""
+
     # -- bindings ---------------------------------------------------------
     def bind(self, destination: Any, routing_key: str, arguments: dict | None) -> bool:
         b = Binding(self, destination, routing_key, arguments or {})

@@ -149,7 +149,7 @@ class DelayedExchange(Exchange):
         self._due: SortedList = SortedList()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = 0
-        self._loop = asyncio.get_event_loop()
+        self._loop = vhost.clock
         # due times are wall-clock ms (they outlive the process); the timer runs on
         # the loop's monotonic clock, so convert with one offset taken now
         self._offset = time.time() - self._loop.time()
@@ -261,21 +261,17 @@ class DelayedExchange(Exchange):
                 ack(pos)
                 continue
             self.fired += 1
-            queues = None
+            result = None
             if on_due is not None:
                 try:
-                    queues = on_due(self, msg.routing_key, msg, extra)
+                    result = on_due(self, msg.routing_key, msg, extra)
                 except Exception:  # a bad message must not stop the timer
                     log.exception("routing a delayed message failed exchange=%s", self.name)
-            if durable and msg.persistent and queues:
-                added = False
-                for q in queues:
-                    if getattr(q, "durable_store", False):
-                        syncs.add(q.store)
-                        added = True
-                if added:
-                    deferred.append(pos)
-                    continue
+            if durable and result is not None and result.sync:
+                # the held record goes only once the queues that took it have synced
+                syncs.update(result.sync)
+                deferred.append(pos)
+                continue
             ack(pos)
         if deferred:
             self._ack_after_sync(deferred, syncs)

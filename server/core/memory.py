@@ -22,10 +22,17 @@ import ctypes.util
 import logging
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from warren.server.node.broker import Broker
+
+class AlarmTarget(Protocol):
+    """What the monitor raises its alarm on (the broker node)."""
+
+    alarms: set[str]
+
+    def set_alarm(self, resource: str, active: bool) -> None: ...
+
+    def probe_blocked(self) -> None: ...
 
 log = logging.getLogger("warren.memory")
 
@@ -118,7 +125,7 @@ def _malloc_trim() -> Any:
 class MemoryMonitor:
     """Samples the resident size, raises and clears the broker's memory alarm."""
 
-    def __init__(self, broker: Broker, limit: int = 1 << 62) -> None:
+    def __init__(self, broker: AlarmTarget, limit: int = 1 << 62) -> None:
         self.broker = broker
         self.rss = 0
         self.alarm = False
