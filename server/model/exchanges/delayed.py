@@ -43,6 +43,7 @@ from sortedcontainers import SortedList
 from warren.protocol.constants import PRECONDITION_FAILED
 from warren.server.core.errors import ChannelError
 from warren.server.model.exchanges.base import Binding, Exchange
+from warren.server.model.exchanges.basic import BASIC_TYPES
 from warren.storage.factory import open_store
 from warren.storage.log.store import LogStore
 
@@ -84,7 +85,7 @@ class _Held:
     def message(self) -> tuple[Any, list[str] | None]:
         """The message and its extra routing keys (decoded on first use)."""
         if self.msg is None:
-            from warren.server.model.persistence import decode_message
+            from warren.server.model.message_codec import decode_message
 
             raw = self.raw
             assert raw is not None
@@ -104,7 +105,7 @@ class _Held:
 
 
 def _encode(held: _Held) -> bytes:
-    from warren.server.model.persistence import encode_message
+    from warren.server.model.message_codec import encode_message
 
     if held.extra:
         keys = b"".join(_KEYLEN.pack(len(b)) + b for b in (k.encode() for k in held.extra))
@@ -134,12 +135,10 @@ class DelayedExchange(Exchange):
     def __init__(self, vhost: Any, name: str, durable: bool = False, auto_delete: bool = False,
                  internal: bool = False, arguments: dict | None = None) -> None:
         super().__init__(vhost, name, durable, auto_delete, internal, arguments)
-        from warren.server.model.exchanges import EXCHANGE_TYPES
-
         dtype = self.arguments.get("x-delayed-type")
         if isinstance(dtype, bytes):
             dtype = dtype.decode()
-        inner_cls = EXCHANGE_TYPES.get(dtype) if isinstance(dtype, str) else None
+        inner_cls = BASIC_TYPES.get(dtype) if isinstance(dtype, str) else None
         if inner_cls is None or dtype == self.type_name:
             raise ChannelError(
                 PRECONDITION_FAILED, "Invalid argument, 'x-delayed-type' must be an existing exchange type"
