@@ -193,13 +193,13 @@ class DelayedExchange(Exchange):
         return int((self._loop.time() + self._offset) * 1000.0)
 
     # -- bindings -------------------------------------------------------------
-    def _index_add(self, b: Binding) -> None:
+    def index_add(self, b: Binding) -> None:
         self.inner.bindings[b.key] = b
-        self.inner._index_add(b)
+        self.inner.index_add(b)
 
-    def _index_remove(self, b: Binding) -> None:
+    def index_remove(self, b: Binding) -> None:
         self.inner.bindings.pop(b.key, None)
-        self.inner._index_remove(b)
+        self.inner.index_remove(b)
 
     def validate_binding(self, binding: Binding) -> None:
         self.inner.validate_binding(binding)
@@ -208,6 +208,24 @@ class DelayedExchange(Exchange):
         return self.inner.match(routing_key, message)
 
     # -- delaying -------------------------------------------------------------
+    def next_due_ms(self) -> int | None:
+        """Wall-clock ms at which the next held message is due, or None."""
+        due = self._due
+        return due[0] >> _POS_BITS if due else None
+
+    def held(self, limit: int) -> list[tuple[int, Any]]:
+        """The first ``limit`` held messages in due order: (due ms, (message, extra keys) or None
+        if it fired meanwhile or cannot be read)."""
+        out = []
+        for key in self._due.islice(0, max(0, limit)):
+            try:
+                item = self.store.read(key & _POS_MASK).message()
+            except Exception:  # fired meanwhile, or unreadable: the due time only
+                log.debug("delayed message not readable exchange=%s", self.name, exc_info=True)
+                item = None
+            out.append((key >> _POS_BITS, item))
+        return out
+
     @property
     def pending_count(self) -> int:
         return len(self._due)
