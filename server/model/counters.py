@@ -42,6 +42,10 @@ class Counter:
     #: added into Totals when the object goes; node-wide figures may read only folded counters
     folds: bool = True
     keyed: bool = False
+    #: read by some Prometheus family / some management :class:`Stat` (False only where RabbitMQ
+    #: has no such figure; tests/management/test_counters.py checks both ways)
+    prometheus: bool = True
+    management: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +143,18 @@ QUEUE = Entity(
         Counter("published"),
         Counter("delivered", folds=False),  # basic.consume deliveries
         Counter("delivered_get", folds=False),  # basic.get deliveries
-        Counter("delivered_noack", folds=False),
-        Counter("get_noack", folds=False),
-        Counter("get_empty", folds=False),
+        # management only: rabbitmq_prometheus has no per-queue auto-ack or get-empty families
+        Counter("delivered_noack", folds=False, prometheus=False),
+        Counter("get_noack", folds=False, prometheus=False),
+        Counter("get_empty", folds=False, prometheus=False),
         Counter("acked", folds=False),  # including auto-ack
         Counter("redelivered"),
-        Counter("expired"),
-        Counter("dropped"),  # reject-publish overflow
-        Counter("dead_lettered", keyed=True),
-        #: expired / overflowed / rejected with no dead-letter exchange
-        Counter("dropped_no_dlx", keyed=True),
+        # Prometheus only: RabbitMQ's management API has no expiry, overflow or dead-lettering statistics
+        Counter("expired", management=False),
+        Counter("dropped", management=False),  # reject-publish overflow
+        Counter("dead_lettered", keyed=True, management=False),
+        # expired / overflowed / rejected with no dead-letter exchange
+        Counter("dropped_no_dlx", keyed=True, management=False),
     ),
     (
         Family("rabbitmq_queue_messages_published_total", "Total number of messages published to queues", lambda q: q.published),
@@ -190,7 +196,8 @@ CHANNEL = Entity(
     "channel",
     (
         Counter("published"),
-        Counter("confirm_seq"),  # publishes in confirm mode
+        # publishes in confirm mode; the management API shows it only as messages_unconfirmed (a gauge)
+        Counter("confirm_seq", management=False),
         Counter("confirm_acked"),
         Counter("delivered"),  # basic.consume deliveries
         Counter("delivered_noack"),
