@@ -2,7 +2,8 @@
 
 Nothing here runs per message: the hot path only increments plain ``int``
 attributes (``Queue.published``, ``Channel.delivered``, ``Connection.recv_bytes``
-...). A custom prometheus_client ``Collector`` walks vhosts, queues, channels and
+...), declared with the families and statistics read from them in
+:mod:`warren.server.model.counters`. A custom prometheus_client ``Collector`` walks vhosts, queues, channels and
 connections when ``/metrics`` is scraped and yields metric families named as
 rabbitmq_prometheus names them (``rabbitmq_queue_messages_ready``,
 ``rabbitmq_global_messages_received_total`` ...), plus warren's own under

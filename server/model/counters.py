@@ -96,7 +96,8 @@ class Entity:
         self.folded = tuple(c for c in self.counters if c.folds)
         self._plain = tuple(c.attr for c in self.folded if not c.keyed)
         self._keyed = tuple(c.attr for c in self.folded if c.keyed)
-        # attrgetter of one name returns the value, of several a tuple: always ask for a tuple
+        # attrgetter of one name returns the bare value, of several a tuple: repeating the first
+        # name makes it a tuple always (zip below drops the repeat)
         self._get_plain = attrgetter(*self._plain, *self._plain[:1]) if self._plain else (lambda _o: ())
         self._get_keyed = attrgetter(*self._keyed, *self._keyed[:1]) if self._keyed else (lambda _o: ())
         #: node-wide sums of the folded counters; reading any other counter from it is an AttributeError
