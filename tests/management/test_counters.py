@@ -199,3 +199,32 @@ async def test_every_family_in_the_scrape_and_every_stat_in_the_api(broker, http
     assert "delayed_pending" in await http.get("/api/exchanges/%2F/dx")
     assert "delayed_pending" not in await http.get("/api/exchanges/%2F/amq.direct")
     await conn.close()
+
+
+async def test_collector_and_scrape_renderer_agree_per_object(tmp_path):
+    """The two per-object renderers (prometheus_client's and the incremental text) read the same declarations."""
+    from prometheus_client import generate_latest
+    from warren.server.http.management.scrape import _One, per_object_text
+    from warren.server.http.metrics import WarrenCollector
+
+    node = Node(Config(data_dir=str(tmp_path)))
+    vh = node.vhosts["/"]
+    for i, name in enumerate(("a", 'q"\\x')):
+        q = node.create_queue(vh, name, False, None, False, {})
+        for n, c in enumerate(QUEUE.counters, i + 1):
+            setattr(q, c.attr, {"rejected": n, "expired": 2 * n} if c.keyed else n)
+    vh.add_exchange(DelayedExchange(vh, "dx", False, False, False, {"x-delayed-type": "direct"}))
+    conn = Connection(node)
+    node.connections.add(conn)
+    ch = conn.channels[1] = Channel(conn, 1)
+    for n, c in enumerate(CHANNEL.counters, 1):
+        setattr(ch, c.attr, 10 * n)
+    ch.confirm_seq = ch.confirm_acked + 3
+    expected = b"".join(generate_latest(_One(f)) for f in WarrenCollector(node, True).per_object_families())
+    out: list[str] = []
+    await per_object_text(node, out)
+    assert "".join(out).encode() == expected
+    n = 2 + [c.attr for c in QUEUE.counters].index("dead_lettered")  # the second queue's value
+    assert f'warren_queue_messages_dead_lettered_total{{queue="q\\"\\\\x",reason="expired",vhost="/"}} {2.0 * n}'.encode() in expected
+    assert b'warren_delayed_messages_pending{exchange="dx",vhost="/"} 0.0' in expected
+    node.connections.discard(conn)
