@@ -131,7 +131,7 @@ class Channel:
         self._tx_acks: list[tuple] = []
         # publisher confirms
         self.confirm_seq = 0
-        self._confirm_acked = 0
+        self.confirm_acked = 0
         self._confirm_dirty = False
         self._nacks: list[int] = []
         self._sync_stores: set = set()
@@ -381,8 +381,8 @@ class Channel:
                 if below_confirmed:
                     self._write_ack(tag - 1)
                 self.conn.write(hotpath.confirm_nack_frame(self.number, tag, below_confirmed, True))
-                if not self._pending_batches and tag > self._confirm_acked:
-                    self._confirm_acked = tag
+                if not self._pending_batches and tag > self.confirm_acked:
+                    self.confirm_acked = tag
         if self._sync_stores:
             stores = self._sync_stores
             self._sync_stores = self._result.sync = set()
@@ -420,7 +420,7 @@ class Channel:
                     self._write_ack(upto)
                     upto = 0
                 self.conn.write(hotpath.confirm_nack_frame(self.number, b[0], True, True))
-                self._confirm_acked = b[0]
+                self.confirm_acked = b[0]
             else:
                 upto = b[0]
         if upto:
@@ -428,10 +428,10 @@ class Channel:
         self.conn.flush_soon()
 
     def _write_ack(self, tag: int) -> None:
-        if tag <= self._confirm_acked or self.closing:
+        if tag <= self.confirm_acked or self.closing:
             return
-        multiple = tag - self._confirm_acked > 1
-        self._confirm_acked = tag
+        multiple = tag - self.confirm_acked > 1
+        self.confirm_acked = tag
         self.conn.write(hotpath.confirm_ack_frame(self.number, tag, multiple))
 
     # ------------------------------------------------------------------ deliveries
