@@ -121,6 +121,8 @@ class Delivery:
     queue: Queue
     pos: int
     msg: Message
+    #: the redelivered flag as sent (the message object may be delivered again later)
+    redelivered: bool = False
 
     @property
     def body(self) -> bytes:
@@ -140,6 +142,7 @@ class FakeChannel:
         self.flow = True
         self.deliveries: list[Delivery] = []
         self.unacked: dict[int, Delivery] = {}
+        self.consumers: list[Consumer] = []
         self.cancelled: list[Consumer] = []
         self._tag = 0
         self._ctag = 0
@@ -152,7 +155,7 @@ class FakeChannel:
 
     def deliver(self, consumer: Consumer, queue: Queue, pos: int, msg: Message) -> None:
         self._tag += 1
-        d = Delivery(self._tag, consumer, queue, pos, msg)
+        d = Delivery(self._tag, consumer, queue, pos, msg, msg.redelivered)
         if consumer.no_ack:
             queue.ack(pos)
         else:
@@ -165,6 +168,8 @@ class FakeChannel:
         self.deliveries.append(d)
 
     def consumer_cancelled_by_server(self, consumer: Consumer) -> None:
+        if consumer in self.consumers:
+            self.consumers.remove(consumer)
         self.cancelled.append(consumer)
 
     def trace_fields(self) -> dict[str, Any]:
@@ -177,10 +182,12 @@ class FakeChannel:
         self._ctag += 1
         args = {"x-priority": priority} if priority else {}
         c = Consumer(tag or f"ctag-{self._ctag}", self, queue, no_ack, False, prefetch, args, priority)
+        self.consumers.append(c)
         queue.add_consumer(c)
         return c
 
     def cancel(self, consumer: Consumer) -> None:
+        self.consumers.remove(consumer)
         consumer.queue.remove_consumer(consumer)
 
     def _settle(self, tag: int) -> Delivery:
@@ -193,7 +200,8 @@ class FakeChannel:
     def _wake(self, d: Delivery) -> None:
         d.queue.schedule_dispatch()
         if self.global_prefetch:
-            for c in {u.consumer for u in self.deliveries}:
+            # channel-wide credit was freed: every queue this channel consumes from may go on
+            for c in self.consumers:
                 c.queue.schedule_dispatch()
 
     def ack(self, tag: int) -> None:
