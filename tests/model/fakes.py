@@ -20,7 +20,7 @@ from typing import Any
 
 from pamqp import commands as C
 from warren.protocol.hotpath import shortstr
-from warren.protocol.methods import encode_header
+from warren.protocol.methods import decode_header, encode_header
 from warren.protocol.properties import scan
 from warren.server.model.consumer import Consumer
 from warren.server.model.message import Message
@@ -121,12 +121,22 @@ class Delivery:
     queue: Queue
     pos: int
     msg: Message
-    #: the redelivered flag as sent (the message object may be delivered again later)
+    #: the redelivered flag and content header as sent (the message object is reused
+    #: when it is requeued and delivered again, and requeueing may change its headers)
     redelivered: bool = False
+    header: bytes = b""
 
     @property
     def body(self) -> bytes:
         return self.msg.body
+
+    @property
+    def properties(self) -> C.Basic.Properties:
+        return decode_header(self.header)
+
+    @property
+    def headers(self) -> dict:
+        return self.properties.headers or {}
 
 
 class FakeChannel:
@@ -155,7 +165,7 @@ class FakeChannel:
 
     def deliver(self, consumer: Consumer, queue: Queue, pos: int, msg: Message) -> None:
         self._tag += 1
-        d = Delivery(self._tag, consumer, queue, pos, msg, msg.redelivered)
+        d = Delivery(self._tag, consumer, queue, pos, msg, msg.redelivered, msg.header)
         if consumer.no_ack:
             queue.ack(pos)
         else:
