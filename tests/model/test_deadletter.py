@@ -190,3 +190,18 @@ def test_dead_lettering_is_traced(model):
     assert (dl["queue"], dl["reason"], dl["exchange"], dl["queues"]) == ("q", "expired", "", ["dlq"])
     assert len(dlq.store) == 1
     assert events[0]["connection"] == "management API"
+
+
+def test_cycle_drop_leaves_the_queue_out_of_result_and_trace(model):
+    # dlx reaches the queue the message died in (dropped: a cycle) and another one
+    model.node.tracer.set("/", journey=True)
+    model.exchange("dlx", "fanout")
+    q = model.queue("q", {"x-message-ttl": 10, "x-dead-letter-exchange": "dlx"})
+    other = model.queue("other")
+    model.bind("dlx", q)
+    model.bind("dlx", other)
+    model.publish("", "q", "m", message_id="cyc")
+    model.clock.advance(0.1)
+    assert (len(q.store), len(other.store)) == (0, 1)
+    dead = [e for e in model.node.tracer.events("cyc") if e["event"] == "dead_lettered"]
+    assert [e["queues"] for e in dead] == [["other"]]

@@ -53,7 +53,9 @@ def test_reject_publish_refuses_without_dead_lettering(model):
     q, dlq = limited(model, "q", "reject-publish", max_length=2)
     results = [model.publish("", "q", f"m{i}") for i in range(4)]
     assert [r.refused for r in results] == [0, 0, 1, 1]
-    assert all(r.routed for r in results)  # routed, but refused: the channel nacks it
+    # the queue was reached (the channel nacks the refused ones) but did not take it
+    assert [r.routed for r in results] == [True, True, False, False]
+    assert all(r.queues == (q,) for r in results)
     assert drain(q) == [b"m0", b"m1"]
     assert len(dlq.store) == 0
     assert q.dropped == 2 and q.dead_lettered == {}
@@ -65,7 +67,7 @@ def test_reject_publish_dlx_refuses_and_dead_letters(model):
     q, dlq = limited(model, "q", "reject-publish-dlx", max_length=1)
     assert model.publish("", "q", "m0").refused == 0
     res = model.publish("", "q", "m1")
-    assert res.refused == 1
+    assert res.refused == 1 and not res.routed
     assert drain(q) == [b"m0"]
     item = dlq.get()
     assert item[1].body == b"m1"
@@ -90,7 +92,7 @@ def test_refused_by_one_of_several_queues(model):
     # the AMQP channel nacks when any queue refused; the management API answers routed
     # only if some queue took it
     assert sorted(q.name for q in res.queues) == ["full", "other"]
-    assert res.refused == 1
+    assert res.refused == 1 and res.routed
     assert len(other.store) == 1 and len(full.store) == 0
 
 
