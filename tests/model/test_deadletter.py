@@ -205,3 +205,28 @@ def test_cycle_drop_leaves_the_queue_out_of_result_and_trace(model):
     assert (len(q.store), len(other.store)) == (0, 1)
     dead = [e for e in model.node.tracer.events("cyc") if e["event"] == "dead_lettered"]
     assert [e["queues"] for e in dead] == [["other"]]
+
+
+def test_cc_header_kept_without_a_dead_letter_routing_key(model):
+    dlq = model.queue("dlq")
+    model.exchange("dlx", "fanout")
+    model.bind("dlx", dlq)
+    q = model.queue("q", {"x-dead-letter-exchange": "dlx"})
+    model.publish("", "q", "m", headers={"CC": ["cc1"]})
+    reject_one(model, q)
+    assert get(dlq).headers["CC"] == ["cc1"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug in deadletter.dead_letter_copy: with x-dead-letter-routing-key set, RabbitMQ 3.10 "
+    "removes the CC header from the dead-lettered message (x-death keeps the keys); warren keeps it",
+)
+def test_cc_header_removed_with_a_dead_letter_routing_key(model):
+    dlq = model.queue("dlq")
+    q = model.queue("q", {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})
+    model.publish("", "q", "m", headers={"CC": ["cc1"], "keep": 1})
+    reject_one(model, q)
+    h = get(dlq).headers
+    assert h["x-death"][0]["routing-keys"] == ["q", "cc1"]
+    assert "CC" not in h and h["keep"] == 1
