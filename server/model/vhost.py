@@ -190,6 +190,8 @@ class VHost:
             if not q.publish(m):
                 refused += 1
                 continue
+            if counted:  # as RabbitMQ, a queue's publish count is of channel publishes
+                q.published += 1
             if (m.persistent or q.quorum) and q.durable_store:
                 sync.add(q.store)
             if session is not None and q.consumers and q.over_flow_mark():

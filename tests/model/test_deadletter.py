@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime
 
-import pytest
-
 
 def get(q):
     item = q.get()
@@ -153,12 +151,6 @@ def test_two_queue_expiry_cycle_is_dropped(model):
     assert model.clock.pending() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in deadletter.is_cycle: a rejection OLDER than the queue's last death "
-    "breaks the cycle check, so the message loops forever; RabbitMQ 3.10 looks only at the "
-    "deaths up to the queue's newest one and drops it",
-)
 def test_older_rejection_does_not_hide_a_later_expiry_cycle(model):
     # a rejects into b; b expires into itself: x-death [b expired, a rejected]
     model.queue("a", {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "b"})
@@ -217,11 +209,6 @@ def test_cc_header_kept_without_a_dead_letter_routing_key(model):
     assert get(dlq).headers["CC"] == ["cc1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in deadletter.dead_letter_copy: with x-dead-letter-routing-key set, RabbitMQ 3.10 "
-    "removes the CC header from the dead-lettered message (x-death keeps the keys); warren keeps it",
-)
 def test_cc_header_removed_with_a_dead_letter_routing_key(model):
     dlq = model.queue("dlq")
     q = model.queue("q", {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})

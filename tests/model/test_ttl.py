@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 
 def with_dlq(model, name: str, arguments: dict) -> tuple:
     """Queue ``name`` dead-lettering (via the default exchange) into ``<name>-dlq``."""
@@ -115,12 +113,6 @@ def test_requeued_message_keeps_its_expiry(model):
     assert len(q.store) == 0 and q.expired == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in queue.py: with a consumer attached, no expiry timer is armed, so messages "
-    "behind a consumer without credit do not expire (or dead-letter) until the next dispatch; "
-    "RabbitMQ 3.10 expires and dead-letters them on time",
-)
 def test_messages_expire_while_the_consumer_has_no_credit(model):
     q, dlq = with_dlq(model, "q", {"x-message-ttl": 500})
     ch = model.channel()

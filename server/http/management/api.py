@@ -622,7 +622,8 @@ class Api:
             raise bad_request(f"invalid properties: {exc}") from None
         msg = Message(ex.name, rk, shortstr(ex.name) + shortstr(rk), header, data, scan(header))
         res = vh.publish(ex, rk, msg, None, MANAGEMENT)
-        # RabbitMQ answers routed=false when a queue refused it (reject-publish) or nothing matched
+        if res.refused:  # RabbitMQ publishes with confirms: a queue's reject-publish is a nack
+            raise bad_request("rejected Unable to publish message. Check queue limits.")
         return jresp({"routed": res.routed})
 
     # -- queues ------------------------------------------------------------------------
