@@ -1,0 +1,129 @@
+"""An AMQP declare/bind/delete and the management API's run the same command
+(``model.commands``): the same checks, the same texts; the API answers them as
+RabbitMQ's management plugin does (401 "Access refused.", 404 with the AMQP text,
+400 with the AMQP text for everything else)."""
+
+from __future__ import annotations
+
+import aiormq
+import pytest
+
+REFUSED = {"error": "not_authorised", "reason": "Access refused."}
+
+
+async def _amqp_error(broker, coro_fn) -> tuple[type, str]:
+    """Run ``coro_fn(channel)`` on a fresh connection; the channel error it raised."""
+    conn = await aiormq.connect(broker.url)
+    try:
+        ch = await conn.channel()
+        with pytest.raises(aiormq.exceptions.AMQPError) as info:
+            await coro_fn(ch)
+        return type(info.value), info.value.args[0]
+    finally:
+        await conn.close()
+
+
+def _text(amqp_text: str) -> str:
+    """The reply text without RabbitMQ's "CODE - " prefix (the API's reason)."""
+    return amqp_text.split(" - ", 1)[1]
+
+
+async def test_inequivalent_queue_redeclare_refused_both_ways(broker, http):
+    assert (await http.req("PUT", "/api/queues/%2F/sq", json={"durable": True}))[0] == 201
+    kind, text = await _amqp_error(broker, lambda ch: ch.queue_declare("sq", durable=False))
+    assert kind is aiormq.exceptions.ChannelPreconditionFailed
+    assert text == ("PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'sq' in vhost '/': "
+                    "received 'false' but current is 'true'")
+    st, body = await http.req("PUT", "/api/queues/%2F/sq", json={"durable": False})
+    assert (st, body) == (400, {"error": "bad_request", "reason": _text(text)})
+    # an argument RabbitMQ compares: named with its type when the other side has none
+    st, body = await http.req("PUT", "/api/queues/%2F/sq", json={"durable": True, "arguments": {"x-max-length": 5}})
+    assert (st, body) == (400, {"error": "bad_request", "reason": (
+        "inequivalent arg 'x-max-length' for queue 'sq' in vhost '/': received the value '5' of type 'long' "
+        "but current is none")})
+    # one RabbitMQ does not compare: an equivalent redeclare, both ways
+    assert (await http.req("PUT", "/api/queues/%2F/sq", json={"durable": True, "arguments": {"x-foo": 1}}))[0] == 204
+    conn = await aiormq.connect(broker.url)
+    try:
+        ch = await conn.channel()
+        ok = await ch.queue_declare("sq", durable=True, arguments={"x-foo": 2})
+        assert ok.queue == "sq"
+    finally:
+        await conn.close()
+
+
+async def test_inequivalent_exchange_redeclare_refused_both_ways(broker, http):
+    conn = await aiormq.connect(broker.url)
+    try:
+        ch = await conn.channel()
+        await ch.exchange_declare("sx", exchange_type="direct", durable=True)
+    finally:
+        await conn.close()
+    kind, text = await _amqp_error(broker, lambda ch: ch.exchange_declare("sx", exchange_type="fanout", durable=True))
+    assert kind is aiormq.exceptions.ChannelPreconditionFailed
+    assert text == ("PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'sx' in vhost '/': "
+                    "received 'fanout' but current is 'direct'")
+    st, body = await http.req("PUT", "/api/exchanges/%2F/sx", json={"type": "fanout", "durable": True})
+    assert (st, body) == (400, {"error": "bad_request", "reason": _text(text)})
+    st, body = await http.req("PUT", "/api/exchanges/%2F/sx",
+                              json={"type": "direct", "durable": True, "arguments": {"alternate-exchange": "ae"}})
+    assert (st, body) == (400, {"error": "bad_request", "reason": (
+        "inequivalent arg 'alternate-exchange' for exchange 'sx' in vhost '/': received the value 'ae' of type "
+        "'longstr' but current is none")})
+    assert (await http.req("PUT", "/api/exchanges/%2F/sx", json={"type": "direct", "durable": True}))[0] == 204
+    # an equivalent redeclare of a predeclared amq.* exchange is fine both ways
+    assert (await http.req("PUT", "/api/exchanges/%2F/amq.direct", json={"type": "direct", "durable": True}))[0] == 204
+    st, body = await http.req("PUT", "/api/exchanges/%2F/sx2", json={"type": "bogus"})
+    assert (st, body) == (400, {"error": "bad_request", "reason": "unknown exchange type 'bogus'"})
+
+
+async def test_reserved_names_refused_both_ways(broker, http):
+    kind, text = await _amqp_error(broker, lambda ch: ch.queue_declare("amq.q"))
+    assert kind is aiormq.exceptions.ChannelAccessRefused
+    assert text == "ACCESS_REFUSED - queue name 'amq.q' contains reserved prefix 'amq.*'"
+    kind, text = await _amqp_error(broker, lambda ch: ch.exchange_declare("amq.x", exchange_type="direct"))
+    assert kind is aiormq.exceptions.ChannelAccessRefused
+    assert text == "ACCESS_REFUSED - exchange name 'amq.x' contains reserved prefix 'amq.*'"
+    kind, text = await _amqp_error(broker, lambda ch: ch.exchange_delete("amq.direct"))
+    assert text == "ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '/' not allowed"
+    # the API answers an access refusal as RabbitMQ's management plugin: 401 "Access refused."
+    assert await http.req("PUT", "/api/queues/%2F/amq.q", json={}) == (401, REFUSED)
+    assert await http.req("PUT", "/api/exchanges/%2F/amq.x", json={"type": "direct"}) == (401, REFUSED)
+    assert await http.req("PUT", "/api/exchanges/%2F/amq.default", json={"type": "direct"}) == (401, REFUSED)
+    assert await http.req("DELETE", "/api/exchanges/%2F/amq.direct") == (401, REFUSED)
+    assert await http.req("DELETE", "/api/exchanges/%2F/amq.default") == (401, REFUSED)
+    assert (await http.req("PUT", "/api/queues/%2F/bq", json={}))[0] == 201
+    assert await http.req("POST", "/api/bindings/%2F/e/amq.default/q/bq", json={"routing_key": "k"}) == (401, REFUSED)
+    # nothing was created by the refused declares
+    assert (await http.req("GET", "/api/queues/%2F/amq.q"))[0] == 404
+    assert (await http.req("GET", "/api/exchanges/%2F/amq.x"))[0] == 404
+
+
+async def test_queue_limit_refused_both_ways(broker, http):
+    assert (await http.req("PUT", "/api/vhost-limits/%2F/max-queues", json={"value": 1}))[0] == 204
+    assert (await http.req("PUT", "/api/queues/%2F/lq1", json={}))[0] == 201
+    kind, text = await _amqp_error(broker, lambda ch: ch.queue_declare("lq2"))
+    assert kind is aiormq.exceptions.ChannelPreconditionFailed
+    assert text == "PRECONDITION_FAILED - cannot declare queue 'lq2': queue limit in vhost '/' (1) is reached"
+    st, body = await http.req("PUT", "/api/queues/%2F/lq2", json={})
+    assert (st, body) == (400, {"error": "bad_request", "reason": _text(text)})
+    assert (await http.req("PUT", "/api/queues/%2F/lq1", json={}))[0] == 204  # a redeclare is no new queue
+
+
+async def test_bind_missing_and_if_unused_both_ways(broker, http):
+    assert (await http.req("PUT", "/api/queues/%2F/mq", json={}))[0] == 201
+    assert (await http.req("PUT", "/api/exchanges/%2F/mx", json={"type": "direct"}))[0] == 201
+    kind, text = await _amqp_error(broker, lambda ch: ch.queue_bind("nq", "mx", routing_key="k"))
+    assert kind is aiormq.exceptions.ChannelNotFoundEntity
+    assert text == "NOT_FOUND - no queue 'nq' in vhost '/'"
+    st, body = await http.req("POST", "/api/bindings/%2F/e/mx/q/nq", json={"routing_key": "k"})
+    assert (st, body) == (404, {"error": "not_found", "reason": _text(text)})
+    st, body = await http.req("POST", "/api/bindings/%2F/e/nx/q/mq", json={"routing_key": "k"})
+    assert (st, body) == (404, {"error": "not_found", "reason": "no exchange 'nx' in vhost '/'"})
+    assert (await http.req("POST", "/api/bindings/%2F/e/mx/q/mq", json={"routing_key": "k"}))[0] == 201
+    kind, text = await _amqp_error(broker, lambda ch: ch.exchange_delete("mx", if_unused=True))
+    assert text == "PRECONDITION_FAILED - exchange 'mx' in vhost '/' in use"
+    st, body = await http.req("DELETE", "/api/exchanges/%2F/mx?if-unused=true")
+    assert (st, body) == (400, {"error": "bad_request", "reason": _text(text)})
+    assert (await http.req("DELETE", "/api/bindings/%2F/e/mx/q/mq/k"))[0] == 204
+    assert (await http.req("DELETE", "/api/exchanges/%2F/mx?if-unused=true"))[0] == 204
