@@ -313,7 +313,7 @@ def queue_declare(
     actor.check("configure", name, "queue", vhost.name)
     owner = actor.session if exclusive else None
     if exclusive and owner is None:
-        raise precondition(f"exclusive queue '{name}' in vhost '{vhost.name}' needs a connection")
+        raise ValueError("an exclusive queue needs the actor's session")  # a caller's bug, not a client's
     check_new_queue(vhost, name, args, bool(durable), bool(exclusive), bool(auto_delete))
     q = vhost.broker.create_queue(vhost, name, bool(durable), owner, bool(auto_delete), args)
     if owner is not None:

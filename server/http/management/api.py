@@ -21,9 +21,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from warren.server.core.errlog import clip, describe
 from warren.server.core.errors import ChannelError
-from warren.server.http.management import (
-    authz as A,
-)
+from warren.server.http.management import authz as A
 from warren.server.http.management import (
     bindings,
     connections,
@@ -51,7 +49,9 @@ log = logging.getLogger("warren.management")
 
 
 class Api:
-    """Route table and handlers of the management API."""
+    """Route table, authentication and dispatch of the management API; the handlers
+    live in one module per resource (overview, connections, exchanges, queues,
+    bindings, vhosts, users, definitions, health, tracing)."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
