@@ -119,8 +119,7 @@ async def publish(c: Ctx) -> web.Response:
         raise bad_request(f"invalid properties: {exc}") from None
     msg = Message(ex.name, rk, shortstr(ex.name) + shortstr(rk), header, data, scan(header))
     res = vh.publish(ex, rk, msg, None, MANAGEMENT)
-    # RabbitMQ answers routed=false when a queue refused it (reject-publish) or nothing matched
-    return jresp({"routed": bool(res.queues) and (res.delayed or res.refused < len(res.queues))})
+    return jresp({"routed": res.routed})
 
 
 async def delayed(c: Ctx) -> web.Response:
