@@ -127,3 +127,25 @@ async def test_bind_missing_and_if_unused_both_ways(broker, http):
     assert (st, body) == (400, {"error": "bad_request", "reason": _text(text)})
     assert (await http.req("DELETE", "/api/bindings/%2F/e/mx/q/mq/k"))[0] == 204
     assert (await http.req("DELETE", "/api/exchanges/%2F/mx?if-unused=true"))[0] == 204
+
+
+async def test_api_declare_defaults_as_rabbitmq(broker, http):
+    """RabbitMQ's management plugin fills a declare's missing fields with the AMQP
+    method's defaults: transient, not auto-delete, type direct; booleans are JSON
+    booleans or "true"/"false"."""
+    assert (await http.req("PUT", "/api/queues/%2F/dq", json={}))[0] == 201
+    q = await http.get("/api/queues/%2F/dq")
+    assert (q["durable"], q["auto_delete"], q["exclusive"]) == (False, False, False)
+    assert (await http.req("PUT", "/api/queues/%2F/dq", json={"durable": "false"}))[0] == 204
+    st, body = await http.req("PUT", "/api/queues/%2F/dq", json={"durable": True})
+    assert (st, body) == (400, {"error": "bad_request", "reason": (
+        "inequivalent arg 'durable' for queue 'dq' in vhost '/': received 'true' but current is 'false'")})
+    assert await http.req("PUT", "/api/queues/%2F/dq2", json={"durable": "yes"}) == (
+        400, {"error": "bad_request", "reason": ["not_boolean", "yes"]})
+    assert (await http.req("PUT", "/api/exchanges/%2F/dx", json={}))[0] == 201
+    x = await http.get("/api/exchanges/%2F/dx")
+    assert (x["type"], x["durable"], x["auto_delete"], x["internal"]) == ("direct", False, False, False)
+    # and so a bare PUT of a predeclared (durable) amq.* exchange is inequivalent, as in RabbitMQ
+    st, body = await http.req("PUT", "/api/exchanges/%2F/amq.direct", json={"type": "direct"})
+    assert (st, body) == (400, {"error": "bad_request", "reason": (
+        "inequivalent arg 'durable' for exchange 'amq.direct' in vhost '/': received 'false' but current is 'true'")})

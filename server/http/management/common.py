@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, error: str, reason: str) -> None:
+    def __init__(self, status: int, error: str, reason: str | list[Any]) -> None:
         super().__init__(reason)
         self.status = status
         self.error = error
@@ -181,6 +181,18 @@ def command(fn: Callable[..., T], *args: Any) -> T:
         if exc.code == NOT_FOUND:
             raise HTTPError(404, "not_found", exc.text) from None
         raise bad_request(exc.text) from None
+
+
+def flag(body: dict[str, Any], key: str) -> bool:
+    """A declare's boolean field as RabbitMQ's management plugin reads it (parse_bool):
+    JSON true/false or the strings "true"/"false"; absent is false (the AMQP method's
+    default, so a queue or exchange PUT without ``durable`` is transient, as in RabbitMQ)."""
+    v = body.get(key)
+    if v is None or v is False or v == "false":
+        return False
+    if v is True or v == "true":
+        return True
+    raise HTTPError(400, "bad_request", ["not_boolean", v])  # RabbitMQ's reason is a list
 
 
 def amqp_arguments(args: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from warren.server.http.management.common import (
     amqp_arguments,
     bad_request,
     command,
+    flag,
     jresp,
     no_content,
 )
@@ -56,14 +57,12 @@ async def exchange_put(c: Ctx) -> web.Response:
     vh = c.vhost()
     name = c.params["name"]
     body = await c.body()
-    etype = body.get("type")
-    if not etype:
-        raise bad_request("[{key_missing,type}]")
+    etype = body.get("type") or "direct"  # RabbitMQ's management plugin: direct when not given
     validate.name_length("exchange", name)
     args = amqp_arguments(validate.arguments(body.get("arguments")))
     _, created = command(
         cmd.exchange_declare, vh, cmd.MANAGEMENT, "" if name == "amq.default" else name, str(etype),
-        _bool(body.get("durable"), True), _bool(body.get("auto_delete")), _bool(body.get("internal")), args,
+        flag(body, "durable"), flag(body, "auto_delete"), flag(body, "internal"), args,
     )
     return no_content(201 if created else 204)
 

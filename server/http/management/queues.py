@@ -18,6 +18,7 @@ from warren.server.http.management.common import (
     amqp_arguments,
     bad_request,
     command,
+    flag,
     jresp,
     no_content,
     not_found,
@@ -57,8 +58,7 @@ async def queue_put(c: Ctx) -> web.Response:
     validate.name_length("queue", name)
     args = amqp_arguments(validate.arguments(body.get("arguments")))
     _, created = command(
-        cmd.queue_declare, vh, cmd.MANAGEMENT, name, _bool(body.get("durable"), True), False,
-        _bool(body.get("auto_delete")), args,
+        cmd.queue_declare, vh, cmd.MANAGEMENT, name, flag(body, "durable"), False, flag(body, "auto_delete"), args,
     )
     return no_content(201 if created else 204)
 
