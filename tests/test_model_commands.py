@@ -1,6 +1,6 @@
 """The topology commands (``model.commands``) in-process: RabbitMQ's order of checks
 (permissions before existence, the default exchange before existence), exclusive
-ownership, and the actor without checks that the management API uses."""
+ownership, redeclare equivalence."""
 
 from __future__ import annotations
 
@@ -81,8 +81,10 @@ def test_exclusive_queues_belong_to_their_session(tmp_path: Path) -> None:
             (cmd.lookup_queue, (q.name,)),
         ):
             assert _code(fn, vh, theirs, *args)[0] == RESOURCE_LOCKED
-        # the management API (no session of its own) may delete it; the owner forgets it
-        assert cmd.queue_delete(vh, cmd.MANAGEMENT, q.name) == 0
+        # nor to an actor without a session (the management API, as in RabbitMQ)
+        assert _code(cmd.queue_delete, vh, cmd.UNCHECKED, q.name)[0] == RESOURCE_LOCKED
+        # the owner deletes it and forgets it
+        assert cmd.queue_delete(vh, mine, q.name) == 0
         assert owner.exclusive_queues == [gen] and q.name not in vh.queues
 
     _run(tmp_path, body)
@@ -91,7 +93,7 @@ def test_exclusive_queues_belong_to_their_session(tmp_path: Path) -> None:
 def test_redeclare_equivalence(tmp_path: Path) -> None:
     def body(node: Node) -> None:
         vh = node.vhosts["/"]
-        a = cmd.MANAGEMENT
+        a = cmd.UNCHECKED
         cmd.queue_declare(vh, a, "q", True, False, False, {"x-max-length": 5, "x-other": 1})
         # only the arguments RabbitMQ compares count
         assert cmd.queue_declare(vh, a, "q", True, False, False, {"x-max-length": 5, "x-other": 2})[1] is False

@@ -60,13 +60,12 @@ DEFAULT_EXCHANGE_REFUSED = "operation not permitted on the default exchange"
 
 class Actor:
     """Who runs a command: the user's permissions to check (``permission`` None: no
-    checks) and the session that owns exclusive queues it declares.
-
-    ``any_owner``: the management API deletes and purges an exclusive queue of any
-    connection (it is not a session of its own).
+    configure/write/read checks; ``topic_perms`` None: no topic checks) and the
+    session that owns the exclusive queues it declares (None: it owns none, as the
+    management API, which RabbitMQ runs on an internal connection of its own).
     """
 
-    __slots__ = ("user", "permission", "topic_perms", "session", "any_owner")
+    __slots__ = ("user", "permission", "topic_perms", "session")
 
     def __init__(
         self,
@@ -74,13 +73,11 @@ class Actor:
         permission: Permission | None = None,
         topic_perms: Mapping[str, TopicPermission] | None = None,
         session: Session | None = None,
-        any_owner: bool = False,
     ) -> None:
         self.user = user
         self.permission = permission
         self.topic_perms = topic_perms
         self.session = session
-        self.any_owner = any_owner
 
     def check(self, kind: str, name: str, what: str, vhost: str) -> None:
         """``kind`` (configure/write/read) on ``what`` (exchange/queue) ``name``, as RabbitMQ."""
@@ -96,12 +93,11 @@ class Actor:
     def owns(self, q: Queue) -> bool:
         """May this actor use ``q`` (not an exclusive queue of another session)?"""
         owner = q.exclusive_owner
-        return owner is None or owner is self.session or self.any_owner
+        return owner is None or owner is self.session
 
 
-#: no permission checks and no session: the management API (its routes' rules in
-#: ``http.management.authz`` checked the user) and definitions
-MANAGEMENT = Actor(any_owner=True)
+#: no permission checks and no session (definitions, tests)
+UNCHECKED = Actor()
 
 
 def check_permission(perm: Permission, user: str, kind: str, name: str, what: str, vhost: str) -> None:

@@ -5,6 +5,8 @@ RabbitMQ's management plugin does (401 "Access refused.", 404 with the AMQP text
 
 from __future__ import annotations
 
+import base64
+
 import aiormq
 import pytest
 
@@ -149,3 +151,35 @@ async def test_api_declare_defaults_as_rabbitmq(broker, http):
     st, body = await http.req("PUT", "/api/exchanges/%2F/amq.direct", json={"type": "direct"})
     assert (st, body) == (400, {"error": "bad_request", "reason": (
         "inequivalent arg 'durable' for exchange 'amq.direct' in vhost '/': received 'false' but current is 'true'")})
+
+
+async def test_exclusive_queue_locked_and_topic_permissions_both_ways(broker, http):
+    owner = await aiormq.connect(broker.url)
+    try:
+        ch = await owner.channel()
+        await ch.queue_declare("exq", exclusive=True)
+        await ch.exchange_declare("tx", exchange_type="topic")
+        kind, text = await _amqp_error(broker, lambda ch: ch.queue_delete("exq"))
+        assert kind is aiormq.exceptions.ChannelLockedResource
+        for method, path in (("DELETE", "/api/queues/%2F/exq"), ("DELETE", "/api/queues/%2F/exq/contents")):
+            assert await http.req(method, path) == (400, {"error": "bad_request", "reason": _text(text)})
+        assert "exq" in [q["name"] for q in await http.get("/api/queues/%2F")]
+    finally:
+        await owner.close()
+    # a topic permission refuses the bind over AMQP and over the API
+    assert (await http.req("PUT", "/api/users/tu", json={"password": "p", "tags": "management"}))[0] == 201
+    assert (await http.req("PUT", "/api/permissions/%2F/tu", json={"configure": ".*", "write": ".*", "read": ".*"}))[0] == 201
+    assert (await http.req("PUT", "/api/topic-permissions/%2F/tu", json={"exchange": "tx", "write": "^a", "read": "^a"}))[0] == 201
+    assert (await http.req("PUT", "/api/queues/%2F/tq", json={}))[0] == 201
+    conn = await aiormq.connect(broker.url.replace("guest:guest", "tu:p"))
+    try:
+        ch = await conn.channel()
+        with pytest.raises(aiormq.exceptions.ChannelAccessRefused) as info:
+            await ch.queue_bind("tq", "tx", routing_key="b.x")
+        assert info.value.args[0] == (
+            "ACCESS_REFUSED - access to topic 'b.x' in exchange 'tx' in vhost '/' refused for user 'tu'")
+    finally:
+        await conn.close()
+    tu = {"Authorization": "Basic " + base64.b64encode(b"tu:p").decode()}
+    assert await http.req("POST", "/api/bindings/%2F/e/tx/q/tq", json={"routing_key": "b.x"}, auth=tu) == (401, REFUSED)
+    assert (await http.req("POST", "/api/bindings/%2F/e/tx/q/tq", json={"routing_key": "a.x"}, auth=tu))[0] == 201

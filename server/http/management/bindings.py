@@ -10,6 +10,7 @@ from warren.server.http.management import views as V
 from warren.server.http.management.common import (
     Ctx,
     _vhosts,
+    actor,
     amqp_arguments,
     command,
     jresp,
@@ -71,9 +72,9 @@ async def binding_create(c: Ctx) -> web.Response:
     source = "" if c.params["source"] == "amq.default" else c.params["source"]
     dest = c.params["dest"]
     if dtype == "q":
-        command(cmd.queue_bind, vh, cmd.MANAGEMENT, dest, source, rk, args)
+        command(cmd.queue_bind, vh, actor(c, vh), dest, source, rk, args)
     else:
-        command(cmd.exchange_bind, vh, cmd.MANAGEMENT, "" if dest == "amq.default" else dest, source, rk, args)
+        command(cmd.exchange_bind, vh, actor(c, vh), "" if dest == "amq.default" else dest, source, rk, args)
     pk = V.properties_key(rk, args)
     return no_content(201, location=f"{c.params['dest']}/{pk}")
 
@@ -94,5 +95,5 @@ async def binding_get(c: Ctx) -> web.Response:
 async def binding_delete(c: Ctx) -> web.Response:
     vh, src, b = _find_binding(c)
     unbind = cmd.queue_bind if c.params["dtype"] == "q" else cmd.exchange_bind
-    command(unbind, vh, cmd.MANAGEMENT, b.destination.name, src.name, b.routing_key, b.arguments, True)
+    command(unbind, vh, actor(c, vh), b.destination.name, src.name, b.routing_key, b.arguments, True)
     return no_content()

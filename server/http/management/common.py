@@ -16,6 +16,7 @@ from warren.server.http.management import authz as A
 from warren.server.http.management import listing as L
 from warren.server.http.management import validate
 from warren.server.http.management import views as V
+from warren.server.model import commands as cmd
 from warren.server.model.auth import (
     User,
 )
@@ -193,6 +194,14 @@ def flag(body: dict[str, Any], key: str) -> bool:
     if v is True or v == "true":
         return True
     raise HTTPError(400, "bad_request", ["not_boolean", v])  # RabbitMQ's reason is a list
+
+
+def actor(c: Ctx, vh: VHost) -> cmd.Actor:
+    """The request's user running a topology command: its configure/write/read
+    permissions were checked by the route's rule (.authz, with the API's own answers);
+    its topic permissions apply to binds, as RabbitMQ's internal channel applies them.
+    No session: another connection's exclusive queue is locked to the API, as in RabbitMQ."""
+    return cmd.Actor(c.user.name, None, c.user.topic_permissions.get(vh.name))
 
 
 def amqp_arguments(args: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from warren.server.http.management.common import (
     _missing_vhost,
     _name,
     _vhosts,
+    actor,
     amqp_arguments,
     bad_request,
     command,
@@ -61,7 +62,7 @@ async def exchange_put(c: Ctx) -> web.Response:
     validate.name_length("exchange", name)
     args = amqp_arguments(validate.arguments(body.get("arguments")))
     _, created = command(
-        cmd.exchange_declare, vh, cmd.MANAGEMENT, "" if name == "amq.default" else name, str(etype),
+        cmd.exchange_declare, vh, actor(c, vh), "" if name == "amq.default" else name, str(etype),
         flag(body, "durable"), flag(body, "auto_delete"), flag(body, "internal"), args,
     )
     return no_content(201 if created else 204)
@@ -69,7 +70,7 @@ async def exchange_put(c: Ctx) -> web.Response:
 
 async def exchange_delete(c: Ctx) -> web.Response:
     vh, ex = _exchange(c)  # 404 first: an AMQP delete of a missing exchange is no error, the API's is
-    command(cmd.exchange_delete, vh, cmd.MANAGEMENT, ex.name, _bool(c.request.query.get("if-unused")))
+    command(cmd.exchange_delete, vh, actor(c, vh), ex.name, _bool(c.request.query.get("if-unused")))
     return no_content()
 
 

@@ -15,6 +15,7 @@ from warren.server.http.management.common import (
     _missing_vhost,
     _name,
     _vhosts,
+    actor,
     amqp_arguments,
     bad_request,
     command,
@@ -58,7 +59,7 @@ async def queue_put(c: Ctx) -> web.Response:
     validate.name_length("queue", name)
     args = amqp_arguments(validate.arguments(body.get("arguments")))
     _, created = command(
-        cmd.queue_declare, vh, cmd.MANAGEMENT, name, flag(body, "durable"), False, flag(body, "auto_delete"), args,
+        cmd.queue_declare, vh, actor(c, vh), name, flag(body, "durable"), False, flag(body, "auto_delete"), args,
     )
     return no_content(201 if created else 204)
 
@@ -66,13 +67,13 @@ async def queue_put(c: Ctx) -> web.Response:
 async def queue_delete(c: Ctx) -> web.Response:
     vh, q = _queue(c)  # 404 first: an AMQP delete of a missing queue is no error, the API's is
     qs = c.request.query
-    command(cmd.queue_delete, vh, cmd.MANAGEMENT, q.name, _bool(qs.get("if-unused")), _bool(qs.get("if-empty")))
+    command(cmd.queue_delete, vh, actor(c, vh), q.name, _bool(qs.get("if-unused")), _bool(qs.get("if-empty")))
     return no_content()
 
 
 async def queue_purge(c: Ctx) -> web.Response:
     vh, q = _queue(c)
-    command(cmd.queue_purge, vh, cmd.MANAGEMENT, q.name)
+    command(cmd.queue_purge, vh, actor(c, vh), q.name)
     return no_content()
 
 
