@@ -96,7 +96,7 @@ class Actor:
         return owner is None or owner is self.session
 
 
-#: no permission checks and no session (definitions, tests)
+#: no permission checks and no session (in-process callers: model tests, tools)
 UNCHECKED = Actor()
 
 
