@@ -176,14 +176,24 @@ async def test_wait_completes_with_records_on_both_followers_disks(tmp_path):
     primary = Primary(tmp_path / "leader")
     followers = await _started(primary, tmp_path)
     try:
-        assert primary.added == ["f1", "f2"] or set(primary.added) == {"f1", "f2"}
+        assert sorted(primary.added) == ["f1", "f2"]
         seq = 0
         for i in range(300):
             seq = primary.append(f"q{i % 3}")
+        # the files as they are at the instant the wait completes
+        copies: dict[str, Path] = {}
+
+        def done(ok: bool) -> None:
+            assert ok
+            for name, f in followers.items():
+                copies[name] = copy_of(f.data_dir, tmp_path)
+
+        primary.leader.when_replicated(seq, done)
         await primary.leader.replicated(seq)
-        for f in followers.values():
+        assert set(copies) == {"f1", "f2"}
+        for name, f in followers.items():
             assert f.durable >= seq
-            assert_holds(primary, f.data_dir, tmp_path)
+            assert_holds(primary, copies[name], tmp_path)
 
         # acks, a purge keeping the unacked ones, a store deleted; opaque kinds pass through
         for pos in list(primary.live["q0"])[:50]:
@@ -477,6 +487,7 @@ async def test_checker_random_operations_with_follower_kills(tmp_path):
         assert checked > 0 and failed_waits == 0
     finally:
         await _stop(primary, {k: v for k, v in followers.items() if v is not None})
+    print(f"checker: {checked} follower checks, {kills} kills")
     for name in names:
         assert_equal(primary, tmp_path / name, tmp_path)
 

@@ -199,12 +199,12 @@ class Follower:
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonce_f = os.urandom(wire.NONCE)
         writer.write(wire.frame(wire.hello(nonce_f, self.node)))
-        nonce_l, proof = wire.parse_challenge(await wire.read_frame(reader))
+        nonce_l, proof = wire.parse_challenge(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
         # nothing more goes to a peer that cannot prove it knows the secret
         wire.check(wire.leader_proof(self._secret, nonce_f, nonce_l, self.node), proof)
         proof_f = wire.follower_proof(self._secret, nonce_f, nonce_l, self.node)
         writer.write(wire.frame(wire.auth(proof_f, self.log_id, self.durable)))
-        mode, log_id, seq = wire.parse_start(await wire.read_frame(reader))
+        mode, log_id, seq = wire.parse_start(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
         self.connects += 1
         if mode == wire.MODE_RESYNC:
             body = await wire.read_frame(reader)

@@ -424,7 +424,7 @@ class Leader:
             self._tasks.add(peer.task)
             peer.task.add_done_callback(self._tasks.discard)
             while True:
-                body = await wire.read_frame(reader)
+                body = await wire.read_frame(reader, wire.MAX_HANDSHAKE)  # acks are tiny
                 if body[0] != wire.ACKSEQ:
                     raise wire.WireError(f"unexpected message type {body[0]} from follower")
                 self._on_ack(peer, wire.parse_seq(body))
@@ -437,6 +437,8 @@ class Leader:
                 log.info("replication: handshake with %s failed: %r", _peer_name(writer), exc)
         except TimeoutError:
             log.warning("replication: handshake with %s timed out", _peer_name(writer))
+        except asyncio.CancelledError:
+            pass  # close(): the server's own callback would log a cancelled handler
         finally:
             if peer is not None:
                 self._drop(peer, "connection closed")
@@ -449,7 +451,7 @@ class Leader:
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> tuple[str, bytes, int]:
-        version, nonce_f, node = wire.parse_hello(await wire.read_frame(reader))
+        version, nonce_f, node = wire.parse_hello(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
         if version != wire.VERSION:
             writer.write(wire.frame(wire.error(f"version {version} not supported")))
             raise wire.WireError(f"follower speaks version {version}")
@@ -459,7 +461,7 @@ class Leader:
                 wire.challenge(nonce_l, wire.leader_proof(self._secret, nonce_f, nonce_l, node))
             )
         )
-        proof, log_id, last = wire.parse_auth(await wire.read_frame(reader))
+        proof, log_id, last = wire.parse_auth(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
         wire.check(wire.follower_proof(self._secret, nonce_f, nonce_l, node), proof)
         return node, log_id, last
 

@@ -76,10 +76,14 @@ def frame(body: bytes) -> bytes:
     return FRAME.pack(len(body), crc32(body)) + body
 
 
-async def read_frame(reader: asyncio.StreamReader) -> bytes:
+#: largest handshake frame: an unauthenticated peer cannot make us buffer more
+MAX_HANDSHAKE = 4096
+
+
+async def read_frame(reader: asyncio.StreamReader, limit: int = MAX_FRAME) -> bytes:
     """The next frame's body; WireError if it is too large or corrupt, IncompleteReadError at EOF."""
     n, crc = FRAME.unpack(await reader.readexactly(FRAME.size))
-    if n > MAX_FRAME or n == 0:
+    if n > limit or n == 0:
         raise WireError(f"frame length {n} out of range")
     body = await reader.readexactly(n)
     if crc32(body) != crc:
