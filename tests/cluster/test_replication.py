@@ -360,6 +360,26 @@ async def test_below_min_insync_waits_fail(tmp_path):
         await _stop(primary, followers)
 
 
+async def test_failed_isr_update_fails_every_wait(tmp_path):
+    async def on_remove(node):
+        raise RuntimeError("etcd unreachable")
+
+    primary = Primary(tmp_path / "leader", {"on_remove": on_remove, "min_insync": 2,
+                                            "follower_timeout": 0.5})
+    followers = await _started(primary, tmp_path)
+    try:
+        followers["f2"].pause()
+        seq = primary.append("q")
+        with pytest.raises(ReplicationError, match="etcd unreachable"):
+            await asyncio.wait_for(primary.leader.replicated(seq), 10)
+        assert primary.leader.failed
+        # f1 is still in sync, but a leader that could not shrink the set confirms nothing
+        with pytest.raises(ReplicationError):
+            await primary.leader.replicated(primary.append("q"))
+    finally:
+        await _stop(primary, followers)
+
+
 async def test_restarted_follower_catches_up_from_backlog_and_rejoins(tmp_path):
     primary = Primary(tmp_path / "leader", {"min_insync": 2})
     followers = await _started(primary, tmp_path)

@@ -379,10 +379,13 @@ class Leader:
         self._trim_marks()
         self._advance()
 
-    async def _join(self, peer: _Peer) -> None:
+    def _start_join(self, peer: _Peer) -> None:
         # counts for waits from here on (harmless if the join fails: more acks required)
         peer.state = JOINING
         self._advance()
+        self._spawn(self._join(peer))
+
+    async def _join(self, peer: _Peer) -> None:
         try:
             async with self._hooks:
                 if peer.state != JOINING:
@@ -470,7 +473,7 @@ class Leader:
             return
         peer.acked = seq
         if peer.state == CATCHUP and peer.live and seq >= peer.join_seq:
-            self._spawn(self._join(peer))
+            self._start_join(peer)
         elif peer.state in _COUNTED:
             self._advance()
             if self._timer is None:
@@ -491,7 +494,7 @@ class Leader:
                     peer.live = True
                     peer.join_seq = self._flushed
                     if peer.acked >= peer.join_seq:
-                        self._spawn(self._join(peer))
+                        self._start_join(peer)
                     return
                 if nxt < self._blog_base:
                     raise ConnectionError("fell out of the backlog while catching up")
