@@ -23,6 +23,7 @@ from warren.server.cluster.replication.follower import (
 )
 from warren.server.cluster.replication.leader import Leader, ReplicationError
 from warren.server.cluster.replication.source import LogStoreSource
+from warren.server.cluster.replication.state import ReplicaState
 from warren.storage.log import LogStore
 
 from tests.cluster.waiting import wait_for
@@ -126,7 +127,10 @@ def on_disk(data_dir: Path, sid: str, scratch: Path) -> dict[int, bytes]:
     shutil.copytree(src, copy)
     store = LogStore(copy, encode_replica, decode_replica)
     try:
-        return {rec.origin: rec.data for _pos, rec in store.drain()}
+        records = store.drain()
+        got = {rec.origin: rec.data for _pos, rec in records}
+        assert len(got) == len(records), f"{sid}: a leader position is held twice"
+        return got
     finally:
         store.delete()
 
@@ -406,6 +410,62 @@ async def test_restarted_follower_catches_up_from_backlog_and_rejoins(tmp_path):
     finally:
         await _stop(primary, followers)
     assert_equal(primary, tmp_path / "f2", tmp_path)
+
+
+async def test_replayed_operations_are_harmless(tmp_path):
+    """A follower's recorded position may lag its disk (it is written with the next batch):
+    operations it already applied come again on reconnecting and change nothing."""
+    primary = Primary(tmp_path / "leader", {"min_insync": 2})
+    followers = await _started(primary, tmp_path)
+    try:
+        early = primary.leader.seq
+        for i in range(60):
+            primary.append(f"q{i % 2}")
+        for pos in list(primary.live["q0"])[:10]:
+            primary.ack("q0", pos)
+        primary.purge("q1", list(primary.live["q1"])[:3])
+        primary.delete("q1")
+        for _ in range(5):
+            primary.append("q1")  # the same store id again, positions from the start
+        await primary.leader.replicated(primary.leader.seq)
+        await followers["f2"].close()
+        # as if f2 had crashed with its position written long ago
+        state = ReplicaState(tmp_path / "f2" / "replica.state")
+        state.write(state.log_id, early)
+        state.close()
+        f2 = followers["f2"] = Follower("f2", "127.0.0.1", primary.leader.port, SECRET,
+                                        tmp_path / "f2")
+        await f2.start()
+        await wait_for(lambda: primary.leader.insync == {"f1", "f2"}, 15, what="f2 rejoined")
+        assert f2.resyncs == 0
+        await primary.leader.replicated(primary.append("q0"))
+    finally:
+        await _stop(primary, followers)
+    assert_equal(primary, tmp_path / "f2", tmp_path)
+
+
+def test_frames_are_checked():
+    body = wire.op_append(wire.OP_APPEND, 7, b"q", 42, b"data")
+    op = wire.parse_op(body)
+    assert (op.kind, op.seq, op.store, op.position, op.data) == (wire.OP_APPEND, 7, "q", 42, b"data")
+    purge = wire.parse_op(wire.op_purge(8, b"q", [1, 2]))
+    assert purge.keep == (1, 2)
+
+    async def read(raw: bytes, limit: int = wire.MAX_FRAME) -> bytes:
+        reader = asyncio.StreamReader()
+        reader.feed_data(raw)
+        reader.feed_eof()
+        return await wire.read_frame(reader, limit)
+
+    framed = wire.frame(body)
+    assert asyncio.run(read(framed)) == body
+    corrupt = framed[:-1] + bytes([framed[-1] ^ 1])
+    with pytest.raises(wire.WireError, match="checksum"):
+        asyncio.run(read(corrupt))
+    with pytest.raises(wire.WireError, match="length"):
+        asyncio.run(read(framed, limit=8))
+    with pytest.raises(wire.WireError):
+        wire.parse_op(body[:5])
 
 
 async def test_follower_too_far_behind_resyncs_fully(tmp_path):

@@ -229,6 +229,7 @@ class Leader:
                 if peer.writer.transport.get_write_buffer_size() > self.send_buffer:
                     self._drop(peer, "send buffer full")
         self._trim_backlog()
+        self._trim_marks()
         self._arm_timer()
 
     def _trim_backlog(self) -> None:
@@ -341,8 +342,13 @@ class Leader:
         self._arm_timer()
 
     def _trim_marks(self) -> None:
-        counted = [p.acked for p in self._peers.values() if p.state in (JOINING, INSYNC)]
-        low = min(counted) if counted else self._flushed
+        # live followers not yet joined too: their deadlines start when they join
+        timed = [
+            p.acked
+            for p in self._peers.values()
+            if p.state in (JOINING, INSYNC) or (p.state == CATCHUP and p.live)
+        ]
+        low = min(timed) if timed else self._flushed
         marks = self._marks
         while marks and marks[0][0] <= low:
             marks.popleft()
