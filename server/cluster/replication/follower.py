@@ -137,7 +137,11 @@ class Follower:
         self.durable = self.applied
         for entry in sorted(os.scandir(self.data_dir / "stores"), key=lambda e: e.name):
             if entry.is_dir():
-                store_id = bytes.fromhex(entry.name).decode()
+                try:
+                    store_id = bytes.fromhex(entry.name).decode()
+                except ValueError:
+                    log.warning("replication: ignoring %s (not a replica store)", entry.path)
+                    continue
                 self._stores[store_id] = self._open(store_id)
         self._task = asyncio.ensure_future(self._run())
 
