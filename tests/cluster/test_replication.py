@@ -5,6 +5,7 @@ loopback; what a follower acknowledged is checked by reopening copies of its sto
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import random
 import shutil
@@ -58,6 +59,7 @@ class Primary:
         self.removed: list[str] = []
         self.added: list[str] = []
         self.events: list[str] = []
+        self.violations: list[tuple] = []
         self.remove_gate: asyncio.Event | None = None
         kw = {"follower_timeout": 1.0, "min_insync": 2, **(leader_kw or {})}
         kw.setdefault("on_remove", self._on_remove)
@@ -74,6 +76,9 @@ class Primary:
         self.events.append(f"remove-done {node}")
 
     async def _on_add(self, node: str) -> None:
+        # a member of the in-sync set must hold everything confirmed so far
+        if self.leader.acked(node) < self.leader.confirmed:
+            self.violations.append((node, self.leader.acked(node), self.leader.confirmed))
         self.added.append(node)
         self.events.append(f"add {node}")
 
@@ -174,6 +179,7 @@ async def _stop(primary: Primary, followers) -> None:
         await f.close()
     await primary.leader.close()
     primary.close()
+    assert primary.violations == []
 
 
 async def test_wait_completes_with_records_on_both_followers_disks(tmp_path):
@@ -335,6 +341,51 @@ async def test_stalled_follower_removed_before_the_wait_completes(tmp_path):
         assert_holds(primary, followers["f2"].data_dir, tmp_path)
     finally:
         await _stop(primary, followers)
+
+
+class SlowFsync(concurrent.futures.ThreadPoolExecutor):
+    """An fsync executor for a slow follower disk."""
+
+    def submit(self, fn, *args, **kwargs):
+        def slow():
+            time.sleep(0.2)
+            return fn(*args, **kwargs)
+
+        return super().submit(slow)
+
+
+async def test_joining_follower_acks_what_was_confirmed_before_it_is_named(tmp_path):
+    """Confirms go on (through f1) while f2 catches up on a slow disk: f2 is named in
+    the in-sync set only once it holds everything confirmed before it counted."""
+    primary = Primary(tmp_path / "leader", {"min_insync": 2, "follower_timeout": 5.0})
+    followers = await _started(primary, tmp_path, ("f1",))
+    stop = asyncio.Event()
+    confirmed = 0
+
+    async def produce():
+        nonlocal confirmed
+        while not stop.is_set():
+            seq = primary.append("q")
+            await primary.leader.replicated(seq)
+            confirmed = seq
+
+    producer = asyncio.ensure_future(produce())
+    slow = SlowFsync(max_workers=1)
+    try:
+        await wait_for(lambda: confirmed > 20, 10)
+        f2 = followers["f2"] = Follower(
+            "f2", "127.0.0.1", primary.leader.port, SECRET, tmp_path / "f2",
+            store_options={"executor": slow},
+        )
+        await f2.start()
+        await wait_for(lambda: "f2" in primary.added, 20, what="f2 added")
+        stop.set()
+        await producer
+    finally:
+        stop.set()
+        producer.cancel()
+        await _stop(primary, followers)  # asserts no follower was named too early
+        slow.shutdown()
 
 
 async def test_below_min_insync_waits_fail(tmp_path):

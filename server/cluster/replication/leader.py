@@ -50,7 +50,18 @@ class ReplicationError(Exception):
 
 
 class _Peer:
-    __slots__ = ("node", "writer", "acked", "state", "live", "join_seq", "task", "gone")
+    __slots__ = (
+        "node",
+        "writer",
+        "acked",
+        "state",
+        "live",
+        "join_seq",
+        "task",
+        "gone",
+        "need",
+        "caught",
+    )
 
     def __init__(self, node: str, writer: asyncio.StreamWriter, acked: int) -> None:
         self.node = node
@@ -63,6 +74,9 @@ class _Peer:
         self.task: asyncio.Task[None] | None = None
         #: set once it is out of the in-sync set (or never was in it)
         self.gone = asyncio.Event()
+        #: joining: the highest seq confirmed before it counted; it must ack that first
+        self.need = 0
+        self.caught = asyncio.Event()
 
 
 class Leader:
@@ -123,6 +137,8 @@ class Leader:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.failed: str | None = None
+        #: highest seq a wait completed for (confirmed): every in-sync member holds it
+        self.confirmed = 0
 
     # -- life ---------------------------------------------------------------
     async def start(self) -> None:
@@ -254,6 +270,8 @@ class Leader:
             callback(False)
             return
         if seq <= self._committed():
+            if seq > self.confirmed:
+                self.confirmed = seq
             callback(True)
             return
         waiters = self._waiters
@@ -295,7 +313,10 @@ class Leader:
         committed = self._committed()
         waiters = self._waiters
         while waiters and waiters[0][0] <= committed:
-            _call(waiters.popleft()[1], True)
+            seq, cb = waiters.popleft()
+            if seq > self.confirmed:
+                self.confirmed = seq
+            _call(cb, True)
 
     def _fail_all(self, reason: str) -> None:
         waiters = self._waiters
@@ -360,6 +381,7 @@ class Leader:
             return
         log.warning("replication: dropping follower %s: %s", peer.node, reason)
         _abort(peer.writer)
+        peer.caught.set()  # a join waiting for it gives up
         peer.live = False
         if peer.state in (JOINING, INSYNC):
             peer.state = REMOVING
@@ -386,12 +408,20 @@ class Leader:
         self._advance()
 
     def _start_join(self, peer: _Peer) -> None:
-        # counts for waits from here on (harmless if the join fails: more acks required)
+        # It counts for waits from here on (harmless if the join fails: more acks
+        # required), so nothing past its acks is confirmed any more. What was confirmed
+        # before, it must have acknowledged before it is named in the in-sync set.
         peer.state = JOINING
+        peer.need = self.confirmed
+        if peer.acked >= peer.need:
+            peer.caught.set()
+        else:
+            peer.caught.clear()
         self._advance()
         self._spawn(self._join(peer))
 
     async def _join(self, peer: _Peer) -> None:
+        await peer.caught.wait()  # set on acks, or when dropped
         try:
             async with self._hooks:
                 if peer.state != JOINING:
@@ -478,6 +508,8 @@ class Leader:
         if seq <= peer.acked:
             return
         peer.acked = seq
+        if peer.state == JOINING and seq >= peer.need:
+            peer.caught.set()
         if peer.state == CATCHUP and peer.live and seq >= peer.join_seq:
             self._start_join(peer)
         elif peer.state in _COUNTED:
