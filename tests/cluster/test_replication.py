@@ -31,6 +31,8 @@ from tests.cluster.waiting import wait_for
 
 SECRET = b"cluster-secret-for-tests"
 
+pytestmark = pytest.mark.timeout(60)
+
 
 class Rec:
     __slots__ = ("data", "size")

@@ -507,6 +507,8 @@ class Leader:
     def _on_ack(self, peer: _Peer, seq: int) -> None:
         if seq <= peer.acked:
             return
+        if seq > self._flushed:
+            seq = self._flushed  # never count more than was sent
         peer.acked = seq
         if peer.state == JOINING and seq >= peer.need:
             peer.caught.set()
