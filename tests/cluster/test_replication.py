@@ -390,6 +390,25 @@ async def test_joining_follower_acks_what_was_confirmed_before_it_is_named(tmp_p
         slow.shutdown()
 
 
+async def test_follower_not_reading_is_dropped_when_its_send_buffer_fills(tmp_path, caplog):
+    primary = Primary(tmp_path / "leader",
+                      {"follower_timeout": 30.0, "send_buffer": 256 * 1024, "min_insync": 2})
+    followers = await _started(primary, tmp_path)
+    try:
+        followers["f2"].pause()
+        block = os.urandom(256 * 1024)
+        for _ in range(200):  # 50 MiB: more than the kernel's socket buffers hold
+            primary.append("q", block)
+            await asyncio.sleep(0)  # a loop turn per append: one flush each
+            if "f2" in primary.removed:
+                break
+        await wait_for(lambda: "f2" in primary.removed, 10, what="f2 dropped")
+        assert "send buffer full" in caplog.text
+        await primary.leader.replicated(primary.append("q"))
+    finally:
+        await _stop(primary, followers)
+
+
 async def test_below_min_insync_waits_fail(tmp_path):
     primary = Primary(tmp_path / "leader", {"min_insync": 3})
     await primary.leader.start()
