@@ -574,7 +574,9 @@ async def test_follower_too_far_behind_resyncs_fully(tmp_path):
 
 @pytest.mark.timeout(180)
 async def test_checker_random_operations_with_follower_kills(tmp_path):
-    rnd = random.Random(int.from_bytes(os.urandom(4)))
+    seed = int.from_bytes(os.urandom(4))
+    print(f"checker seed {seed}")  # shown with a failure: rerun with it
+    rnd = random.Random(seed)
     primary = Primary(
         tmp_path / "leader",
         {"min_insync": 1, "follower_timeout": 0.5, "backlog_bytes": 64 * 1024},
