@@ -516,6 +516,31 @@ async def test_replayed_operations_are_harmless(tmp_path):
     assert_equal(primary, tmp_path / "f2", tmp_path)
 
 
+async def test_new_leader_log_means_full_resync(tmp_path):
+    """A follower of one leader's log that meets another log (a new term) resyncs fully:
+    nothing of the old log's stores survives."""
+    first = Primary(tmp_path / "leader1", {"min_insync": 2})
+    followers = await _started(first, tmp_path, ("f1",))
+    for i in range(30):
+        first.append(f"old{i % 2}")
+    await first.leader.replicated(first.leader.seq)
+    port = first.leader.port
+    await first.leader.close()
+    first.close()
+
+    second = Primary(tmp_path / "leader2", {"min_insync": 2, "port": port})
+    for i in range(10):
+        second.append(f"new{i % 2}")
+    try:
+        await second.leader.start()
+        await wait_for(lambda: second.leader.insync == {"f1"}, 15, what="f1 follows the new log")
+        assert followers["f1"].resyncs == 2  # the first connect, and the new log
+        await second.leader.replicated(second.append("new0"))
+    finally:
+        await _stop(second, followers)
+    assert_equal(second, tmp_path / "f1", tmp_path)
+
+
 def test_frames_are_checked():
     body = wire.op_append(wire.OP_APPEND, 7, b"q", 42, b"data")
     op = wire.parse_op(body)
