@@ -564,9 +564,12 @@ class Leader:
         writer.write(wire.frame(wire.start(wire.MODE_RESYNC, self.log_id, at)))
         writer.write(wire.frame(wire.seq_message(wire.RESYNC_BEGIN, at)))
         size = 0
+        loop = asyncio.get_running_loop()
         for snap in snaps:
             sid = snap.store_id.encode()
-            for pos in snap.positions:
+            # reading the files is slow for a large store: not on the loop
+            positions = await loop.run_in_executor(None, snap.positions)
+            for pos in positions:
                 data = snap.read(pos)
                 if data is None:
                     continue

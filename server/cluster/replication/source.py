@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple, Protocol
 
 from warren.storage.log import LogStore
-from warren.storage.log.scan import live_positions
+from warren.storage.log.scan import scan_files, scan_plan
 
 log = logging.getLogger("warren.cluster.replication")
 
 
 class StoreSnapshot(NamedTuple):
-    """One store's live positions at the snapshot's seq; ``read(pos)`` gives a record's
-    bytes, or None if it is gone since (acked and dropped, or the store deleted: the
-    operations after the snapshot say so)."""
+    """One store at the snapshot's seq. ``positions()`` lists its live records (it may run
+    in a worker thread, and may leave out records removed after the snapshot);
+    ``read(pos)`` (on the loop) gives a record's bytes, or None if it is gone since (acked
+    and dropped, or the store deleted: the operations after the snapshot say so)."""
 
     store_id: str
-    positions: list[int]
+    positions: Callable[[], list[int]]
     read: Callable[[int], bytes | None]
 
 
@@ -48,8 +50,9 @@ class LogStoreSource:
     def snapshot(self) -> list[StoreSnapshot]:
         out = []
         for store_id, store in self.stores.items():
+            plan = scan_plan(store)
             out.append(
-                StoreSnapshot(store_id, live_positions(store), self._reader(store_id, store))
+                StoreSnapshot(store_id, partial(scan_files, plan), self._reader(store_id, store))
             )
         return out
 
