@@ -1,0 +1,1 @@
+"""The replication link: a leader streams its stores' operations to followers (see DESIGN.md §10)."""

@@ -1,0 +1,384 @@
+"""The follower's end of the replication link: apply, fsync in groups, acknowledge.
+
+The follower keeps one :class:`LogStore` per store id under ``data_dir/stores``.
+A record is kept as ``u64 leader position | the leader's bytes``: the leader
+names records by its own positions, the follower's store assigns its own, and
+the prefix lets a restarted follower rebuild the mapping from its files alone.
+
+Operations are applied in sequence order as they arrive; whatever arrived while
+the previous batch was being made durable forms the next batch: one fsync per
+touched store (in parallel), then ``ACKSEQ`` of the batch's last seq. The
+follower's position (``replica.state``) is written with the *previous* batch's
+seq in the same round: it may lag one batch behind the disk, and replaying
+operations over a state that already has them is harmless (appends of a known
+position are skipped, acks of an unknown one ignored, purge and delete repeat).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from warren.server.cluster.replication import wire
+from warren.server.cluster.replication.state import NO_LOG, ReplicaState
+from warren.storage.log import LogStore
+
+log = logging.getLogger("warren.cluster.replication")
+
+_ORIGIN = struct.Struct("<Q")
+
+MetaHook = Callable[[int, str, bytes], Any]
+
+
+class ReplicaRecord:
+    """A record as a follower keeps it: the leader's position and bytes."""
+
+    __slots__ = ("origin", "data", "size")
+    persistent = True
+
+    def __init__(self, origin: int, data: bytes, size: int | None = None) -> None:
+        self.origin = origin
+        self.data = data
+        self.size = len(data) if size is None else size
+
+
+def encode_replica(record: ReplicaRecord) -> bytes:
+    return _ORIGIN.pack(record.origin) + record.data
+
+
+def decode_replica(raw: bytes) -> ReplicaRecord:
+    return ReplicaRecord(_ORIGIN.unpack_from(raw)[0], bytes(raw[8:]))
+
+
+def strip_origin(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """A decoder for a follower's store files that hands ``decode`` the leader's bytes
+    (for a follower promoted to leader, which opens these stores as its own)."""
+    return lambda raw: decode(raw[8:])
+
+
+def store_directory(data_dir: Path, store_id: str) -> Path:
+    """Where a follower keeps ``store_id`` (hex of its utf-8: any id is a safe name)."""
+    return Path(data_dir) / "stores" / store_id.encode().hex()
+
+
+class _Replica:
+    __slots__ = ("store", "local")
+
+    def __init__(self, store: LogStore) -> None:
+        self.store = store
+        #: leader position -> local position
+        self.local: dict[int, int] = {}
+
+
+class Follower:
+    """Follows the leader at ``host:port`` into ``data_dir`` (see the module docstring).
+
+    ``on_meta(kind, store_id, payload)``: called for OP_DELAYED and OP_DEFINITIONS
+    operations (in order; it must make them durable itself before returning, if it
+    returns an awaitable it is awaited before the batch is acknowledged).
+    """
+
+    def __init__(
+        self,
+        node: str,
+        host: str,
+        port: int,
+        secret: bytes,
+        data_dir: str | Path,
+        *,
+        on_meta: MetaHook | None = None,
+        reconnect_delay: float = 0.1,
+        store_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.node = node
+        self.host = host
+        self.port = port
+        self._secret = secret
+        self.data_dir = Path(data_dir)
+        self._on_meta = on_meta
+        self.reconnect_delay = reconnect_delay
+        self._store_options = {"cache_records": 0, **(store_options or {})}
+        self._stores: dict[str, _Replica] = {}
+        self._state: ReplicaState | None = None
+        #: highest seq applied (in RAM) and highest acknowledged (durable)
+        self.applied = 0
+        self.durable = 0
+        self.log_id = NO_LOG
+        self.auth_failures = 0
+        self.connects = 0
+        self.resyncs = 0
+        self._resyncing = False
+        self._inbox: list[bytes] = []
+        self._arrived = asyncio.Event()
+        self._reading = asyncio.Event()
+        self._reading.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._writer: asyncio.StreamWriter | None = None
+        self._dirs_to_sync: set[Path] = set()
+
+    # -- life -----------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the local stores (rebuilding the position maps) and start following."""
+        loop = asyncio.get_running_loop()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "stores").mkdir(exist_ok=True)
+        self._state = await loop.run_in_executor(
+            None, ReplicaState, self.data_dir / "replica.state"
+        )
+        self.log_id, self.applied = self._state.log_id, self._state.seq
+        self.durable = self.applied
+        for entry in sorted(os.scandir(self.data_dir / "stores"), key=lambda e: e.name):
+            if entry.is_dir():
+                try:
+                    store_id = bytes.fromhex(entry.name).decode()
+                except ValueError:
+                    log.warning("replication: ignoring %s (not a replica store)", entry.path)
+                    continue
+                self._stores[store_id] = self._open(store_id)
+        self._task = asyncio.ensure_future(self._run())
+
+    async def close(self) -> None:
+        """Stop following; stores are closed (flushed) and the position recorded."""
+        self._closed = True
+        if self._writer is not None:
+            self._writer.transport.abort()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        for replica in self._stores.values():
+            replica.store.close()
+        self._stores.clear()
+        if self._state is not None:
+            if self.log_id != NO_LOG and not self._resyncing:
+                self._state.write(self.log_id, self.durable)
+            self._state.close()
+            self._state = None
+
+    def pause(self) -> None:
+        """Stop reading from the leader (a stalled follower, for tests and operators)."""
+        self._reading.clear()
+
+    def resume(self) -> None:
+        self._reading.set()
+
+    def stores(self) -> list[str]:
+        return list(self._stores)
+
+    # -- the link ---------------------------------------------------------------
+    async def _run(self) -> None:
+        while not self._closed:
+            try:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            except OSError as exc:
+                log.debug("replication: cannot reach the leader: %s", exc)
+            else:
+                self._writer = writer
+                try:
+                    await self._session(reader, writer)
+                except wire.AuthError as exc:
+                    self.auth_failures += 1
+                    log.warning("replication: the leader failed authentication: %s", exc)
+                except (
+                    asyncio.IncompleteReadError,
+                    ConnectionError,
+                    OSError,
+                    wire.WireError,
+                ) as exc:
+                    log.info("replication: link to the leader lost: %r", exc)
+                finally:
+                    writer.transport.abort()
+                    self._writer = None
+            if not self._closed:
+                await asyncio.sleep(self.reconnect_delay)  # back off before reconnecting
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonce_f = os.urandom(wire.NONCE)
+        writer.write(wire.frame(wire.hello(nonce_f, self.node)))
+        nonce_l, proof = wire.parse_challenge(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
+        # nothing more goes to a peer that cannot prove it knows the secret
+        wire.check(wire.leader_proof(self._secret, nonce_f, nonce_l, self.node), proof)
+        proof_f = wire.follower_proof(self._secret, nonce_f, nonce_l, self.node)
+        writer.write(wire.frame(wire.auth(proof_f, self.log_id, self.durable)))
+        mode, log_id, seq = wire.parse_start(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
+        self.connects += 1
+        if mode == wire.MODE_RESYNC:
+            body = await wire.read_frame(reader)
+            if body[0] != wire.RESYNC_BEGIN:
+                raise wire.WireError("resync without RESYNC_BEGIN")
+            await self._begin_resync(log_id)
+        elif log_id != self.log_id or seq != self.durable:
+            raise wire.WireError("leader resumed from a position we did not ask for")
+        else:
+            # ops after `durable` follow; anything applied past it is replayed (harmless)
+            self.applied = self.durable
+        self._inbox = []
+        reading = asyncio.ensure_future(self._read(reader))
+        try:
+            await self._apply_loop(reading, writer)
+        finally:
+            reading.cancel()
+            with contextlib.suppress(BaseException):
+                await reading
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            body = await wire.read_frame(reader)
+            if not self._reading.is_set():
+                await self._reading.wait()  # paused: even a frame read already waits
+            self._inbox.append(body)
+            self._arrived.set()
+
+    async def _apply_loop(self, reading: asyncio.Task[None], writer: asyncio.StreamWriter) -> None:
+        while True:
+            if not self._inbox:
+                self._arrived.clear()
+                waiter = asyncio.ensure_future(self._arrived.wait())
+                await asyncio.wait({waiter, reading}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if not self._inbox and reading.done():
+                    reading.result()  # raises why the link ended
+                    return
+            batch, self._inbox = self._inbox, []
+            await self._apply_batch(batch)
+            writer.write(wire.frame(wire.seq_message(wire.ACKSEQ, self.durable)))
+
+    # -- applying ---------------------------------------------------------------
+    async def _apply_batch(self, batch: list[bytes]) -> None:
+        touched: dict[str, _Replica] = {}
+        metas: list[Any] = []
+        resync_end = -1
+        for body in batch:
+            kind = body[0]
+            if kind == wire.RESYNC_END:
+                resync_end = self.applied = wire.parse_seq(body)
+                continue
+            op = wire.parse_op(body)
+            if kind != wire.RESYNC_RECORD:
+                if op.seq <= self.applied:
+                    continue  # already here (a replay)
+                if op.seq != self.applied + 1 and not self._resyncing:
+                    raise wire.WireError(f"gap in the stream: {self.applied} -> {op.seq}")
+                self.applied = op.seq
+            result = self._apply(op, touched)
+            if result is not None:
+                metas.append(result)
+        loop = asyncio.get_running_loop()
+        waits: list[Any] = []
+        for replica in touched.values():
+            fut = loop.create_future()
+            replica.store.sync(_resolver(fut))
+            waits.append(fut)
+        for d in self._dirs_to_sync:
+            waits.append(loop.run_in_executor(None, _fsync_dir, d))
+        self._dirs_to_sync = set()
+        state = self._state
+        assert state is not None
+        if not self._resyncing and (state.log_id, state.seq) != (self.log_id, self.durable):
+            # the previous batch's position: durable already, so it may be written alongside
+            waits.append(loop.run_in_executor(None, state.write, self.log_id, self.durable))
+        for m in metas:
+            if asyncio.iscoroutine(m) or isinstance(m, asyncio.Future):
+                waits.append(m)
+        results = await asyncio.gather(*waits)
+        if any(r is False for r in results):
+            raise OSError("a replica store could not be fsynced")
+        if resync_end >= 0:
+            # the resync's records are durable: only now is the position valid
+            self._resyncing = False
+            await loop.run_in_executor(None, state.write, self.log_id, resync_end)
+        if not self._resyncing:
+            self.durable = self.applied
+
+    def _apply(self, op: wire.Op, touched: dict[str, _Replica]) -> Any:
+        kind = op.kind
+        if kind in (wire.OP_APPEND, wire.RESYNC_RECORD):
+            replica = self._stores.get(op.store)
+            if replica is None:
+                replica = self._stores[op.store] = self._open(op.store)
+            if op.position not in replica.local:
+                replica.local[op.position] = replica.store.push(ReplicaRecord(op.position, op.data))
+                touched[op.store] = replica
+        elif kind == wire.OP_ACK:
+            replica = self._stores.get(op.store)
+            if replica is not None:
+                local = replica.local.pop(op.position, None)
+                if local is not None:
+                    replica.store.ack(local)
+        elif kind == wire.OP_PURGE:
+            replica = self._stores.get(op.store)
+            if replica is not None:
+                keep = set(op.keep)
+                for pos in [p for p in replica.local if p not in keep]:
+                    replica.store.ack(replica.local.pop(pos))
+        elif kind == wire.OP_DELETE:
+            self._delete(op.store)
+            touched.pop(op.store, None)
+        elif self._on_meta is not None:
+            return self._on_meta(kind, op.store, op.data)
+        return None
+
+    def _open(self, store_id: str) -> _Replica:
+        store = LogStore(
+            store_directory(self.data_dir, store_id),
+            encode_replica,
+            decode_replica,
+            **self._store_options,
+        )
+        replica = _Replica(store)
+        # rebuild leader -> local positions (the follower never consumes: shifting
+        # only walks the files; acks work on shifted records as on any other)
+        while (item := store.shift()) is not None:
+            pos, record = item
+            replica.local[record.origin] = pos
+        return replica
+
+    def _delete(self, store_id: str) -> None:
+        replica = self._stores.pop(store_id, None)
+        if replica is not None:
+            replica.store.delete()
+        else:
+            shutil.rmtree(store_directory(self.data_dir, store_id), ignore_errors=True)
+        # the removal must be durable before the position moves past it
+        self._dirs_to_sync.add(self.data_dir / "stores")
+
+    async def _begin_resync(self, log_id: bytes) -> None:
+        """Forget everything: first durably (a crash mid-resync resyncs again), then on disk."""
+        loop = asyncio.get_running_loop()
+        state = self._state
+        assert state is not None
+        self.resyncs += 1
+        await loop.run_in_executor(None, state.write, NO_LOG, 0)
+        for store_id in list(self._stores):
+            self._delete(store_id)
+        for entry in list(os.scandir(self.data_dir / "stores")):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        await loop.run_in_executor(None, _fsync_dir, self.data_dir / "stores")
+        self._dirs_to_sync = set()
+        self.log_id = log_id
+        self.applied = self.durable = 0
+        self._resyncing = True
+
+
+def _resolver(fut: asyncio.Future[bool]) -> Callable[[bool], None]:
+    def done(ok: bool) -> None:
+        if not fut.done():
+            fut.set_result(ok)
+
+    return done
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,602 @@
+"""The leader's end of the replication link: sequence, stream, track acks, shrink the in-sync set.
+
+Every store operation gets the next sequence number and is encoded once into a
+frame; frames produced in one loop turn go to every live follower in one write.
+A follower is, in turn:
+
+``catchup``  connected, getting the backlog (or a full resync) and then the live stream;
+``joining``  caught up: it counts for waits from now on, ``on_add`` is being called;
+``insync``   a member of the in-sync set;
+``removing`` dropped (no ack within ``follower_timeout``, connection lost, send buffer
+             full): ``on_remove`` is being called; waits it blocks stay blocked until then.
+
+``when_replicated(seq, cb)`` / ``await replicated(seq)`` complete once every
+follower that counts has acknowledged ``seq`` (durable on its disk). With fewer
+than ``min_insync`` members (the leader included) they fail instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from warren.server.cluster.replication import wire
+from warren.server.cluster.replication.source import SnapshotSource
+
+log = logging.getLogger("warren.cluster.replication")
+
+Hook = Callable[[str], Awaitable[Any]]
+
+CATCHUP = "catchup"
+JOINING = "joining"
+INSYNC = "insync"
+REMOVING = "removing"
+GONE = "gone"
+#: states whose acks every wait needs
+_COUNTED = (JOINING, INSYNC, REMOVING)
+
+#: catch-up and resync write this much before waiting for the socket to drain
+_CHUNK = 256 * 1024
+
+
+class ReplicationError(Exception):
+    """A wait failed: the in-sync set is below ``min_insync``, or the leader stopped leading."""
+
+
+class _Peer:
+    __slots__ = (
+        "node",
+        "writer",
+        "acked",
+        "state",
+        "live",
+        "join_seq",
+        "task",
+        "gone",
+        "need",
+        "caught",
+    )
+
+    def __init__(self, node: str, writer: asyncio.StreamWriter, acked: int) -> None:
+        self.node = node
+        self.writer = writer
+        self.acked = acked
+        self.state = CATCHUP
+        #: gets frames as they are flushed (else the catch-up task feeds it)
+        self.live = False
+        self.join_seq = -1
+        self.task: asyncio.Task[None] | None = None
+        #: set once it is out of the in-sync set (or never was in it)
+        self.gone = asyncio.Event()
+        #: joining: the highest seq confirmed before it counted; it must ack that first
+        self.need = 0
+        self.caught = asyncio.Event()
+
+
+class Leader:
+    """Serves followers on ``host:port``; see the module docstring.
+
+    ``on_add(node)`` / ``on_remove(node)``: async hooks that change the in-sync set
+    where it is kept (etcd, fenced by the election); they run one at a time. If
+    ``on_remove`` raises, the leader can no longer guarantee anything: it fails
+    every wait from then on (``failed`` is set).
+    """
+
+    def __init__(
+        self,
+        secret: bytes,
+        *,
+        source: SnapshotSource | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        min_insync: int = 2,
+        follower_timeout: float = 2.0,
+        backlog_bytes: int = 64 * 1024 * 1024,
+        send_buffer: int = 32 * 1024 * 1024,
+        handshake_timeout: float = 5.0,
+        on_add: Hook | None = None,
+        on_remove: Hook | None = None,
+    ) -> None:
+        if not secret:
+            raise ValueError("the replication link needs a cluster secret")
+        self._secret = secret
+        self._source = source
+        self._host = host
+        self._port = port
+        self.min_insync = min_insync
+        self.follower_timeout = follower_timeout
+        self.backlog_bytes = backlog_bytes
+        self.send_buffer = send_buffer
+        self.handshake_timeout = handshake_timeout
+        self._on_add = on_add
+        self._on_remove = on_remove
+        #: identifies this leader's sequence space: a follower from another log resyncs
+        self.log_id = os.urandom(wire.LOG_ID)
+        self.seq = 0
+        #: highest seq handed to the live followers' sockets
+        self._flushed = 0
+        self._pending: list[bytes] = []
+        self._scheduled = False
+        #: frames of seq _blog_base .. seq, for catch-up
+        self._blog: list[bytes] = []
+        self._blog_base = 1
+        self._blog_size = 0
+        #: (last seq of a flush, monotonic time of it): when a follower's oldest unacked op left
+        self._marks: deque[tuple[int, float]] = deque()
+        self._peers: dict[str, _Peer] = {}
+        self._waiters: deque[tuple[int, Callable[[bool], None]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._hooks = asyncio.Lock()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.failed: str | None = None
+        #: highest seq a wait completed for (confirmed): every in-sync member holds it
+        self.confirmed = 0
+
+    # -- life ---------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    async def close(self) -> None:
+        """Stop serving; pending waits fail."""
+        if self._server is not None:
+            self._server.close()
+        for peer in list(self._peers.values()):
+            peer.state = GONE
+            _abort(peer.writer)
+        self._peers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self._timer is not None:
+            self._timer.cancel()
+        self._fail_all("leader closed")
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    # -- what followers look like -------------------------------------------
+    @property
+    def insync(self) -> frozenset[str]:
+        """Followers in the in-sync set (the leader itself not included)."""
+        return frozenset(p.node for p in self._peers.values() if p.state == INSYNC)
+
+    def acked(self, node: str) -> int:
+        """Highest seq ``node`` acknowledged on its current link (-1 if not connected)."""
+        peer = self._peers.get(node)
+        return peer.acked if peer is not None else -1
+
+    def state(self, node: str) -> str:
+        peer = self._peers.get(node)
+        return peer.state if peer is not None else GONE
+
+    def lag(self) -> dict[str, int]:
+        """Operations each connected follower has not acknowledged."""
+        return {p.node: self.seq - p.acked for p in self._peers.values()}
+
+    # -- operations -----------------------------------------------------------
+    def append(self, store: str, position: int, data: bytes) -> int:
+        """A record appended to ``store`` at the leader's ``position``; returns its seq."""
+        seq = self.seq + 1
+        return self._emit(wire.op_append(wire.OP_APPEND, seq, store.encode(), position, data))
+
+    def ack(self, store: str, position: int) -> int:
+        seq = self.seq + 1
+        return self._emit(wire.op_ack(seq, store.encode(), position))
+
+    def purge(self, store: str, keep: list[int]) -> int:
+        """Every record of ``store`` dropped but the unacked ones at ``keep``."""
+        seq = self.seq + 1
+        return self._emit(wire.op_purge(seq, store.encode(), keep))
+
+    def delete_store(self, store: str) -> int:
+        seq = self.seq + 1
+        return self._emit(wire.op_plain(wire.OP_DELETE, seq, store.encode()))
+
+    def delayed(self, store: str, payload: bytes) -> int:
+        """A change of ``store``'s delayed index (opaque here)."""
+        seq = self.seq + 1
+        return self._emit(wire.op_plain(wire.OP_DELAYED, seq, store.encode(), payload))
+
+    def definitions(self, payload: bytes) -> int:
+        """A change of the definitions the leader owns (opaque here)."""
+        seq = self.seq + 1
+        return self._emit(wire.op_plain(wire.OP_DEFINITIONS, seq, b"", payload))
+
+    def _emit(self, body: bytes) -> int:
+        self.seq += 1
+        fr = wire.frame(body)
+        self._blog.append(fr)
+        self._blog_size += len(fr)
+        self._pending.append(fr)
+        if not self._scheduled:
+            # one write per follower per loop turn, whatever the turn produced
+            self._scheduled = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._flush)
+        return self.seq
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._flushed = self.seq
+        self._marks.append((self.seq, time.monotonic()))
+        for peer in list(self._peers.values()):
+            if peer.live and peer.state != GONE and peer.state != REMOVING:
+                peer.writer.write(data)
+                if peer.writer.transport.get_write_buffer_size() > self.send_buffer:
+                    self._drop(peer, "send buffer full")
+        self._trim_backlog()
+        self._trim_marks()
+        self._arm_timer()
+
+    def _trim_backlog(self) -> None:
+        if self._blog_size <= self.backlog_bytes:
+            return
+        cut = 0
+        size = self._blog_size
+        blog = self._blog
+        while size > self.backlog_bytes * 3 // 4 and cut < len(blog):
+            size -= len(blog[cut])
+            cut += 1
+        del blog[:cut]
+        self._blog_base += cut
+        self._blog_size = size
+
+    # -- waits ------------------------------------------------------------------
+    def when_replicated(self, seq: int, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(True)`` once every counted follower acknowledged ``seq``,
+        ``callback(False)`` if that can no longer be promised (below ``min_insync``,
+        leader failed or closed). May call it at once."""
+        if self.failed is not None or not self._enough():
+            callback(False)
+            return
+        if seq <= self._committed():
+            if seq > self.confirmed:
+                self.confirmed = seq
+            callback(True)
+            return
+        waiters = self._waiters
+        if waiters and seq < waiters[-1][0]:
+            # rare: registered out of order; keep the deque sorted
+            items = sorted([*waiters, (seq, callback)], key=lambda w: w[0])
+            waiters.clear()
+            waiters.extend(items)
+        else:
+            waiters.append((seq, callback))
+        self._arm_timer()
+
+    async def replicated(self, seq: int) -> None:
+        """Wait until ``seq`` is on every in-sync follower's disk; ReplicationError if it cannot be."""
+        fut = asyncio.get_running_loop().create_future()
+
+        def done(ok: bool) -> None:
+            if not fut.done():
+                fut.set_result(ok)
+
+        self.when_replicated(seq, done)
+        if not await fut:
+            raise ReplicationError(self.failed or f"fewer than {self.min_insync} in sync")
+
+    def _enough(self) -> bool:
+        members = sum(1 for p in self._peers.values() if p.state in (INSYNC, REMOVING))
+        return 1 + members >= self.min_insync
+
+    def _committed(self) -> int:
+        acks = [p.acked for p in self._peers.values() if p.state in _COUNTED]
+        return min(acks) if acks else self.seq
+
+    def _advance(self) -> None:
+        if not self._waiters:
+            return
+        if self.failed is not None or not self._enough():
+            self._fail_all(self.failed or "below min_insync")
+            return
+        committed = self._committed()
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= committed:
+            seq, cb = waiters.popleft()
+            if seq > self.confirmed:
+                self.confirmed = seq
+            _call(cb, True)
+
+    def _fail_all(self, reason: str) -> None:
+        waiters = self._waiters
+        if waiters:
+            log.warning("replication: failing %d waits: %s", len(waiters), reason)
+        while waiters:
+            _call(waiters.popleft()[1], False)
+
+    # -- lagging followers --------------------------------------------------------
+    def _arm_timer(self) -> None:
+        if self._timer is not None or self._loop is None:
+            return
+        deadline = self._next_deadline()
+        if deadline is not None:
+            self._timer = self._loop.call_at(
+                self._loop.time() + max(0.0, deadline - time.monotonic()), self._on_timer
+            )
+
+    def _sent_at(self, acked: int) -> float | None:
+        """When the first op after ``acked`` went out (None: none outstanding)."""
+        for seq, t in self._marks:
+            if seq > acked:
+                return t
+        return None
+
+    def _next_deadline(self) -> float | None:
+        best = None
+        for p in self._peers.values():
+            if p.state in (JOINING, INSYNC) and p.acked < self._flushed:
+                t = self._sent_at(p.acked)
+                if t is not None and (best is None or t < best):
+                    best = t
+        return None if best is None else best + self.follower_timeout
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        for p in list(self._peers.values()):
+            if p.state in (JOINING, INSYNC) and p.acked < self._flushed:
+                t = self._sent_at(p.acked)
+                if t is not None and now - t >= self.follower_timeout:
+                    self._drop(p, f"no ack within {self.follower_timeout}s")
+        self._trim_marks()
+        self._arm_timer()
+
+    def _trim_marks(self) -> None:
+        # live followers not yet joined too: their deadlines start when they join
+        timed = [
+            p.acked
+            for p in self._peers.values()
+            if p.state in (JOINING, INSYNC) or (p.state == CATCHUP and p.live)
+        ]
+        low = min(timed) if timed else self._flushed
+        marks = self._marks
+        while marks and marks[0][0] <= low:
+            marks.popleft()
+
+    def _drop(self, peer: _Peer, reason: str) -> None:
+        """Close a follower's link; if it counted for waits, take it out of the in-sync set
+        (``on_remove``) before the waits it blocks may complete."""
+        if peer.state in (GONE, REMOVING):
+            return
+        log.warning("replication: dropping follower %s: %s", peer.node, reason)
+        _abort(peer.writer)
+        peer.caught.set()  # a join waiting for it gives up
+        peer.live = False
+        if peer.state in (JOINING, INSYNC):
+            peer.state = REMOVING
+            self._spawn(self._remove(peer))
+        else:
+            peer.state = GONE
+            peer.gone.set()
+            if self._peers.get(peer.node) is peer:
+                del self._peers[peer.node]
+
+    async def _remove(self, peer: _Peer) -> None:
+        try:
+            async with self._hooks:
+                if self._on_remove is not None:
+                    await self._on_remove(peer.node)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, nothing can be confirmed now
+            log.error("replication: could not remove %s from the in-sync set: %s", peer.node, exc)
+            self.failed = f"in-sync set not updated: {exc}"
+        peer.state = GONE
+        peer.gone.set()
+        if self._peers.get(peer.node) is peer:
+            del self._peers[peer.node]
+        self._trim_marks()
+        self._advance()
+
+    def _start_join(self, peer: _Peer) -> None:
+        # It counts for waits from here on (harmless if the join fails: more acks
+        # required), so nothing past its acks is confirmed any more. What was confirmed
+        # before, it must have acknowledged before it is named in the in-sync set.
+        peer.state = JOINING
+        peer.need = self.confirmed
+        if peer.acked >= peer.need:
+            peer.caught.set()
+        else:
+            peer.caught.clear()
+        self._advance()
+        self._spawn(self._join(peer))
+
+    async def _join(self, peer: _Peer) -> None:
+        await peer.caught.wait()  # set on acks, or when dropped
+        try:
+            async with self._hooks:
+                if peer.state != JOINING:
+                    return
+                if self._on_add is not None:
+                    await self._on_add(peer.node)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("replication: could not add %s to the in-sync set: %s", peer.node, exc)
+            self._drop(peer, "join failed")
+            return
+        if peer.state == JOINING:
+            peer.state = INSYNC
+            log.info("replication: %s is in sync at seq %d", peer.node, peer.acked)
+            self._advance()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- one follower's connection ---------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        peer: _Peer | None = None
+        try:
+            node, log_id, last = await asyncio.wait_for(
+                self._handshake(reader, writer), self.handshake_timeout
+            )
+            old = self._peers.get(node)
+            if old is not None:
+                self._drop(old, "reconnected")
+                # its removal must be done (in etcd) before it may join again
+                await old.gone.wait()
+            peer = _Peer(node, writer, -1)
+            self._peers[node] = peer
+            peer.task = asyncio.ensure_future(self._send(peer, log_id, last))
+            self._tasks.add(peer.task)
+            peer.task.add_done_callback(self._tasks.discard)
+            while True:
+                body = await wire.read_frame(reader, wire.MAX_HANDSHAKE)  # acks are tiny
+                if body[0] != wire.ACKSEQ:
+                    raise wire.WireError(f"unexpected message type {body[0]} from follower")
+                self._on_ack(peer, wire.parse_seq(body))
+        except wire.AuthError as exc:
+            log.warning("replication: refused %s: %s", _peer_name(writer), exc)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, wire.WireError) as exc:
+            if peer is not None:
+                self._drop(peer, f"connection lost: {exc!r}")
+            else:
+                log.info("replication: handshake with %s failed: %r", _peer_name(writer), exc)
+        except TimeoutError:
+            log.warning("replication: handshake with %s timed out", _peer_name(writer))
+        except asyncio.CancelledError:
+            pass  # close(): the server's own callback would log a cancelled handler
+        finally:
+            if peer is not None:
+                self._drop(peer, "connection closed")
+                if peer.task is not None:
+                    peer.task.cancel()
+            _abort(writer)
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[str, bytes, int]:
+        version, nonce_f, node = wire.parse_hello(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
+        if version != wire.VERSION:
+            writer.write(wire.frame(wire.error(f"version {version} not supported")))
+            raise wire.WireError(f"follower speaks version {version}")
+        nonce_l = os.urandom(wire.NONCE)
+        writer.write(
+            wire.frame(
+                wire.challenge(nonce_l, wire.leader_proof(self._secret, nonce_f, nonce_l, node))
+            )
+        )
+        proof, log_id, last = wire.parse_auth(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
+        wire.check(wire.follower_proof(self._secret, nonce_f, nonce_l, node), proof)
+        return node, log_id, last
+
+    def _on_ack(self, peer: _Peer, seq: int) -> None:
+        if seq <= peer.acked:
+            return
+        if seq > self._flushed:
+            seq = self._flushed  # never count more than was sent
+        peer.acked = seq
+        if peer.state == JOINING and seq >= peer.need:
+            peer.caught.set()
+        if peer.state == CATCHUP and peer.live and seq >= peer.join_seq:
+            self._start_join(peer)
+        elif peer.state in _COUNTED:
+            self._advance()
+            if self._timer is None:
+                self._arm_timer()
+
+    async def _send(self, peer: _Peer, log_id: bytes, last: int) -> None:
+        writer = peer.writer
+        try:
+            if log_id == self.log_id and self._blog_base - 1 <= last <= self.seq:
+                peer.acked = last  # what it has on disk already
+                writer.write(wire.frame(wire.start(wire.MODE_TAIL, self.log_id, last)))
+                nxt = last + 1
+            else:
+                nxt = await self._resync(peer)
+            # catch up from the backlog, then hand over to the live stream
+            while True:
+                if nxt > self._flushed:
+                    peer.live = True
+                    peer.join_seq = self._flushed
+                    if peer.acked >= peer.join_seq:
+                        self._start_join(peer)
+                    return
+                if nxt < self._blog_base:
+                    raise ConnectionError("fell out of the backlog while catching up")
+                chunk, size = [], 0
+                blog, base = self._blog, self._blog_base
+                end = self._flushed
+                while nxt <= end and size < _CHUNK:
+                    fr = blog[nxt - base]
+                    chunk.append(fr)
+                    size += len(fr)
+                    nxt += 1
+                writer.write(b"".join(chunk))
+                await writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self._drop(peer, f"catch-up failed: {exc!r}")
+        except Exception:
+            log.exception("replication: sending to %s failed", peer.node)
+            self._drop(peer, "sender failed")
+
+    async def _resync(self, peer: _Peer) -> int:
+        """Stream every live record of every store, then return the seq the tail starts at."""
+        writer = peer.writer
+        self._flush()  # the snapshot is taken at self.seq: everything before it is flushed
+        at = self.seq
+        snaps = self._source.snapshot() if self._source is not None else []
+        log.info("replication: full resync of %s at seq %d (%d stores)", peer.node, at, len(snaps))
+        writer.write(wire.frame(wire.start(wire.MODE_RESYNC, self.log_id, at)))
+        writer.write(wire.frame(wire.seq_message(wire.RESYNC_BEGIN, at)))
+        size = 0
+        loop = asyncio.get_running_loop()
+        for snap in snaps:
+            sid = snap.store_id.encode()
+            # reading the files is slow for a large store: not on the loop
+            positions = await loop.run_in_executor(None, snap.positions)
+            for pos in positions:
+                data = snap.read(pos)
+                if data is None:
+                    continue
+                fr = wire.frame(wire.op_append(wire.RESYNC_RECORD, at, sid, pos, data))
+                writer.write(fr)
+                size += len(fr)
+                if size >= _CHUNK:
+                    size = 0
+                    await writer.drain()
+        writer.write(wire.frame(wire.seq_message(wire.RESYNC_END, at)))
+        await writer.drain()
+        return at + 1
+
+
+def _call(cb: Callable[[bool], None], ok: bool) -> None:
+    try:
+        cb(ok)
+    except Exception:  # noqa: BLE001 - one waiter's bug must not stop the others
+        log.exception("replication: wait callback failed")
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    transport = writer.transport
+    if not transport.is_closing():
+        transport.abort()
+
+
+def _peer_name(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if peer else "?"

@@ -1,0 +1,92 @@
+"""Listing the live records of an open log store (for a replica's full resync).
+
+A replication leader that must bring a new follower up to date sends it every
+record its stores still hold: persistent and not acked, delivered or not (an
+unacked message must survive a failover too). The store keeps no per-record
+index in RAM, so this scans the segment files, as recovery does.
+
+Two steps, so that the scan can leave the event loop: :func:`scan_plan` (on the
+store's loop) writes buffered records and acks to the files and notes how far
+each segment reaches; :func:`scan_files` (any thread) reads only the files. An
+ack or a dropped segment that lands between the two only makes the scan skip a
+record that was removed after the plan.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from warren.storage.log.format import (
+    FLAG_PERSISTENT,
+    RECORD,
+    RECORD_HEADER,
+    SEGMENT_HEADER,
+    load_acks,
+)
+from warren.storage.log.store import LogStore
+
+_rec_unpack = RECORD.unpack_from
+
+
+class SegmentExtent(NamedTuple):
+    """One segment as the plan saw it: where its records are and how far they reach."""
+
+    base: int
+    path: Path
+    ack_path: Path
+    end: int
+
+
+def scan_plan(store: LogStore) -> list[SegmentExtent]:
+    """Flush ``store``'s buffers to its files (no fsync) and note each segment's extent.
+
+    Call on the store's loop: the plan reflects every ``push`` and ``ack`` made so far.
+    """
+    # same package: the scan needs the store's segment bookkeeping
+    store._flush_write()
+    store._flush_acks()
+    plan = []
+    for sid in sorted(store._segments):
+        seg = store._segments[sid]
+        if seg is store._wseg:
+            if store._wfd < 0:
+                continue  # nothing written to it yet
+            end = store._wflushed
+        else:
+            end = seg.end
+        if end > SEGMENT_HEADER:
+            plan.append(SegmentExtent(seg.base, seg.path, seg.ack_path, end))
+    return plan
+
+
+def scan_files(plan: list[SegmentExtent]) -> list[int]:
+    """Positions of the persistent, not acked records within ``plan`` (reads files only)."""
+    out: list[int] = []
+    for base, path, ack_path, end in plan:
+        acks = set(load_acks(ack_path))
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # every record acked and the segment dropped since the plan
+        try:
+            size = min(end, os.fstat(fd).st_size)
+            if size <= SEGMENT_HEADER:
+                continue
+            with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
+                off = SEGMENT_HEADER
+                while off + RECORD_HEADER <= size:
+                    n, _crc, flags, _size = _rec_unpack(mm, off)
+                    if flags & FLAG_PERSISTENT and off not in acks:
+                        out.append(base | off)
+                    off += RECORD_HEADER + n
+        finally:
+            os.close(fd)
+    return out
+
+
+def live_positions(store: LogStore) -> list[int]:
+    """Positions of every persistent, not yet acked record of ``store``, in log order."""
+    return scan_files(scan_plan(store))
