@@ -28,7 +28,10 @@ def _use_this_checkout() -> None:
     for name in _PACKAGES:
         link = ns / name
         if not link.is_symlink():
-            link.symlink_to(ROOT / name, target_is_directory=True)
+            try:
+                link.symlink_to(ROOT / name, target_is_directory=True)
+            except FileExistsError:  # another pytest run in this checkout made it meanwhile
+                pass
     path = str(ns.parent)
     sys.path.insert(0, path)
     os.environ["PYTHONPATH"] = path + os.pathsep + os.environ.get("PYTHONPATH", "")
