@@ -39,6 +39,7 @@ from warren.server.model.auth import check_password, parse_amqplain, parse_plain
 from warren.server.model.limits import check_channel, check_connection
 
 if TYPE_CHECKING:
+    from warren.server.amqp.confirms import ConfirmTracker
     from warren.server.model.message import Message
     from warren.server.model.node import Node
     from warren.server.model.queue import Queue
@@ -114,8 +115,9 @@ class Connection(asyncio.Protocol):
         self._hb_handle: asyncio.TimerHandle | None = None
         self._handshake_handle: asyncio.TimerHandle | None = None
         self._close_handle: asyncio.TimerHandle | None = None
-        #: channels whose publishes in this read await confirms (added by Channel._route)
-        self._batch: set[Channel] = set()
+        #: confirm trackers of the channels whose publishes in this read await confirms
+        #: (added by Channel._route)
+        self._batch: set[ConfirmTracker] = set()
         self.recv_bytes = 0
         self.sent_bytes = 0
         self.blocked = False
@@ -190,15 +192,15 @@ class Connection(asyncio.Protocol):
                     if self.blocked:
                         self._block_publisher()
                 elif kind == K_BODY:
-                    ch.on_body(f[2])
+                    ch.content.on_body(f[2])
                     if self.blocked:  # as RabbitMQ, a content frame blocks (and tells) the publisher
                         self._block_publisher()
                 elif kind == K_PUBLISH:
-                    ch.on_publish(f[2], f[3], f[4], f[5], f[6])
+                    ch.content.on_publish(f[2], f[3], f[4], f[5], f[6])
                     if self.blocked:
                         self._block_publisher()
                 elif kind == K_HEADER:
-                    ch.on_header(f[2], f[3], f[4])
+                    ch.content.on_header(f[2], f[3], f[4])
                     if self.blocked:
                         self._block_publisher()
                 elif kind == K_ACK:
@@ -230,8 +232,8 @@ class Connection(asyncio.Protocol):
                 self.connection_error(ConnectionError_(INTERNAL_ERROR, f"internal error: {type(exc).__name__}"))
                 return
         if self._batch:
-            for ch in self._batch:
-                ch.end_batch()
+            for confirms in self._batch:
+                confirms.end_batch()
             self._batch.clear()
         if len(data) >= READ_BUDGET and "budget" not in self._pause_reasons:
             self._pause("budget")
@@ -242,8 +244,9 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ frames outside open channels
     def _no_content(self, ch: Channel) -> None:
-        if ch._publish is not None:
-            if ch._header is not None:
+        content = ch.content
+        if content.method is not None:
+            if content.header is not None:
                 raise ConnectionError_(
                     UNEXPECTED_FRAME, "expected content body, got non content body frame instead", 60, 40
                 )

@@ -174,10 +174,10 @@ QUEUE_METRICS: list[tuple[str, str, str, Any]] = [
 CHANNEL_METRICS: list[tuple[str, str, str, Any]] = [
     ("rabbitmq_channel_consumers", "g", "Consumers on a channel", lambda c: len(c.consumers)),
     ("rabbitmq_channel_messages_unacked", "g", "Delivered but not yet acknowledged messages", lambda c: len(c.unacked)),
-    ("rabbitmq_channel_messages_unconfirmed", "g", "Published but not yet confirmed messages", lambda c: c.confirm_seq - c._confirm_acked),
+    ("rabbitmq_channel_messages_unconfirmed", "g", "Published but not yet confirmed messages", lambda c: c.confirm_seq - c.confirm_acked),
     ("rabbitmq_channel_prefetch", "g", "Total limit of unacknowledged messages for all consumers on a channel", lambda c: c.prefetch),
     ("rabbitmq_channel_messages_published_total", "c", "Total number of messages published into an exchange on a channel", lambda c: c.published),
-    ("rabbitmq_channel_messages_confirmed_total", "c", "Total number of messages published into an exchange and confirmed on the channel", lambda c: c._confirm_acked),
+    ("rabbitmq_channel_messages_confirmed_total", "c", "Total number of messages published into an exchange and confirmed on the channel", lambda c: c.confirm_acked),
     ("rabbitmq_channel_messages_delivered_ack_total", "c", "Total number of messages delivered to consumers in manual acknowledgement mode", lambda c: c.delivered - getattr(c, "delivered_noack", 0)),
     ("rabbitmq_channel_messages_delivered_total", "c", "Total number of messages delivered to consumers in automatic acknowledgement mode", lambda c: getattr(c, "delivered_noack", 0)),
     ("rabbitmq_channel_messages_acked_total", "c", "Total number of messages acknowledged by consumers", lambda c: c.acked),
@@ -309,7 +309,7 @@ class WarrenCollector(Collector):
         yield pc("rabbitmq_global_messages_routed_total", "Total number of messages routed to queues or streams", max(0, received - returned - dropped))
         yield pc("rabbitmq_global_messages_unroutable_dropped_total", "Total number of messages published as non-mandatory into an exchange and dropped as unroutable", dropped)
         yield pc("rabbitmq_global_messages_unroutable_returned_total", "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable", returned)
-        yield pc("rabbitmq_global_messages_confirmed_total", "Total number of messages confirmed to publishers", ch["_confirm_acked"])
+        yield pc("rabbitmq_global_messages_confirmed_total", "Total number of messages confirmed to publishers", ch["confirm_acked"])
         consume_auto = ch["delivered_noack"]
         consume_manual = ch["delivered"] - consume_auto
         get_auto = ch["got_noack"]
@@ -365,7 +365,7 @@ class WarrenCollector(Collector):
         yield _g("rabbitmq_queue_consumers", "Consumers on a queue", g["queue_consumers"])
         yield _c("rabbitmq_queue_messages_published_total", "Total number of messages published to queues", q["published"])
         yield _c("rabbitmq_channel_messages_published_total", "Total number of messages published into an exchange on a channel", ch["published"])
-        yield _c("rabbitmq_channel_messages_confirmed_total", "Total number of messages published into an exchange and confirmed on the channel", ch["_confirm_acked"])
+        yield _c("rabbitmq_channel_messages_confirmed_total", "Total number of messages published into an exchange and confirmed on the channel", ch["confirm_acked"])
         yield _c("rabbitmq_channel_messages_unroutable_returned_total", "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable", ch["unroutable_returned"])
         yield _c("rabbitmq_channel_messages_unroutable_dropped_total", "Total number of messages published as non-mandatory into an exchange and dropped as unroutable", ch["unroutable_dropped"])
         yield _c("rabbitmq_channel_messages_delivered_ack_total", "Total number of messages delivered to consumers in manual acknowledgement mode", ch["delivered"] - ch["delivered_noack"])
@@ -379,7 +379,7 @@ class WarrenCollector(Collector):
         prefetch = 0
         ch_unacked = 0
         for c in channels_of(b):
-            unconfirmed += c.confirm_seq - c._confirm_acked
+            unconfirmed += c.confirm_seq - c.confirm_acked
             prefetch += c.prefetch
             ch_unacked += len(c.unacked)
         yield _g("rabbitmq_channel_consumers", "Consumers on a channel", g["consumers"])

@@ -55,7 +55,7 @@ class Totals:
     CHANNEL_FIELDS = (
         "published",
         "confirm_seq",
-        "_confirm_acked",
+        "confirm_acked",
         "delivered",
         "delivered_noack",
         "got",

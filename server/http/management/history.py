@@ -39,7 +39,7 @@ def counters(broker: Broker) -> dict[str, int]:
         "publish": ch["published"],
         "deliver_get": ch["delivered"] + ch["got"],
         "ack": ch["acked"],
-        "confirm": ch["_confirm_acked"],
+        "confirm": ch["confirm_acked"],
         "redeliver": g["queue"]["redelivered"],
         "messages": g["ready"] + g["unacked"],
         "messages_ready": g["ready"],

@@ -246,7 +246,7 @@ def channel_message_stats(ch: Channel) -> dict[str, int]:
     got = getattr(ch, "got", 0)
     return {
         "ack": ch.acked,
-        "confirm": ch._confirm_acked,
+        "confirm": ch.confirm_acked,
         "deliver": ch.delivered - dn,
         "deliver_get": ch.delivered + got,
         "deliver_no_ack": dn,
@@ -274,7 +274,7 @@ def channel_json(broker: Broker, rates: Rates, ch: Channel) -> dict[str, Any]:
         "message_stats": _stats(rates, ("ch", name), channel_message_stats(ch)),
         "messages_unacknowledged": len(ch.unacked),
         "messages_uncommitted": len(ch._tx_publishes),
-        "messages_unconfirmed": ch.confirm_seq - ch._confirm_acked,
+        "messages_unconfirmed": ch.confirm_seq - ch.confirm_acked,
         "name": name,
         "node": node_name(broker),
         "number": ch.number,
@@ -400,7 +400,7 @@ def overview_json(broker: Broker, rates: Rates) -> dict[str, Any]:
     node = node_name(broker)
     stats = {
         "ack": ch["acked"],
-        "confirm": ch["_confirm_acked"],
+        "confirm": ch["confirm_acked"],
         "deliver": ch["delivered"] - ch["delivered_noack"],
         "deliver_get": ch["delivered"] + ch["got"],
         "deliver_no_ack": ch["delivered_noack"],
