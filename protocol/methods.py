@@ -19,7 +19,7 @@ import struct
 
 from pamqp import commands, encode, header
 from pamqp.base import Frame
-from warren.protocol.table import decode_properties
+from warren.protocol.headersplice import decode_properties
 
 _FRAME_HDR = struct.Struct(">BHI")
 _INDEX = struct.Struct(">I")

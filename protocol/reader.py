@@ -50,7 +50,7 @@ from warren.protocol.constants import (
     UNEXPECTED_FRAME,
 )
 from warren.protocol.errors import FrameError
-from warren.protocol.table import decode_table
+from warren.protocol.fielddecode import decode_table
 
 K_ERROR = 99
 #: publish + content header + single body frame, fused:

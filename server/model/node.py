@@ -23,6 +23,8 @@ from warren.server.model.exchanges import EXCHANGE_TYPES, Exchange
 from warren.server.model.persistence import Persistence
 from warren.server.model.policies import Policy
 from warren.server.model.queue import Queue
+from warren.server.model.queue_args import queue_type
+from warren.server.model.queue_kind import QUEUE_KINDS
 from warren.server.model.totals import ConnectionSet, Totals
 from warren.server.model.tracing import Tracer
 from warren.server.model.vhost import VHost
@@ -75,7 +77,7 @@ class Node:
         arguments: dict[str, Any],
     ) -> Queue:
         persistence = self.persistence
-        q = Queue(
+        q = QUEUE_KINDS[queue_type(arguments)](
             vhost,
             name,
             durable,

@@ -39,8 +39,8 @@ class PublishResult:
 
     @property
     def routed(self) -> bool:
-        """Reached a queue (or, delayed, would reach one now)."""
-        return bool(self.queues)
+        """A queue took it (or, held by a delayed exchange, one would take it now)."""
+        return bool(self.queues) and (self.delayed or self.refused < len(self.queues))
 
 
 class Publisher:

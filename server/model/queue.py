@@ -17,7 +17,6 @@ from warren.server.core.flow import DISPATCH_BUDGET, FLOW_HIGH, FLOW_LOW, OUT_HI
 from warren.server.model.deadletter import dead_letter_copy
 from warren.server.model.policies import Policy, effective_arguments
 from warren.server.model.publish import DeadLetter
-from warren.server.model.queue_args import queue_type
 from warren.storage.base import MessageStore
 from warren.storage.factory import open_store
 from warren.storage.lanes import LanedStore
@@ -38,7 +37,14 @@ def _str(v: Any) -> str | None:
 
 
 class Queue:
-    """One AMQP queue."""
+    """A classic queue, and the base of the other kinds (``model.queue_kind.QueueKind``)."""
+
+    #: x-queue-type, as the management API and policies' apply-to name it
+    kind = "classic"
+    #: a quorum queue (on one node): every message stored durably, returned messages go
+    #: to the back, deliveries counted in x-delivery-count. A class attribute: the hot
+    #: path reads it as a plain flag.
+    quorum = False
 
     def __init__(
         self,
@@ -59,9 +65,6 @@ class Queue:
         self.arguments = dict(arguments or {})
         #: this object's entry in the definitions file, once encoded (declared objects never change)
         self.definition_json: str | None = None
-        #: a quorum queue (x-queue-type quorum) on one node: every message is stored
-        #: durably, returned messages go to the back, deliveries count in x-delivery-count
-        self.quorum = queue_type(self.arguments) == "quorum"
         mp = self.arguments.get("x-max-priority")
         self.max_priority = int(mp) if mp else 0
         self.store: MessageStore
@@ -470,38 +473,16 @@ class Queue:
             headers = msg.typed_headers()
             headers["x-delivery-count"] = long(msg.delivery_count)  # a long, as quorum queues send it
             msg.replace_headers(headers)
-        if self.quorum:
-            self._requeue_at_back(position, msg)
-        else:
-            # not changed since it was stored (no x-delivery-count added): a disk-backed
-            # store may drop it from RAM and read it back when it is delivered again
-            self.store.requeue(position, msg, msg.delivery_count == 0)
+        self._return(position, msg)
         self.schedule_dispatch()
         if self.has_ttl and not self.consumers:
             self._arm_ttl()
 
-    def _requeue_at_back(self, position: int, msg: Message) -> None:
-        """A quorum queue puts a returned message behind the others: a new record.
-
-        The old record is acked only once the new one is durable, so a crash in
-        between redelivers it twice rather than never.
-        """
-        msg.persistent = True
-        self._push(msg)
-        store = self.store
-        if self.durable_store:
-
-            def durable(ok: bool) -> None:
-                # not written: keep the old record, which comes back after a restart
-                if ok and not self.deleted:
-                    store.ack(position)
-                    # now, not at the next background flush: a crash in between
-                    # would bring back the old copy as well
-                    store.flush_acks()
-
-            store.sync(durable)
-        else:
-            store.ack(position)
+    def _return(self, position: int, msg: Message) -> None:
+        """Put a requeued message back where this kind keeps it: a classic queue, in place."""
+        # not changed since it was stored (no x-delivery-count added): a disk-backed
+        # store may drop it from RAM and read it back when it is delivered again
+        self.store.requeue(position, msg, msg.delivery_count == 0)
 
     def discard(self, position: int, msg: Message, reason: str) -> None:
         """A message leaves the queue without being acked (reject/nack without requeue)."""

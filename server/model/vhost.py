@@ -87,7 +87,7 @@ class VHost:
     def apply_policy_to_queue(self, q: Queue) -> None:
         from warren.server.model.policies import pick_policy
 
-        q.configure(pick_policy(self.policies, "queue", q.name, "quorum" if q.quorum else "classic"))
+        q.configure(pick_policy(self.policies, "queue", q.name, q.kind))
 
     def reapply_policies(self) -> None:
         for ex in self.exchanges.values():

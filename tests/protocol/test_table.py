@@ -24,6 +24,7 @@ from pamqp import encode as pencode
 from pamqp import header as pheader
 from warren.protocol import properties as scanprops
 from warren.protocol import table as T
+from warren.protocol.fieldtypes import _INT_RANGES
 
 from tests.protocol._strategies import properties as props_strategy
 from tests.protocol._strategies import tables as pamqp_tables
@@ -95,7 +96,7 @@ any_keys = st.one_of(utf8_keys, st.binary(max_size=12).map(lambda b: b.decode("u
 
 
 def _ints(letter: str):
-    lo, hi = T._INT_RANGES[letter]
+    lo, hi = _INT_RANGES[letter]
     return st.integers(lo, hi).map(lambda v: T.typed(v, letter))
 
 

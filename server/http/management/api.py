@@ -623,7 +623,7 @@ class Api:
         msg = Message(ex.name, rk, shortstr(ex.name) + shortstr(rk), header, data, scan(header))
         res = vh.publish(ex, rk, msg, None, MANAGEMENT)
         # RabbitMQ answers routed=false when a queue refused it (reject-publish) or nothing matched
-        return jresp({"routed": bool(res.queues) and (res.delayed or res.refused < len(res.queues))})
+        return jresp({"routed": res.routed})
 
     # -- queues ------------------------------------------------------------------------
     async def queues(self, c: Ctx) -> web.Response:

@@ -16,27 +16,21 @@ from typing import Any
 
 from warren.server.http.management.views import iso
 from warren.server.model.exchanges import DelayedExchange
-from warren.server.model.exchanges.delayed import _POS_BITS, _POS_MASK
 
 log = logging.getLogger("warren.management")
 
 MAX_LIMIT = 1000
 
 
-def _due_ms(key: int) -> int:
-    return key >> _POS_BITS
-
-
 def summary(ex: DelayedExchange) -> dict[str, Any]:
     """One delayed exchange: pending count and the next due time (or None)."""
-    due = ex._due
-    nxt = _due_ms(due[0]) if due else None
+    nxt = ex.next_due_ms()
     return {
         "vhost": ex.vhost.name,
         "name": ex.name,
         "delayed_type": ex.inner.describe_type(),
         "durable": ex.durable,
-        "pending": len(due),
+        "pending": ex.pending_count,
         "next_due": iso(nxt / 1000.0) if nxt is not None else None,
         "next_due_in_ms": max(0, nxt - int(time.time() * 1000)) if nxt is not None else None,
         "fired": ex.fired,
@@ -48,14 +42,10 @@ def pending(ex: DelayedExchange, limit: int) -> dict[str, Any]:
     now = int(time.time() * 1000)
     out = summary(ex)
     msgs = []
-    for key in ex._due.islice(0, max(0, min(limit, MAX_LIMIT))):
-        due = _due_ms(key)
+    for due, held in ex.held(min(limit, MAX_LIMIT)):
         item: dict[str, Any] = {"due": iso(due / 1000.0), "due_in_ms": max(0, due - now)}
-        try:
-            msg, _extra = ex.store.read(key & _POS_MASK).message()
-        except Exception:  # fired meanwhile, or unreadable: show the due time only
-            log.debug("delayed message not readable exchange=%s", ex.name, exc_info=True)
-        else:
+        if held is not None:
+            msg, _extra = held
             props = msg.properties
             item.update({
                 "routing_key": msg.routing_key,

@@ -38,7 +38,7 @@ class Binding:
 
 
 class Exchange:
-    """Base exchange. Subclasses keep their own routing index in ``_index_add``/``_index_remove``
+    """Base exchange. Subclasses keep their own routing index in ``index_add``/``index_remove``
     and answer ``match(routing_key, message)`` with a sequence of destinations."""
 
     type_name = ""
@@ -87,7 +87,7 @@ class Exchange:
         self.bindings[b.key] = b
         if isinstance(destination, Exchange):
             self.e2e_count += 1
-        self._index_add(b)
+        self.index_add(b)
         return True
 
     def unbind(self, destination: Any, routing_key: str, arguments: dict | None) -> Binding | None:
@@ -96,7 +96,7 @@ class Exchange:
         if b is not None:
             if isinstance(destination, Exchange):
                 self.e2e_count -= 1
-            self._index_remove(b)
+            self.index_remove(b)
         return b
 
     def unbind_destination(self, destination: Any) -> list[Binding]:
@@ -109,10 +109,10 @@ class Exchange:
         """Raise ChannelError for arguments this type refuses."""
 
     # -- subclass hooks ---------------------------------------------------
-    def _index_add(self, binding: Binding) -> None:
+    def index_add(self, binding: Binding) -> None:
         raise NotImplementedError
 
-    def _index_remove(self, binding: Binding) -> None:
+    def index_remove(self, binding: Binding) -> None:
         raise NotImplementedError
 
     def match(self, routing_key: str, message: Any) -> Any:

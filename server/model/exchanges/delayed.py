@@ -43,6 +43,7 @@ from sortedcontainers import SortedList
 from warren.protocol.constants import PRECONDITION_FAILED
 from warren.server.core.errors import ChannelError
 from warren.server.model.exchanges.base import Binding, Exchange
+from warren.server.model.exchanges.basic import BASIC_TYPES
 from warren.storage.factory import open_store
 from warren.storage.log.store import LogStore
 
@@ -84,7 +85,7 @@ class _Held:
     def message(self) -> tuple[Any, list[str] | None]:
         """The message and its extra routing keys (decoded on first use)."""
         if self.msg is None:
-            from warren.server.model.persistence import decode_message
+            from warren.server.model.message_codec import decode_message
 
             raw = self.raw
             assert raw is not None
@@ -104,7 +105,7 @@ class _Held:
 
 
 def _encode(held: _Held) -> bytes:
-    from warren.server.model.persistence import encode_message
+    from warren.server.model.message_codec import encode_message
 
     if held.extra:
         keys = b"".join(_KEYLEN.pack(len(b)) + b for b in (k.encode() for k in held.extra))
@@ -134,12 +135,10 @@ class DelayedExchange(Exchange):
     def __init__(self, vhost: Any, name: str, durable: bool = False, auto_delete: bool = False,
                  internal: bool = False, arguments: dict | None = None) -> None:
         super().__init__(vhost, name, durable, auto_delete, internal, arguments)
-        from warren.server.model.exchanges import EXCHANGE_TYPES
-
         dtype = self.arguments.get("x-delayed-type")
         if isinstance(dtype, bytes):
             dtype = dtype.decode()
-        inner_cls = EXCHANGE_TYPES.get(dtype) if isinstance(dtype, str) else None
+        inner_cls = BASIC_TYPES.get(dtype) if isinstance(dtype, str) else None
         if inner_cls is None or dtype == self.type_name:
             raise ChannelError(
                 PRECONDITION_FAILED, "Invalid argument, 'x-delayed-type' must be an existing exchange type"
@@ -194,13 +193,13 @@ class DelayedExchange(Exchange):
         return int((self._loop.time() + self._offset) * 1000.0)
 
     # -- bindings -------------------------------------------------------------
-    def _index_add(self, b: Binding) -> None:
+    def index_add(self, b: Binding) -> None:
         self.inner.bindings[b.key] = b
-        self.inner._index_add(b)
+        self.inner.index_add(b)
 
-    def _index_remove(self, b: Binding) -> None:
+    def index_remove(self, b: Binding) -> None:
         self.inner.bindings.pop(b.key, None)
-        self.inner._index_remove(b)
+        self.inner.index_remove(b)
 
     def validate_binding(self, binding: Binding) -> None:
         self.inner.validate_binding(binding)
@@ -209,6 +208,24 @@ class DelayedExchange(Exchange):
         return self.inner.match(routing_key, message)
 
     # -- delaying -------------------------------------------------------------
+    def next_due_ms(self) -> int | None:
+        """Wall-clock ms at which the next held message is due, or None."""
+        due = self._due
+        return due[0] >> _POS_BITS if due else None
+
+    def held(self, limit: int) -> list[tuple[int, Any]]:
+        """The first ``limit`` held messages in due order: (due ms, (message, extra keys) or None
+        if it fired meanwhile or cannot be read)."""
+        out = []
+        for key in self._due.islice(0, max(0, limit)):
+            try:
+                item = self.store.read(key & _POS_MASK).message()
+            except Exception:  # fired meanwhile, or unreadable: the due time only
+                log.debug("delayed message not readable exchange=%s", self.name, exc_info=True)
+                item = None
+            out.append((key >> _POS_BITS, item))
+        return out
+
     @property
     def pending_count(self) -> int:
         return len(self._due)

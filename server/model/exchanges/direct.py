@@ -16,12 +16,12 @@ class DirectExchange(Exchange):
         super().__init__(*args, **kw)
         self._routes: dict[str, list[Any]] = {}
 
-    def _index_add(self, b: Binding) -> None:
+    def index_add(self, b: Binding) -> None:
         dests = self._routes.setdefault(b.routing_key, [])
         if b.destination not in dests:
             dests.append(b.destination)
 
-    def _index_remove(self, b: Binding) -> None:
+    def index_remove(self, b: Binding) -> None:
         still = any(
             o.destination is b.destination and o.routing_key == b.routing_key
             for o in self.bindings.values()

@@ -17,14 +17,14 @@ class FanoutExchange(Exchange):
         self._dests: list[Any] = []
         self._counts: dict[int, int] = {}
 
-    def _index_add(self, b: Binding) -> None:
+    def index_add(self, b: Binding) -> None:
         k = id(b.destination)
         n = self._counts.get(k, 0)
         if n == 0:
             self._dests.append(b.destination)
         self._counts[k] = n + 1
 
-    def _index_remove(self, b: Binding) -> None:
+    def index_remove(self, b: Binding) -> None:
         k = id(b.destination)
         n = self._counts[k] - 1
         if n == 0:

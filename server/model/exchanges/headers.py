@@ -35,7 +35,7 @@ class HeadersExchange(Exchange):
                 f"Invalid x-match field value <<\"{m}\">>; expected all, any, all-with-x, or any-with-x",
             )
 
-    def _index_add(self, b: Binding) -> None:
+    def index_add(self, b: Binding) -> None:
         m = _mode(b.arguments)
         with_x = m.endswith("-with-x")
         pairs = [
@@ -45,7 +45,7 @@ class HeadersExchange(Exchange):
         ]
         self._rules[b.key] = (b, m.startswith("all"), with_x, pairs)
 
-    def _index_remove(self, b: Binding) -> None:
+    def index_remove(self, b: Binding) -> None:
         self._rules.pop(b.key, None)
 
     def match(self, routing_key: str, message: Any) -> Any:

@@ -57,14 +57,14 @@ class TopicExchange(Exchange):
         self._root = _Node()
         self._cache: dict[str, list[Any]] = {}
 
-    def _index_add(self, b: Binding) -> None:
+    def index_add(self, b: Binding) -> None:
         node = self._root
         for word in _words(b.routing_key):
             node = node.child(word)
         node.dests[b.destination] = node.dests.get(b.destination, 0) + 1
         self._cache.clear()
 
-    def _index_remove(self, b: Binding) -> None:
+    def index_remove(self, b: Binding) -> None:
         path = [self._root]
         words = _words(b.routing_key)
         for word in words:
