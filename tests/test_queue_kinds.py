@@ -8,7 +8,6 @@ import inspect
 from pathlib import Path
 
 import pytest
-
 from warren.server.core.config import Config
 from warren.server.model.node import Node
 from warren.server.model.queue_kind import QUEUE_KINDS, QueueKind

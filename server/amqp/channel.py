@@ -9,8 +9,6 @@ taking the channel, called from ``_HANDLERS`` exactly as methods would be.
 from __future__ import annotations
 
 import logging
-import os
-from base64 import urlsafe_b64encode
 from typing import TYPE_CHECKING, Any
 
 from warren.protocol import commands as C
@@ -25,7 +23,6 @@ from warren.protocol.errors import AMQPError
 from warren.protocol.hotpath import deliver_parts
 from warren.protocol.properties import EMPTY as EMPTY_PROPS
 from warren.protocol.properties import scan
-from warren.protocol.table import amqp_type, type_name
 from warren.server.amqp import consumers, tx
 from warren.server.amqp.confirms import ConfirmTracker, confirm_select
 from warren.server.amqp.publishing import (
@@ -42,75 +39,20 @@ from warren.server.core.errors import (
     ChannelError,
     ConnectionError_,
     access_refused,
-    fmt_bool,
-    inequivalent,
     not_found_exchange,
-    not_found_queue,
     precondition,
-    resource_locked,
 )
+from warren.server.model import commands as cmd
 from warren.server.model.exchanges import Exchange
 from warren.server.model.exchanges.topic import TopicExchange
 from warren.server.model.message import Message
 from warren.server.model.queue import Queue
-from warren.server.model.queue_args import check_new_queue, queue_type
 
 if TYPE_CHECKING:
     from warren.server.amqp.connection import Connection
     from warren.server.model.consumer import Consumer
 
 log = logging.getLogger("warren.channel")
-
-# queue arguments RabbitMQ compares on redeclare
-_EQUIV_QUEUE_ARGS = (
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-queue-mode",
-    "x-queue-type",
-    "x-single-active-consumer",
-    "x-delivery-limit",
-)
-
-
-def _classic(queue_type_arg: Any) -> bool:
-    # no x-queue-type and x-queue-type "classic" are the same thing on redeclare
-    return queue_type_arg is None or queue_type_arg in ("classic", b"classic")
-
-
-def _gen_name(prefix: str) -> str:
-    return prefix + urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
-
-
-def _fmt_arg(v: Any) -> str:
-    if v is None:
-        return "none"
-    if isinstance(v, bool):
-        return f"'{fmt_bool(v)}'"
-    if isinstance(v, bytes) and amqp_type(v) == "S":
-        v = v.decode(errors="replace")
-    # the reader keeps the wire type of argument values (protocol.table), so this names
-    # the type the client sent, as RabbitMQ does
-    kind = type_name(v)
-    return f"the value '{v}' of type '{kind}'"
-
-
-def _fmt_arg_pair(received: Any, current: Any) -> tuple[str, str]:
-    """RabbitMQ names the value's type only when the other side is missing."""
-    if received is None or current is None:
-        return _fmt_arg(received), _fmt_arg(current)
-
-    def plain(v: Any) -> str:
-        if isinstance(v, bool):
-            return f"'{fmt_bool(v)}'"
-        return f"'{v.decode() if isinstance(v, bytes) else v}'"
-
-    return plain(received), plain(current)
 
 
 class Channel:
@@ -404,97 +346,30 @@ class Channel:
         raise ConnectionError_(CHANNEL_ERROR, "second 'channel.open' seen", 20, 10)
 
     # exchange.* -------------------------------------------------------------
+    # the bodies are the model's topology commands (model.commands), shared with the
+    # management API; these decode the method and send the reply
+    def _actor(self) -> cmd.Actor:
+        conn = self.conn
+        return cmd.Actor(conn.user.name, None if conn.perm_all else conn.permission, conn.topic_perms, conn)
+
     def _exchange_declare(self, m: C.Exchange.Declare) -> None:
-        vhost = self.vhost
-        name = m.exchange
-        ex = vhost.exchanges.get(name)
-        if m.passive:
-            if name == "":
-                raise access_refused("operation not permitted on the default exchange")
-            if ex is None:
-                raise not_found_exchange(name, vhost.name)
-            if not m.nowait:
-                self.send(C.Exchange.DeclareOk())
-            return
-        # as RabbitMQ: type first, then the default exchange; the amq.* prefix is
-        # refused only when creating (an equivalent redeclare of amq.direct is fine)
-        cls = self.conn.broker.exchange_type(m.exchange_type)
-        if cls is None:
-            raise ConnectionError_(COMMAND_INVALID, f"unknown exchange type '{m.exchange_type}'", 40, 10)
-        if name == "":
-            raise access_refused("operation not permitted on the default exchange")
-        self._check_configure(name, "exchange")
-        args = dict(m.arguments or {})
-        if ex is not None:
-            if ex.describe_type() != m.exchange_type:
-                raise inequivalent(
-                    "type", "exchange", name, vhost.name, f"'{m.exchange_type}'", f"'{ex.describe_type()}'"
-                )
-            for arg, got, cur in (
-                ("durable", m.durable, ex.durable),
-                ("auto_delete", m.auto_delete, ex.auto_delete),
-                ("internal", m.internal, ex.internal),
-            ):
-                if bool(got) != bool(cur):
-                    raise inequivalent(arg, "exchange", name, vhost.name, f"'{fmt_bool(got)}'", f"'{fmt_bool(cur)}'")
-            for key in ("alternate-exchange",):
-                if args.get(key) != ex.arguments.get(key):
-                    raise inequivalent(key, "exchange", name, vhost.name, *_fmt_arg_pair(args.get(key), ex.arguments.get(key)))
-        else:
-            if name.startswith("amq."):
-                raise access_refused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
-            ex = cls(vhost, name, bool(m.durable), bool(m.auto_delete), bool(m.internal), args)
-            vhost.add_exchange(ex)
-            self.conn.broker.definitions_changed(ex.durable)
+        cmd.exchange_declare(
+            self.vhost, self._actor(), m.exchange, m.exchange_type, bool(m.durable), bool(m.auto_delete),
+            bool(m.internal), m.arguments, bool(m.passive),
+        )
         if not m.nowait:
             self.send(C.Exchange.DeclareOk())
 
     def _exchange_delete(self, m: C.Exchange.Delete) -> None:
-        vhost = self.vhost
-        name = m.exchange
-        if name == "":
-            raise access_refused("operation not permitted on the default exchange")
-        if name.startswith("amq."):
-            raise access_refused(f"deletion of system exchange '{name}' in vhost '{vhost.name}' not allowed")
-        self._check_configure(name, "exchange")  # before existence, as RabbitMQ
-        ex = vhost.exchanges.get(name)
-        if ex is not None:
-            if m.if_unused and ex.bindings:
-                raise precondition(f"exchange '{name}' in vhost '{vhost.name}' in use")
-            vhost.delete_exchange(ex)
+        cmd.exchange_delete(self.vhost, self._actor(), m.exchange, bool(m.if_unused))
         if not m.nowait:
             self.send(C.Exchange.DeleteOk())
 
     def _exchange_bind(self, m: Any) -> None:
-        # RabbitMQ's order: permissions, the default exchange, then existence (source first)
-        vhost = self.vhost
         unbind = isinstance(m, C.Exchange.Unbind)
-        self._check_perm("write", m.destination, "exchange")
-        if m.destination == "" or m.source == "":
-            raise access_refused("operation not permitted on the default exchange")
-        self._check_perm("read", m.source, "exchange")
-        dest = vhost.exchanges.get(m.destination)
-        src = vhost.exchanges.get(m.source)
-        if src is not None and self.conn.topic_perms and type(src) is TopicExchange:
-            self._check_topic("read", src.name, m.routing_key)
-        if dest is None or src is None:
-            if unbind:
-                # as RabbitMQ 3.10 (and queue.unbind): unbinding a missing exchange is a no-op
-                if not m.nowait:
-                    self.send(C.Exchange.UnbindOk())
-                return
-            raise not_found_exchange(m.source if src is None else m.destination, vhost.name)
-        if unbind:
-            if src.unbind(dest, m.routing_key, m.arguments or {}) is not None:
-                vhost._maybe_auto_delete_exchange(src)
-                self.conn.broker.definitions_changed(src.durable and dest.durable)
-            if not m.nowait:
-                self.send(C.Exchange.UnbindOk())
-        else:
-            src.bind(dest, m.routing_key, dict(m.arguments or {}))
-            self.conn.broker.definitions_changed(src.durable and dest.durable)
-            if not m.nowait:
-                self.send(C.Exchange.BindOk())
+        cmd.exchange_bind(self.vhost, self._actor(), m.destination, m.source, m.routing_key, m.arguments, unbind)
+        if not m.nowait:
+            self.send(C.Exchange.UnbindOk() if unbind else C.Exchange.BindOk())
 
     # queue.* ------------------------------------------------------------------
     def _queue_name(self, name: str) -> str:
@@ -506,143 +381,56 @@ class Channel:
         return name
 
     def _lookup_queue(self, name: str) -> Queue:
-        name = self._queue_name(name)
-        q = self.vhost.queues.get(name)
-        if q is None:
-            raise not_found_queue(name, self.vhost.name)
-        if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
-            raise resource_locked(name, self.vhost.name)
-        return q
+        return cmd.lookup_queue(self.vhost, self._actor(), self._queue_name(name))
 
     def _queue_declare(self, m: C.Queue.Declare) -> None:
-        vhost = self.vhost
-        name = m.queue
-        if m.passive:
-            if name == REPLY_TO:
-                # RabbitMQ reports the pseudo-queue with one consumer
-                if not m.nowait:
-                    self.send(C.Queue.DeclareOk(queue=name, message_count=0, consumer_count=1))
-                return
-            if name == "":
-                # RabbitMQ: no "last declared queue" shortcut for a passive declare
-                raise not_found_queue(name, vhost.name)
-            q = self._lookup_queue(name)
-            self.last_queue = q.name
+        if m.passive and m.queue == REPLY_TO:
+            # RabbitMQ reports the pseudo-queue with one consumer
             if not m.nowait:
-                self.send(C.Queue.DeclareOk(queue=q.name, message_count=len(q.store), consumer_count=len(q.consumers)))
+                self.send(C.Queue.DeclareOk(queue=m.queue, message_count=0, consumer_count=1))
             return
-        args = dict(m.arguments or {})
-        if name == "":
-            if queue_type(args) == "quorum":
-                raise precondition("Cannot declare a server-named queue for type rabbit_quorum_queue")
-            name = _gen_name("amq.gen-")
-        elif name.startswith("amq."):
-            raise access_refused(f"queue name '{name}' contains reserved prefix 'amq.*'")
-        q = vhost.queues.get(name)
-        if q is not None:
-            if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
-                raise resource_locked(name, vhost.name)
-            if bool(m.exclusive) != q.exclusive:
-                raise resource_locked(name, vhost.name)
-            self._check_configure(name, "queue")
-            for arg, got, cur in (("durable", m.durable, q.durable), ("auto_delete", m.auto_delete, q.auto_delete)):
-                if bool(got) != bool(cur):
-                    raise inequivalent(arg, "queue", name, vhost.name, f"'{fmt_bool(got)}'", f"'{fmt_bool(cur)}'")
-            for key in _EQUIV_QUEUE_ARGS:
-                a, b = args.get(key), q.arguments.get(key)
-                if a != b and not (key == "x-queue-type" and _classic(a) and _classic(b)):
-                    raise inequivalent(key, "queue", name, vhost.name, *_fmt_arg_pair(a, b))
-        else:
-            self._check_configure(name, "queue")
-            check_new_queue(vhost, name, args, bool(m.durable), bool(m.exclusive), bool(m.auto_delete))
-            q = self.conn.broker.create_queue(
-                vhost, name, bool(m.durable), self.conn if m.exclusive else None, bool(m.auto_delete), args
-            )
-            if m.exclusive:
-                self.conn.exclusive_queues.append(q)
-        self.last_queue = name
+        q, _ = cmd.queue_declare(
+            self.vhost, self._actor(), m.queue, bool(m.durable), bool(m.exclusive), bool(m.auto_delete),
+            m.arguments, bool(m.passive),
+        )
+        self.last_queue = q.name
         if not m.nowait:
-            self.send(C.Queue.DeclareOk(queue=name, message_count=len(q.store), consumer_count=len(q.consumers)))
+            self.send(C.Queue.DeclareOk(queue=q.name, message_count=len(q.store), consumer_count=len(q.consumers)))
 
     def _queue_bind(self, m: Any) -> None:
-        # RabbitMQ's order: the last-declared-queue shortcut, permissions, the default
-        # exchange, then existence (the exchange first); unbinding what is missing is a no-op
-        vhost = self.vhost
         unbind = isinstance(m, C.Queue.Unbind)
-        qname = self._queue_name(m.queue)
+        qname = self._queue_name(m.queue)  # first, as RabbitMQ
         routing_key = m.routing_key
         if m.queue == "" and routing_key == "":
             routing_key = qname  # the last declared queue, bound with its own name as the key
-        self._check_perm("write", qname, "queue")
-        if m.exchange == "":
-            raise access_refused("operation not permitted on the default exchange")
-        self._check_perm("read", m.exchange, "exchange")
-        ex = vhost.exchanges.get(m.exchange)
-        if ex is not None and self.conn.topic_perms and type(ex) is TopicExchange:
-            self._check_topic("read", ex.name, routing_key)
-        q = vhost.queues.get(qname)
-        if ex is None or q is None:
-            if unbind:
-                self.send(C.Queue.UnbindOk())
-                return
-            if ex is None:
-                raise not_found_exchange(m.exchange, vhost.name)
-            raise not_found_queue(qname, vhost.name)
-        if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
-            raise resource_locked(qname, vhost.name)
+        cmd.queue_bind(self.vhost, self._actor(), qname, m.exchange, routing_key, m.arguments, unbind)
         if unbind:
-            b = ex.unbind(q, routing_key, m.arguments or {})
-            if b is not None:
-                vhost._maybe_auto_delete_exchange(ex)
-                self.conn.broker.definitions_changed(q.durable and ex.durable)
-            self.send(C.Queue.UnbindOk())
-        else:
-            ex.bind(q, routing_key, dict(m.arguments or {}))
-            self.conn.broker.definitions_changed(q.durable and ex.durable)
-            if not m.nowait:
-                self.send(C.Queue.BindOk())
+            self.send(C.Queue.UnbindOk())  # queue.unbind has no nowait
+        elif not m.nowait:
+            self.send(C.Queue.BindOk())
 
     def _queue_purge(self, m: C.Queue.Purge) -> None:
-        self._check_perm("read", self._queue_name(m.queue), "queue")  # before existence, as RabbitMQ
-        q = self._lookup_queue(m.queue)
-        n = q.purge()
+        n = cmd.queue_purge(self.vhost, self._actor(), self._queue_name(m.queue))
         if not m.nowait:
             self.send(C.Queue.PurgeOk(message_count=n))
 
     def _queue_delete(self, m: C.Queue.Delete) -> None:
-        vhost = self.vhost
-        qname = self._queue_name(m.queue)
-        self._check_configure(qname, "queue")  # before existence, as RabbitMQ
-        q = vhost.queues.get(qname)
-        if q is None:
-            if not m.nowait:
-                self.send(C.Queue.DeleteOk(message_count=0))
-            return
-        if q.exclusive_owner is not None and q.exclusive_owner is not self.conn:
-            raise resource_locked(q.name, vhost.name)
-        if m.if_unused and q.consumers:
-            raise precondition(f"queue '{q.name}' in vhost '{vhost.name}' in use")
-        if m.if_empty and len(q.store):
-            raise precondition(f"queue '{q.name}' in vhost '{vhost.name}' not empty")
-        if not m.nowait:  # before the Basic.Cancel the deletion sends its consumers (RabbitMQ's order)
-            self.send(C.Queue.DeleteOk(message_count=len(q.store)))
-        vhost.delete_queue(q)
-        if q in self.conn.exclusive_queues:
-            self.conn.exclusive_queues.remove(q)
+        def ok(count: int) -> None:
+            if not m.nowait:  # before the Basic.Cancel the deletion sends its consumers (RabbitMQ's order)
+                self.send(C.Queue.DeleteOk(message_count=count))
+
+        gone = cmd.queue_delete(
+            self.vhost, self._actor(), self._queue_name(m.queue), bool(m.if_unused), bool(m.if_empty), ok
+        )
+        if gone is None and not m.nowait:
+            self.send(C.Queue.DeleteOk(message_count=0))
 
 
     # permissions ----------------------------------------------------------------
     def _check_perm(self, kind: str, name: str, what: str) -> None:
         conn = self.conn
-        if conn.perm_all:
-            return
-        if not name and what == "exchange":
-            name = "amq.default"  # as RabbitMQ names it in permission checks
-        ok = getattr(conn.permission, f"can_{kind}")(name)
-        if not ok:
-            raise access_refused(
-                f"access to {what} '{name}' in vhost '{self.vhost.name}' refused for user '{conn.user.name}'"
-            )
+        if not conn.perm_all:
+            cmd.check_permission(conn.permission, conn.user.name, kind, name, what, self.vhost.name)
 
     def _check_configure(self, name: str, what: str) -> None:
         self._check_perm("configure", name, what)
@@ -650,12 +438,7 @@ class Channel:
     def _check_topic(self, kind: str, exchange: str, routing_key: str) -> None:
         """Topic permissions (RabbitMQ's topic authorisation) of a topic exchange, if any."""
         conn = self.conn
-        perm = conn.topic_perms.get(exchange)
-        if perm is not None and not perm.allows(kind, routing_key, conn.user.name, self.vhost.name):
-            raise access_refused(
-                f"access to topic '{routing_key}' in exchange '{exchange}' in vhost '{self.vhost.name}' "
-                f"refused for user '{conn.user.name}'"
-            )
+        cmd.check_topic(conn.topic_perms, conn.user.name, kind, exchange, routing_key, self.vhost.name)
 
 
 def _ids(m: Any) -> tuple[int, int]:

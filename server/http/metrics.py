@@ -2,7 +2,8 @@
 
 Nothing here runs per message: the hot path only increments plain ``int``
 attributes (``Queue.published``, ``Channel.delivered``, ``Connection.recv_bytes``
-...). A custom prometheus_client ``Collector`` walks vhosts, queues, channels and
+...), declared with the families and statistics read from them in
+:mod:`warren.server.model.counters`. A custom prometheus_client ``Collector`` walks vhosts, queues, channels and
 connections when ``/metrics`` is scraped and yields metric families named as
 rabbitmq_prometheus names them (``rabbitmq_queue_messages_ready``,
 ``rabbitmq_global_messages_received_total`` ...), plus warren's own under
@@ -38,6 +39,21 @@ from prometheus_client.core import (
     UnknownMetricFamily,
 )
 from prometheus_client.registry import Collector
+from warren.server.model.counters import (
+    CHANNEL,
+    CONNECTION,
+    DEAD_LETTERED_GLOBAL,
+    DL_REASONS,
+    EXCHANGE,
+    GLOBAL_P,
+    GLOBAL_PQ,
+    NODE,
+    OBJECT,
+    QUEUE,
+    Entity,
+    Family,
+)
+from warren.server.model.exchanges import DelayedExchange
 from warren.server.model.totals import LATENCY_BUCKETS, ConnectionSet, LatencyHistogram, Totals  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
@@ -62,8 +78,7 @@ def channel_label(ch: Any) -> str:
 
 PROTO = "amqp091"
 CLASSIC = "rabbit_classic_queue"
-#: dead-letter reasons RabbitMQ counts (delivery_limit is quorum-only there; warren has it on classic)
-DL_REASONS = ("expired", "maxlen", "rejected", "delivery_limit")
+
 
 # ----------------------------------------------------------------------------- snapshots
 def channels_of(broker: Broker) -> Iterator[Channel]:
@@ -72,39 +87,35 @@ def channels_of(broker: Broker) -> Iterator[Channel]:
 
 
 def global_counts(broker: Broker) -> dict[str, Any]:
-    """Broker-wide counters: live objects plus what deleted ones left in Totals."""
+    """Broker-wide figures. ``queue``, ``channel`` and ``connection`` are the
+    :mod:`~warren.server.model.counters` ``Sums``: live objects plus what gone ones left in Totals."""
     t = broker.totals
-    ch = dict(t.channel)
+    ch = CHANNEL.copy(t.channel)
     consumers = 0
     publishers = 0
     for c in channels_of(broker):
-        for f in Totals.CHANNEL_FIELDS:
-            ch[f] += getattr(c, f, 0)
+        CHANNEL.add(ch, c)
         consumers += len(c.consumers)
         if c.published:
             publishers += 1
-    q = dict(t.queue)
-    dl = dict(t.dead_lettered)
-    dl_off = dict(t.dropped_no_dlx)
+    q = QUEUE.copy(t.queue)
     ready = unacked = ready_bytes = nqueues = qconsumers = 0
     for vh in broker.vhosts.values():
         for queue in vh.queues.values():
             nqueues += 1
-            for f in Totals.QUEUE_FIELDS:
-                q[f] += getattr(queue, f, 0)
-            for k, v in queue.dead_lettered.items():
-                dl[k] = dl.get(k, 0) + v
-            for k, v in getattr(queue, "dropped_no_dlx", {}).items():
-                dl_off[k] = dl_off.get(k, 0) + v
+            QUEUE.add(q, queue)
             ready += len(queue.store)
             unacked += queue.unacked
             ready_bytes += queue.store.ready_bytes
             qconsumers += len(queue.consumers)
+    conn = CONNECTION.copy(t.connection)
+    for c in list(broker.connections):
+        CONNECTION.add(conn, c)
     return {
         "channel": ch,
         "queue": q,
-        "dead_lettered": dl,
-        "dead_lettered_disabled": dl_off,
+        "connection": conn,
+        "sums": {QUEUE: q, CHANNEL: ch, CONNECTION: conn},
         "consumers": consumers,
         "publishers": publishers,
         "ready": ready,
@@ -156,43 +167,39 @@ def _c(name: str, doc: str, value: float | None = None, labels: list[str] | None
     return CounterMetricFamily(base, doc, value=value)
 
 
-#: per-object metric families: (name, g(auge)/c(ounter), help, value of the object)
+def _family(f: Family, labels: list[str] | None = None, value: float | None = None) -> CounterMetricFamily:
+    return _c(f.name, f.help, value, labels)
+
+
+def _counters(entity: Entity) -> list[tuple[str, str, str, Any]]:
+    """``entity``'s per-object counter families (not keyed ones) as (name, "c", help, value of the object)."""
+    return [(f.name, "c", f.help, f.value) for f in entity.families_in(OBJECT) if not f.keyed_by]
+
+
+#: per-object metric families: (name, g(auge)/c(ounter), help, value of the object); gauges read
+#: the objects' state, counters come from the declarations in model/counters.py
 QUEUE_METRICS: list[tuple[str, str, str, Any]] = [
     ("rabbitmq_queue_messages_ready", "g", "Messages ready to be delivered to consumers", lambda q: len(q.store)),
     ("rabbitmq_queue_messages_unacked", "g", "Messages delivered to consumers but not yet acknowledged", lambda q: q.unacked),
     ("rabbitmq_queue_messages", "g", "Sum of ready and unacknowledged messages - total queue depth", lambda q: len(q.store) + q.unacked),
     ("rabbitmq_queue_messages_ready_bytes", "g", "Size in bytes of ready messages", lambda q: q.store.ready_bytes),
     ("rabbitmq_queue_consumers", "g", "Consumers on a queue", lambda q: len(q.consumers)),
-    ("rabbitmq_queue_messages_published_total", "c", "Total number of messages published to queues", lambda q: q.published),
-    ("warren_queue_messages_delivered_total", "c", "Messages delivered to consumers (basic.consume)", lambda q: q.delivered),
-    ("warren_queue_messages_delivered_get_total", "c", "Messages fetched with basic.get", lambda q: q.delivered_get),
-    ("warren_queue_messages_acked_total", "c", "Messages acknowledged (including auto-ack)", lambda q: q.acked),
-    ("warren_queue_messages_redelivered_total", "c", "Messages redelivered", lambda q: q.redelivered),
-    ("warren_queue_messages_expired_total", "c", "Messages expired by TTL", lambda q: q.expired),
-    ("warren_queue_messages_dropped_total", "c", "Messages refused by reject-publish overflow", lambda q: q.dropped),
+    *_counters(QUEUE),
 ]
+#: the per-object queue families with a label per key (dead-lettered, by reason)
+QUEUE_KEYED: tuple[Family, ...] = tuple(f for f in QUEUE.families_in(OBJECT) if f.keyed_by)
 CHANNEL_METRICS: list[tuple[str, str, str, Any]] = [
     ("rabbitmq_channel_consumers", "g", "Consumers on a channel", lambda c: len(c.consumers)),
     ("rabbitmq_channel_messages_unacked", "g", "Delivered but not yet acknowledged messages", lambda c: len(c.unacked)),
     ("rabbitmq_channel_messages_unconfirmed", "g", "Published but not yet confirmed messages", lambda c: c.confirm_seq - c.confirm_acked),
     ("rabbitmq_channel_prefetch", "g", "Total limit of unacknowledged messages for all consumers on a channel", lambda c: c.prefetch),
-    ("rabbitmq_channel_messages_published_total", "c", "Total number of messages published into an exchange on a channel", lambda c: c.published),
-    ("rabbitmq_channel_messages_confirmed_total", "c", "Total number of messages published into an exchange and confirmed on the channel", lambda c: c.confirm_acked),
-    ("rabbitmq_channel_messages_delivered_ack_total", "c", "Total number of messages delivered to consumers in manual acknowledgement mode", lambda c: c.delivered - getattr(c, "delivered_noack", 0)),
-    ("rabbitmq_channel_messages_delivered_total", "c", "Total number of messages delivered to consumers in automatic acknowledgement mode", lambda c: getattr(c, "delivered_noack", 0)),
-    ("rabbitmq_channel_messages_acked_total", "c", "Total number of messages acknowledged by consumers", lambda c: c.acked),
+    *_counters(CHANNEL),
 ]
 CONNECTION_METRICS: list[tuple[str, str, str, Any]] = [
-    ("rabbitmq_connection_incoming_bytes_total", "c", "Total number of bytes received on a connection", lambda c: c.recv_bytes),
-    ("rabbitmq_connection_outgoing_bytes_total", "c", "Total number of bytes sent on a connection", lambda c: c.sent_bytes),
+    *_counters(CONNECTION),
     ("rabbitmq_connection_channels", "g", "Channels on a connection", lambda c: len(c.channels)),
 ]
-
-EXCHANGE_METRICS: list[tuple[str, str, str, Any]] = [
-    ("warren_exchange_messages_published_in_total", "c", "Messages published into an exchange", lambda ex: ex.published_in),
-    ("warren_exchange_messages_published_out_total", "c", "Messages an exchange routed to at least one queue",
-     lambda ex: ex.published_out),
-]
+EXCHANGE_METRICS: list[tuple[str, str, str, Any]] = _counters(EXCHANGE)
 
 
 class WarrenCollector(Collector):
@@ -277,60 +284,24 @@ class WarrenCollector(Collector):
 
     # -- global counters --------------------------------------------------------
     def _global(self, g: dict[str, Any]) -> Iterator[Metric]:
-        ch, q = g["channel"], g["queue"]
         proto = [PROTO]
-        pq = [PROTO, CLASSIC]
-
-        def pc(name: str, doc: str, v: int) -> CounterMetricFamily:
-            m = _c(name, doc, labels=["protocol"])
-            m.add_metric(proto, v)
-            return m
-
-        def pqc(name: str, doc: str, v: int) -> CounterMetricFamily:
-            m = _c(name, doc, labels=["protocol", "queue_type"])
-            m.add_metric(pq, v)
-            return m
-
         m = _g("rabbitmq_global_consumers", "Current number of consumers", labels=["protocol"])
         m.add_metric(proto, g["consumers"])
         yield m
         m = _g("rabbitmq_global_publishers", "Current number of publishers", labels=["protocol"])
         m.add_metric(proto, g["publishers"])
         yield m
-        received = ch["published"]
-        returned = ch["unroutable_returned"]
-        dropped = ch["unroutable_dropped"]
-        yield pc("rabbitmq_global_messages_received_total", "Total number of messages received from publishers", received)
-        yield pc(
-            "rabbitmq_global_messages_received_confirm_total",
-            "Total number of messages received from publishers expecting confirmations",
-            ch["confirm_seq"],
-        )
-        yield pc("rabbitmq_global_messages_routed_total", "Total number of messages routed to queues or streams", max(0, received - returned - dropped))
-        yield pc("rabbitmq_global_messages_unroutable_dropped_total", "Total number of messages published as non-mandatory into an exchange and dropped as unroutable", dropped)
-        yield pc("rabbitmq_global_messages_unroutable_returned_total", "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable", returned)
-        yield pc("rabbitmq_global_messages_confirmed_total", "Total number of messages confirmed to publishers", ch["confirm_acked"])
-        consume_auto = ch["delivered_noack"]
-        consume_manual = ch["delivered"] - consume_auto
-        get_auto = ch["got_noack"]
-        get_manual = ch["got"] - get_auto
-        yield pqc("rabbitmq_global_messages_delivered_total", "Total number of messages delivered to consumers", ch["delivered"] + ch["got"])
-        yield pqc("rabbitmq_global_messages_delivered_consume_manual_ack_total", "Total number of messages delivered to consumers using basic.consume with manual acknowledgment", consume_manual)
-        yield pqc("rabbitmq_global_messages_delivered_consume_auto_ack_total", "Total number of messages delivered to consumers using basic.consume with automatic acknowledgment", consume_auto)
-        yield pqc("rabbitmq_global_messages_delivered_get_manual_ack_total", "Total number of messages delivered to consumers using basic.get with manual acknowledgment", get_manual)
-        yield pqc("rabbitmq_global_messages_delivered_get_auto_ack_total", "Total number of messages delivered to consumers using basic.get with automatic acknowledgment", get_auto)
-        yield pqc("rabbitmq_global_messages_get_empty_total", "Total number of times basic.get operations fetched no message", ch["get_empty"])
-        yield pqc("rabbitmq_global_messages_redelivered_total", "Total number of messages redelivered to consumers", q["redelivered"])
-        yield pqc("rabbitmq_global_messages_acknowledged_total", "Total number of messages acknowledged by consumers", ch["acked"])
-        dl, off = g["dead_lettered"], g["dead_lettered_disabled"]
+        for entity in (CHANNEL, QUEUE):
+            for f, v in entity.node_values(GLOBAL_P | GLOBAL_PQ, g["sums"]):
+                values, labels = (proto, ["protocol"]) if f.where & GLOBAL_P else ([PROTO, CLASSIC], ["protocol", "queue_type"])
+                m = _family(f, labels)
+                m.add_metric(values, v)
+                yield m
+        name, doc, strategies = DEAD_LETTERED_GLOBAL
         for reason in DL_REASONS:
-            m = _c(
-                f"rabbitmq_global_messages_dead_lettered_{reason}_total",
-                f"Total number of messages dead-lettered due to {reason}",
-                labels=["queue_type", "dead_letter_strategy"],
-            )
-            m.add_metric([CLASSIC, "at_most_once"], dl.get(reason, 0))
-            m.add_metric([CLASSIC, "disabled"], off.get(reason, 0))
+            m = _c(name.format(reason), doc.format(reason), labels=["queue_type", "dead_letter_strategy"])
+            for strategy, by_reason in strategies:
+                m.add_metric([CLASSIC, strategy], by_reason(g["queue"]).get(reason, 0))
             yield m
         m = _c(
             "rabbitmq_global_messages_dead_lettered_confirmed_total",
@@ -355,7 +326,6 @@ class WarrenCollector(Collector):
     # -- aggregated object metrics --------------------------------------------
     def _aggregated(self, g: dict[str, Any]) -> Iterator[Metric]:
         b = self.broker
-        q, ch = g["queue"], g["channel"]
         conns = list(b.connections)
         nchannels = sum(len(c.channels) for c in conns)
         yield _g("rabbitmq_queue_messages_ready", "Messages ready to be delivered to consumers", g["ready"])
@@ -363,18 +333,15 @@ class WarrenCollector(Collector):
         yield _g("rabbitmq_queue_messages", "Sum of ready and unacknowledged messages - total queue depth", g["ready"] + g["unacked"])
         yield _g("rabbitmq_queue_messages_ready_bytes", "Size in bytes of ready messages", g["ready_bytes"])
         yield _g("rabbitmq_queue_consumers", "Consumers on a queue", g["queue_consumers"])
-        yield _c("rabbitmq_queue_messages_published_total", "Total number of messages published to queues", q["published"])
-        yield _c("rabbitmq_channel_messages_published_total", "Total number of messages published into an exchange on a channel", ch["published"])
-        yield _c("rabbitmq_channel_messages_confirmed_total", "Total number of messages published into an exchange and confirmed on the channel", ch["confirm_acked"])
-        yield _c("rabbitmq_channel_messages_unroutable_returned_total", "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable", ch["unroutable_returned"])
-        yield _c("rabbitmq_channel_messages_unroutable_dropped_total", "Total number of messages published as non-mandatory into an exchange and dropped as unroutable", ch["unroutable_dropped"])
-        yield _c("rabbitmq_channel_messages_delivered_ack_total", "Total number of messages delivered to consumers in manual acknowledgement mode", ch["delivered"] - ch["delivered_noack"])
-        yield _c("rabbitmq_channel_messages_delivered_total", "Total number of messages delivered to consumers in automatic acknowledgement mode", ch["delivered_noack"])
-        yield _c("rabbitmq_channel_get_ack_total", "Total number of messages fetched with basic.get in manual acknowledgement mode", ch["got"] - ch["got_noack"])
-        yield _c("rabbitmq_channel_get_total", "Total number of messages fetched with basic.get in automatic acknowledgement mode", ch["got_noack"])
-        yield _c("rabbitmq_channel_get_empty_total", "Total number of times basic.get operations fetched no message", ch["get_empty"])
-        yield _c("rabbitmq_channel_messages_redelivered_total", "Total number of messages redelivered to consumers", q["redelivered"])
-        yield _c("rabbitmq_channel_messages_acked_total", "Total number of messages acknowledged by consumers", ch["acked"])
+        # RabbitMQ's families first, warren's own after the gauges below
+        own: list[Metric] = []
+        for entity in (QUEUE, CHANNEL):
+            for f, v in entity.node_values(NODE, g["sums"]):
+                m = _family(f, value=v)
+                if f.name.startswith("warren_"):
+                    own.append(m)
+                else:
+                    yield m
         unconfirmed = 0
         prefetch = 0
         ch_unacked = 0
@@ -386,9 +353,8 @@ class WarrenCollector(Collector):
         yield _g("rabbitmq_channel_messages_unacked", "Delivered but not yet acknowledged messages", ch_unacked)
         yield _g("rabbitmq_channel_messages_unconfirmed", "Published but not yet confirmed messages", unconfirmed)
         yield _g("rabbitmq_channel_prefetch", "Total limit of unacknowledged messages for all consumers on a channel", prefetch)
-        t = b.totals
-        yield _c("rabbitmq_connection_incoming_bytes_total", "Total number of bytes received on a connection", t.recv_bytes + sum(c.recv_bytes for c in conns))
-        yield _c("rabbitmq_connection_outgoing_bytes_total", "Total number of bytes sent on a connection", t.sent_bytes + sum(c.sent_bytes for c in conns))
+        for f, v in CONNECTION.node_values(NODE, g["sums"]):
+            yield _family(f, value=v)
         yield _g("rabbitmq_connection_channels", "Channels on a connection", nchannels)
         yield _g("rabbitmq_connections", "Connections currently open", len(conns))
         yield _g("rabbitmq_channels", "Channels currently open", nchannels)
@@ -403,73 +369,60 @@ class WarrenCollector(Collector):
                     for i, d in enumerate(queue.store.lane_depths()):
                         lanes[i] = lanes.get(i, 0) + d
             for ex in vh.exchanges.values():
-                pending += getattr(ex, "pending_count", 0)
+                if isinstance(ex, DelayedExchange):
+                    pending += ex.pending_count
         m = _g("warren_queue_lane_messages_ready", "Ready messages per priority lane (summed over laned queues)", labels=["lane"])
         for i in sorted(lanes):
             m.add_metric([str(i)], lanes[i])
         yield m
         yield _g("warren_delayed_messages_pending", "Messages held by x-delayed-message exchanges", pending)
-        yield _c("warren_queue_messages_expired_total", "Messages expired by TTL", q["expired"])
-        yield _c("warren_queue_messages_dropped_total", "Messages refused by reject-publish overflow", q["dropped"])
+        yield from own
 
     # -- per-object -------------------------------------------------------------
-    def _queues_per_object(self) -> Iterator[Metric]:
-        L = ["vhost", "queue"]
-        spec = QUEUE_METRICS
-        queues = [(vh.name, q) for vh in self.broker.vhosts.values() for q in list(vh.queues.values())]
+    @staticmethod
+    def _spec(spec: list[tuple[str, str, str, Any]], L: list[str], objs: list[tuple[list[str], Any]]) -> Iterator[Metric]:
         for name, kind, doc, fn in spec:
             m = _g(name, doc, labels=L) if kind == "g" else _c(name, doc, labels=L)
-            for vhn, q in queues:
-                m.add_metric([vhn, q.name], fn(q))
+            for labels, obj in objs:
+                m.add_metric(labels, fn(obj))
             yield m
-        m = _c("warren_queue_messages_dead_lettered_total", "Messages dead-lettered, by reason", labels=L + ["reason"])
-        for vhn, q in queues:
-            for reason, n in sorted(q.dead_lettered.items()):
-                m.add_metric([vhn, q.name, reason], n)
-        yield m
+
+    def _queues_per_object(self) -> Iterator[Metric]:
+        L = ["vhost", "queue"]
+        queues = [([vh.name, q.name], q) for vh in self.broker.vhosts.values() for q in list(vh.queues.values())]
+        yield from self._spec(QUEUE_METRICS, L, queues)
+        for f in QUEUE_KEYED:
+            m = _family(f, L + [f.keyed_by])
+            for labels, q in queues:
+                for key, n in sorted(f.value(q).items()):
+                    m.add_metric(labels + [key], n)
+            yield m
         m = _g("warren_queue_lane_messages_ready", "Ready messages per priority lane", labels=L + ["lane"])
-        for vhn, q in queues:
+        for labels, q in queues:
             if q.laned:
                 for i, d in enumerate(q.store.lane_depths()):
-                    m.add_metric([vhn, q.name, str(i)], d)
+                    m.add_metric(labels + [str(i)], d)
         yield m
 
     def _channels_per_object(self) -> Iterator[Metric]:
-        L = ["channel"]
-        chans = [(channel_label(c), c) for c in channels_of(self.broker)]
-        spec = CHANNEL_METRICS
-        for name, kind, doc, fn in spec:
-            m = _g(name, doc, labels=L) if kind == "g" else _c(name, doc, labels=L)
-            for label, c in chans:
-                m.add_metric([label], fn(c))
-            yield m
+        chans = [([channel_label(c)], c) for c in channels_of(self.broker)]
+        yield from self._spec(CHANNEL_METRICS, ["channel"], chans)
         yield _g("rabbitmq_channels", "Channels currently open", len(chans))
 
     def _connections_per_object(self) -> Iterator[Metric]:
-        L = ["channel"]
-        conns = list(self.broker.connections)
-        for name, kind, doc, fn in CONNECTION_METRICS:
-            m = _g(name, doc, labels=L) if kind == "g" else _c(name, doc, labels=L)
-            for c in conns:
-                m.add_metric([conn_label(c)], fn(c))
-            yield m
+        conns = [([conn_label(c)], c) for c in list(self.broker.connections)]
+        yield from self._spec(CONNECTION_METRICS, ["channel"], conns)
         yield _g("rabbitmq_connections", "Connections currently open", len(conns))
 
     def _exchanges_per_object(self) -> Iterator[Metric]:
         L = ["vhost", "exchange"]
-        exs = [(vh.name, ex) for vh in self.broker.vhosts.values() for ex in list(vh.exchanges.values())]
-        (n_in, _, d_in, _), (n_out, _, d_out, _) = EXCHANGE_METRICS
-        m_in = _c(n_in, d_in, labels=L)
-        m_out = _c(n_out, d_out, labels=L)
-        m_pending = _g("warren_delayed_messages_pending", "Messages held by an x-delayed-message exchange", labels=L)
-        for vhn, ex in exs:
-            m_in.add_metric([vhn, ex.name], ex.published_in)
-            m_out.add_metric([vhn, ex.name], ex.published_out)
-            if hasattr(ex, "pending_count"):
-                m_pending.add_metric([vhn, ex.name], ex.pending_count)
-        yield m_in
-        yield m_out
-        yield m_pending
+        exs = [([vh.name, ex.name], ex) for vh in self.broker.vhosts.values() for ex in list(vh.exchanges.values())]
+        yield from self._spec(EXCHANGE_METRICS, L, exs)
+        m = _g("warren_delayed_messages_pending", "Messages held by an x-delayed-message exchange", labels=L)
+        for labels, ex in exs:
+            if isinstance(ex, DelayedExchange):
+                m.add_metric(labels, ex.pending_count)
+        yield m
 
     # -- latency ----------------------------------------------------------------
     def _latency(self) -> Iterator[Metric]:

@@ -68,6 +68,8 @@ def dead_letter_copy(msg: Message, queue: Queue, reason: str, dlx: str, dlrk: st
     headers.setdefault("x-first-death-exchange", msg.exchange)
     headers["x-death"] = deaths
     headers.pop("BCC", None)
+    if dlrk:
+        headers.pop("CC", None)  # as RabbitMQ: the CC keys would be routed on again
     m = msg.copy()
     m.replace_headers(headers)
     if m.props.expiration is not None:
@@ -85,12 +87,11 @@ def is_cycle(msg: Message, target: Queue) -> bool:
     deaths = msg.headers.get("x-death")
     if not deaths:
         return False
-    seen_target = False
-    for d in deaths:
+    for d in deaths:  # newest first: only the deaths since the message last left target count
         if not isinstance(d, dict):
             continue
         if _s(d.get("reason", "")) == "rejected":
             return False
         if _s(d.get("queue", "")) == target.name:
-            seen_target = True
-    return seen_target
+            return True
+    return False

@@ -169,12 +169,12 @@ class Queue:
             msg.expires_at = self._loop.time() + ttl / 1000.0
             self.has_ttl = True
         self._push(msg)
-        self.published += 1
         if self.consumers:
             if not self._scheduled:
                 self._scheduled = True
                 self._loop.call_soon(self._dispatch)
-        elif ttl is not None and not self._ttl_handle:
+        if ttl is not None and not self._ttl_handle:
+            # also with consumers: one without credit must not keep expired messages alive
             self._arm_ttl()
         return True
 
@@ -188,7 +188,6 @@ class Queue:
 
     def _publish_zero_ttl(self, msg: Message) -> bool:
         """x-message-ttl 0 / expiration "0": deliver now if a consumer can take it, else expire."""
-        self.published += 1
         if self.consumers:
             c = self._pick()
             if c is not None:
@@ -217,7 +216,6 @@ class Queue:
                 store.ack(pos)
                 self.dead_letter(old, "maxlen")
             if ml == 0 or (mlb is not None and msg.size > mlb):
-                self.published += 1
                 self.dead_letter(msg, "maxlen")
                 return None
             return True
@@ -247,7 +245,7 @@ class Queue:
                 return
             m = item[1]
             if not m.expires_at or m.expires_at > now:
-                if m.expires_at and not self.consumers:
+                if m.expires_at:
                     self._arm_ttl(m.expires_at)
                 return
             store.shift()

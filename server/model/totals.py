@@ -7,6 +7,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Any
 
+from warren.server.model.counters import CHANNEL, CONNECTION, QUEUE
+
 #: seconds; fsync and confirm latency buckets
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -38,41 +40,15 @@ class LatencyHistogram:
 
 
 class Totals:
-    """Broker-level accumulators for objects that are gone, plus churn counts."""
+    """Broker-level accumulators for objects that are gone, plus churn counts.
 
-    QUEUE_FIELDS = (
-        "published",
-        "delivered",
-        "delivered_get",
-        "delivered_noack",
-        "get_noack",
-        "get_empty",
-        "acked",
-        "redelivered",
-        "expired",
-        "dropped",
-    )
-    CHANNEL_FIELDS = (
-        "published",
-        "confirm_seq",
-        "confirm_acked",
-        "delivered",
-        "delivered_noack",
-        "got",
-        "got_noack",
-        "get_empty",
-        "acked",
-        "unroutable_returned",
-        "unroutable_dropped",
-    )
+    ``queue``, ``channel`` and ``connection`` hold the sums of the counters
+    :mod:`~warren.server.model.counters` declares as folding."""
 
     def __init__(self) -> None:
-        self.queue: dict[str, int] = dict.fromkeys(self.QUEUE_FIELDS, 0)
-        self.dead_lettered: dict[str, int] = {}
-        self.dropped_no_dlx: dict[str, int] = {}
-        self.channel: dict[str, int] = dict.fromkeys(self.CHANNEL_FIELDS, 0)
-        self.recv_bytes = 0
-        self.sent_bytes = 0
+        self.queue = QUEUE.sums()
+        self.channel = CHANNEL.sums()
+        self.connection = CONNECTION.sums()
         self.connections_closed = 0
         self.channels_closed = 0
         self.queues_created = 0
@@ -81,24 +57,15 @@ class Totals:
         self.confirm = LatencyHistogram()
 
     def queue_gone(self, q: Any) -> None:
-        acc = self.queue
-        for f in self.QUEUE_FIELDS:
-            acc[f] += getattr(q, f, 0)
-        for k, v in q.dead_lettered.items():
-            self.dead_lettered[k] = self.dead_lettered.get(k, 0) + v
-        for k, v in getattr(q, "dropped_no_dlx", {}).items():
-            self.dropped_no_dlx[k] = self.dropped_no_dlx.get(k, 0) + v
+        QUEUE.add(self.queue, q)
         self.queues_deleted += 1
 
     def channel_gone(self, ch: Any) -> None:
-        acc = self.channel
-        for f in self.CHANNEL_FIELDS:
-            acc[f] += getattr(ch, f, 0)
+        CHANNEL.add(self.channel, ch)
         self.channels_closed += 1
 
     def connection_gone(self, conn: Any) -> None:
-        self.recv_bytes += conn.recv_bytes
-        self.sent_bytes += conn.sent_bytes
+        CONNECTION.add(self.connection, conn)
         if conn.vhost is not None:  # counted only once the AMQP handshake completed, as RabbitMQ
             self.connections_closed += 1
 

@@ -166,6 +166,8 @@ class VHost:
             if delay > 0:
                 return self._hold(ex, delay, routing_key, msg, extra_keys, origin, mandatory, res)
         queues = self.route(ex, routing_key, msg, extra_keys)
+        if queues and origin.kind == "dead_letter":
+            queues = self._break_cycles(msg, queues)
         if self.trace:
             self.trace.on_publish(origin, self, ex, routing_key, msg, queues)
         res.delayed = False
@@ -177,13 +179,9 @@ class VHost:
             ex.published_out += 1
         sync = res.sync
         session = origin.session
-        check_cycle = origin.kind == "dead_letter"
         refused = 0
         first = True
         for q in queues:
-            if check_cycle and is_cycle(msg, q):
-                log.debug("dead-letter cycle dropped vhost=%s queue=%s", self.name, q.name)
-                continue
             if first:
                 m = msg
                 first = False
@@ -192,6 +190,8 @@ class VHost:
             if not q.publish(m):
                 refused += 1
                 continue
+            if counted:  # as RabbitMQ, a queue's publish count is of channel publishes
+                q.published += 1
             if (m.persistent or q.quorum) and q.durable_store:
                 sync.add(q.store)
             if session is not None and q.consumers and q.over_flow_mark():
@@ -199,6 +199,18 @@ class VHost:
         res.queues = queues
         res.refused = refused
         return res
+
+    def _break_cycles(self, msg: Message, queues: Any) -> list[Queue]:
+        """A dead-lettered message does not go back into a queue it died in with no
+        rejection since (RabbitMQ drops it): those queues are left out of the result
+        and the trace, as they never get it."""
+        out = []
+        for q in queues:
+            if is_cycle(msg, q):
+                log.debug("dead-letter cycle dropped vhost=%s queue=%s", self.name, q.name)
+            else:
+                out.append(q)
+        return out
 
     def _hold(
         self, ex: DelayedExchange, delay: int, routing_key: str, msg: Message, extra_keys: list[str] | None,

@@ -39,13 +39,14 @@ import importlib.metadata
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.packaging.wheelbuild import build_warren_wheel
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("server", "protocol", "storage", "bench")
@@ -98,21 +99,6 @@ def _write_wheel(out: Path, name: str, version: str, files: dict[str, str]) -> P
     return wheel
 
 
-def _build_warren_wheel(tmp_path: Path, out: Path) -> Path:
-    src = tmp_path / "warren-src"
-    src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO / name, src / name)
-    for top in PACKAGES:
-        shutil.copytree(REPO / top, src / top, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "results"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
-        check=True,
-        cwd=tmp_path,
-        timeout=240,
-    )
-    (wheel,) = out.glob("warren-*.whl")
-    return wheel
 
 
 def _dependency_dirs(wheel: Path) -> list[str]:
@@ -134,7 +120,7 @@ def _dependency_dirs(wheel: Path) -> list[str]:
 def test_warren_and_a_top_level_server_package_install_side_by_side(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    warren_wheel = _build_warren_wheel(tmp_path, wheels)
+    warren_wheel = build_warren_wheel(tmp_path, wheels)
     collider_wheel = _write_wheel(wheels, "collider", "1.0", COLLIDER)
 
     venv = tmp_path / "venv"

@@ -6,24 +6,19 @@ wheel (the tests, running from the checkout, would never notice) breaks ``warren
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.packaging.wheelbuild import build_warren_wheel
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(180)
 def test_wheel_has_every_package_and_the_dashboard(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(REPO)],
-        check=True,
-        cwd=tmp_path,
-    )
-    (wheel,) = tmp_path.glob("warren-*.whl")
+    wheel = build_warren_wheel(tmp_path, tmp_path / "out")
     names = set(zipfile.ZipFile(wheel).namelist())
     for top in ("protocol", "server", "storage", "bench"):
         for init in (REPO / top).rglob("__init__.py"):

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from warren.server.http.management.views import node_message_stats
 from warren.server.http.metrics import global_counts
 
 if TYPE_CHECKING:
@@ -34,17 +35,12 @@ LENGTH_KEYS = ("messages", "messages_ready", "messages_unacknowledged")
 def counters(broker: Broker) -> dict[str, int]:
     """The values sampled: the same sums ``GET /api/overview`` reports."""
     g = global_counts(broker)
-    ch = g["channel"]
-    return {
-        "publish": ch["published"],
-        "deliver_get": ch["delivered"] + ch["got"],
-        "ack": ch["acked"],
-        "confirm": ch["confirm_acked"],
-        "redeliver": g["queue"]["redelivered"],
-        "messages": g["ready"] + g["unacked"],
-        "messages_ready": g["ready"],
-        "messages_unacknowledged": g["unacked"],
-    }
+    stats = node_message_stats(g["channel"], g["queue"])
+    out = {k: stats[k] for k in RATE_KEYS}
+    out["messages"] = g["ready"] + g["unacked"]
+    out["messages_ready"] = g["ready"]
+    out["messages_unacknowledged"] = g["unacked"]
+    return out
 
 
 class History:

@@ -31,12 +31,14 @@ from warren.server.http.metrics import (
     CHANNEL_METRICS,
     CONNECTION_METRICS,
     EXCHANGE_METRICS,
+    QUEUE_KEYED,
     QUEUE_METRICS,
     WarrenCollector,
     channel_label,
     channels_of,
     conn_label,
 )
+from warren.server.model.exchanges import DelayedExchange
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -87,11 +89,15 @@ async def per_object_text(broker: Broker, out: list[str]) -> None:
     queues = [(vh.name, q) for vh in list(broker.vhosts.values()) for q in list(vh.queues.values())]
     qlabels = [(f'{{queue="{_esc(q.name)}",vhost="{_esc(vhn)}"}}', q) for vhn, q in queues]
     await _families(out, QUEUE_METRICS, qlabels)
-    _header(out, "warren_queue_messages_dead_lettered_total", "c", "Messages dead-lettered, by reason")
-    for vhn, q in queues:
-        for reason, n in sorted(q.dead_lettered.items()):
-            out.append(f'warren_queue_messages_dead_lettered_total{{queue="{_esc(q.name)}",reason="{_esc(reason)}",'
-                       f'vhost="{_esc(vhn)}"}} {floatToGoString(n)}\n')
+    for f in QUEUE_KEYED:
+        _header(out, f.name, "c", f.help)
+        key = f.keyed_by
+        for vhn, q in queues:
+            for k, n in sorted(f.value(q).items()):
+                # labels sorted by name, as prometheus_client writes them
+                pairs = sorted((("queue", q.name), (key, k), ("vhost", vhn)))
+                labels = ",".join(f'{ln}="{_esc(v)}"' for ln, v in pairs)
+                out.append(f"{f.name}{{{labels}}} {floatToGoString(n)}\n")
     await asyncio.sleep(0)
     _header(out, "warren_queue_lane_messages_ready", "g", "Ready messages per priority lane")
     for vhn, q in queues:
@@ -113,7 +119,7 @@ async def per_object_text(broker: Broker, out: list[str]) -> None:
     await _families(out, EXCHANGE_METRICS, exs)
     _header(out, "warren_delayed_messages_pending", "g", "Messages held by an x-delayed-message exchange")
     for labels, ex in exs:
-        if hasattr(ex, "pending_count"):
+        if isinstance(ex, DelayedExchange):
             out.append(f"warren_delayed_messages_pending{labels} {floatToGoString(ex.pending_count)}\n")
 
 

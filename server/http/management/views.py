@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from warren.server.http.metrics import channels_of, global_counts
+from warren.server.model.counters import CHANNEL, CONNECTION, EXCHANGE, QUEUE, Sums
 from warren.server.model.definitions import VERSION, _jsonable
-from warren.server.model.exchanges import Exchange
+from warren.server.model.exchanges import DelayedExchange, Exchange
 
 if TYPE_CHECKING:
     from warren.server.amqp.channel import Channel
@@ -74,19 +75,7 @@ def node_name(broker: Broker) -> str:
 
 # ----------------------------------------------------------------------------- queues
 def queue_message_stats(q: Queue) -> dict[str, int]:
-    deliver_no_ack = getattr(q, "delivered_noack", 0)
-    get_no_ack = getattr(q, "get_noack", 0)
-    return {
-        "ack": q.acked - deliver_no_ack - get_no_ack,
-        "deliver": q.delivered - deliver_no_ack,
-        "deliver_get": q.delivered + q.delivered_get,
-        "deliver_no_ack": deliver_no_ack,
-        "get": q.delivered_get - get_no_ack,
-        "get_empty": getattr(q, "get_empty", 0),
-        "get_no_ack": get_no_ack,
-        "publish": q.published,
-        "redeliver": q.redelivered,
-    }
+    return QUEUE.stats_of(q)
 
 
 def consumer_json(c: Consumer) -> dict[str, Any]:
@@ -188,7 +177,7 @@ def exchange_json(rates: Rates, ex: Exchange) -> dict[str, Any]:
         "auto_delete": ex.auto_delete,
         "durable": ex.durable,
         "internal": ex.internal,
-        "message_stats": _stats(rates, key, {"publish_in": ex.published_in, "publish_out": ex.published_out}),
+        "message_stats": _stats(rates, key, EXCHANGE.stats_of(ex)),
         "name": ex.name,
         "type": ex.describe_type(),
         "user_who_performed_action": "rmq-internal" if not ex.name or ex.name.startswith("amq.") else "guest",
@@ -196,7 +185,7 @@ def exchange_json(rates: Rates, ex: Exchange) -> dict[str, Any]:
     }
     if ex.policy is not None:
         out["policy"] = ex.policy.name
-    if hasattr(ex, "pending_count"):
+    if isinstance(ex, DelayedExchange):
         out["delayed_pending"] = ex.pending_count
     return out
 
@@ -241,23 +230,7 @@ def channel_name(ch: Channel) -> str:
 
 
 def channel_message_stats(ch: Channel) -> dict[str, int]:
-    dn = getattr(ch, "delivered_noack", 0)
-    gn = getattr(ch, "got_noack", 0)
-    got = getattr(ch, "got", 0)
-    return {
-        "ack": ch.acked,
-        "confirm": ch.confirm_acked,
-        "deliver": ch.delivered - dn,
-        "deliver_get": ch.delivered + got,
-        "deliver_no_ack": dn,
-        "drop_unroutable": getattr(ch, "unroutable_dropped", 0),
-        "get": got - gn,
-        "get_empty": getattr(ch, "get_empty", 0),
-        "get_no_ack": gn,
-        "publish": ch.published,
-        "redeliver": 0,
-        "return_unroutable": getattr(ch, "unroutable_returned", 0),
-    }
+    return CHANNEL.stats_of(ch)
 
 
 def channel_json(broker: Broker, rates: Rates, ch: Channel) -> dict[str, Any]:
@@ -328,8 +301,8 @@ def connection_json(broker: Broker, rates: Rates, conn: Connection) -> dict[str,
         "user_who_performed_action": getattr(conn.user, "name", ""),
         "vhost": conn.vhost.name if conn.vhost is not None else "/",
     }
-    _detail(rates, key, "recv_oct", conn.recv_bytes, out)
-    _detail(rates, key, "send_oct", conn.sent_bytes, out)
+    for k, v in CONNECTION.stats_of(conn).items():
+        _detail(rates, key, k, v, out)
     return dict(sorted(out.items()))
 
 
@@ -337,22 +310,12 @@ def connection_json(broker: Broker, rates: Rates, conn: Connection) -> dict[str,
 def vhost_json(broker: Broker, rates: Rates, vh: VHost) -> dict[str, Any]:
     key = ("v", vh.name)
     ready = unacked = 0
-    stats = dict.fromkeys(
-        ("ack", "confirm", "deliver", "deliver_get", "deliver_no_ack", "drop_unroutable", "get", "get_empty",
-         "get_no_ack", "publish", "redeliver", "return_unroutable"), 0)
     for q in vh.queues.values():
         ready += len(q.store)
         unacked += q.unacked
-        stats["redeliver"] += q.redelivered
-    recv = sent = 0
-    for conn in list(broker.connections):
-        if conn.vhost is vh:
-            recv += conn.recv_bytes
-            sent += conn.sent_bytes
-            for ch in list(conn.channels.values()):
-                for k, v in channel_message_stats(ch).items():
-                    if k != "redeliver":
-                        stats[k] += v
+    conns = [conn for conn in list(broker.connections) if conn.vhost is vh]
+    chans = CHANNEL.sums(ch for conn in conns for ch in list(conn.channels.values()))
+    stats = node_message_stats(chans, QUEUE.sums(vh.queues.values()))
     meta = getattr(vh, "metadata", None) or {"description": "", "tags": []}
     out: dict[str, Any] = {
         "cluster_state": {node_name(broker): "running"},
@@ -367,8 +330,8 @@ def vhost_json(broker: Broker, rates: Rates, vh: VHost) -> dict[str, Any]:
     _detail(rates, key, "messages", ready + unacked, out)
     _detail(rates, key, "messages_ready", ready, out)
     _detail(rates, key, "messages_unacknowledged", unacked, out)
-    _detail(rates, key, "recv_oct", recv, out)
-    _detail(rates, key, "send_oct", sent, out)
+    for k, v in CONNECTION.stats_of(CONNECTION.sums(conns)).items():
+        _detail(rates, key, k, v, out)
     return dict(sorted(out.items()))
 
 
@@ -392,28 +355,21 @@ EXCHANGE_TYPE_DESC = {
 }
 
 
+def node_message_stats(channels: Sums, queues: Sums, overview: bool = False) -> dict[str, int]:
+    """``message_stats`` of a vhost or the node: its channels' sums, with redeliveries from its queues."""
+    stats = CHANNEL.stats_of(channels)
+    stats["redeliver"] = queues.redelivered  # counted per queue (see model/counters.py)
+    if overview:
+        stats["disk_reads"] = stats["disk_writes"] = 0
+    return dict(sorted(stats.items()))
+
+
 def overview_json(broker: Broker, rates: Rates) -> dict[str, Any]:
     from warren.server.model.exchanges import EXCHANGE_TYPES
 
     g = global_counts(broker)
-    ch, q = g["channel"], g["queue"]
     node = node_name(broker)
-    stats = {
-        "ack": ch["acked"],
-        "confirm": ch["confirm_acked"],
-        "deliver": ch["delivered"] - ch["delivered_noack"],
-        "deliver_get": ch["delivered"] + ch["got"],
-        "deliver_no_ack": ch["delivered_noack"],
-        "disk_reads": 0,
-        "disk_writes": 0,
-        "drop_unroutable": ch["unroutable_dropped"],
-        "get": ch["got"] - ch["got_noack"],
-        "get_empty": ch["get_empty"],
-        "get_no_ack": ch["got_noack"],
-        "publish": ch["published"],
-        "redeliver": q["redelivered"],
-        "return_unroutable": ch["unroutable_returned"],
-    }
+    stats = node_message_stats(g["channel"], g["queue"], overview=True)
     t = broker.totals
     conns = list(broker.connections)
     nchannels = sum(len(c.channels) for c in conns)

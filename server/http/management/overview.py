@@ -1,0 +1,80 @@
+"""Overview, identity and node endpoints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from warren.server.http.management import authz as A
+from warren.server.http.management import views as V
+from warren.server.http.management.common import (
+    Ctx,
+    bad_request,
+    jresp,
+)
+from warren.server.http.management.history import add_samples
+
+if TYPE_CHECKING:
+    pass
+
+
+async def overview(c: Ctx) -> web.Response:
+    data = V.overview_json(c.broker, c.api.rates)
+    try:
+        add_samples(data, c.api.history, c.request.query)
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    if not A.is_monitor(c.user):
+        _restrict_overview(c, data)
+    return jresp(data)
+
+
+def _restrict_overview(c: Ctx, data: dict[str, Any]) -> None:
+    """As RabbitMQ for users without the monitoring tag: no node, listeners or contexts, and
+    totals only over the vhosts they may use and the connections they own."""
+    for k in ("node", "listeners", "contexts"):
+        data.pop(k, None)
+    vhosts = [vh for vh in c.broker.vhosts.values() if c.visible(vh.name)]
+    conns = [conn for conn in list(c.broker.connections)
+             if conn.vhost is not None and conn.user is not None and c.sees(conn.user.name)]
+    data["object_totals"] = {
+        "channels": sum(len(conn.channels) for conn in conns),
+        "connections": len(conns),
+        "exchanges": sum(len(vh.exchanges) for vh in vhosts),
+        "queues": sum(len(vh.queues) for vh in vhosts),
+    }
+    qt: dict[str, Any] = {}
+    if vhosts:
+        ready = sum(len(q.store) for vh in vhosts for q in vh.queues.values())
+        unacked = sum(q.unacked for vh in vhosts for q in vh.queues.values())
+        for k, v in (("messages", ready + unacked), ("messages_ready", ready), ("messages_unacknowledged", unacked)):
+            qt[k] = v
+            qt[f"{k}_details"] = {"rate": 0.0}
+    data["queue_totals"] = qt
+    # warren keeps message rates per node, not per vhost: not shown to users who may not see the node
+    data["message_stats"] = {}
+
+
+async def whoami(c: Ctx) -> web.Response:
+    return jresp({"name": c.user.name, "tags": list(c.user.tags)})
+
+
+async def cluster_name(c: Ctx) -> web.Response:
+    return jresp({"name": c.broker.cluster_name})
+
+
+async def extensions(c: Ctx) -> web.Response:
+    return jresp([])
+
+
+async def nodes(c: Ctx) -> web.Response:
+    from warren.server.http.metrics import process_stats
+
+    p = process_stats()
+    return jresp([{
+        "name": V.node_name(c.broker), "type": "disc", "running": True,
+        "mem_used": p["resident_memory_bytes"], "fd_used": p["open_fds"], "fd_total": p["max_fds"],
+        "sockets_used": len(c.broker.connections), "disk_free": getattr(c.broker, "disk_free", -1),
+        "mem_alarm": "memory" in c.broker.alarms, "disk_free_alarm": "disk" in c.broker.alarms,
+        "mem_limit": c.broker.memory.limit, "disk_free_limit": c.broker.config.disk_free_limit,
+    }])
