@@ -251,7 +251,7 @@ def _bind(vhost: VHost, src: Exchange, dest: Any, routing_key: str, arguments: M
     if unbind:
         if src.unbind(dest, routing_key, arguments or {}) is None:
             return False
-        vhost._maybe_auto_delete_exchange(src)
+        vhost.maybe_auto_delete_exchange(src)
     else:
         src.bind(dest, routing_key, dict(arguments or {}))
     vhost.broker.definitions_changed(durable)

@@ -106,10 +106,10 @@ class VHost:
         # bindings where it is the destination
         for other in list(self.exchanges.values()):
             if other.e2e_count and other.unbind_destination(ex):
-                self._maybe_auto_delete_exchange(other)
+                self.maybe_auto_delete_exchange(other)
         self.broker.definitions_changed(ex.durable)
 
-    def _maybe_auto_delete_exchange(self, ex: Exchange) -> None:
+    def maybe_auto_delete_exchange(self, ex: Exchange) -> None:
         if ex.auto_delete and not ex.bindings and self.exchanges.get(ex.name) is ex:
             self.delete_exchange(ex)
 
@@ -127,7 +127,7 @@ class VHost:
         count = len(q.store)
         for ex in list(self.exchanges.values()):
             if ex.unbind_destination(q):
-                self._maybe_auto_delete_exchange(ex)
+                self.maybe_auto_delete_exchange(ex)
         for c in list(q.consumers):
             c.channel.consumer_cancelled_by_server(c)
         q.consumers.clear()

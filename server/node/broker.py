@@ -158,7 +158,9 @@ class Broker(Node):
 
     @property
     def port(self) -> int:
-        assert self._server is not None
+        """The AMQP port listened on (the configured one until the listener is bound)."""
+        if self._server is None:
+            return self.config.port
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

@@ -45,7 +45,9 @@ async function api(path, opts) {
   const text = await r.text();
   let data = null;
   if (text) { try { data = JSON.parse(text); } catch (e) { data = text; } }
-  if (r.status === 401 && !path.startsWith("/session")) {
+  // "not_authorized": no or a bad login; "not_authorised" (RabbitMQ's spelling) is a refused
+  // action of a logged-in user, shown as an error, not as the login form
+  if (r.status === 401 && !path.startsWith("/session") && !(data && data.error === "not_authorised")) {
     showLogin(data && data.reason);
     throw new ApiError(401, "not_authorized", (data && data.reason) || "Login required");
   }

@@ -388,7 +388,7 @@ def overview_json(broker: Broker, rates: Rates) -> dict[str, Any]:
     _detail(rates, "overview", "messages_unacknowledged", g["unacked"], qt)
     cfg = broker.config
     listeners = [
-        {"node": node, "protocol": "amqp", "ip_address": cfg.host, "port": broker.port if broker._server else cfg.port,
+        {"node": node, "protocol": "amqp", "ip_address": cfg.host, "port": broker.port,
          "socket_opts": {"backlog": 1024, "nodelay": True}},
     ]
     if cfg.tls_port:
