@@ -24,47 +24,41 @@ from warren.protocol.constants import (
     K_PUBLISH,
     K_REJECT,
     NOT_ALLOWED,
-    PROTOCOL_HEADER,
     UNEXPECTED_FRAME,
 )
 from warren.protocol.errors import AMQPError
 from warren.protocol.methods import method_frame
 from warren.protocol.reader import K_ERROR, K_MESSAGE, FrameReader
+from warren.server.amqp import handshake
 from warren.server.amqp.channel import Channel
-from warren.server.amqp.tls import cert_login
+from warren.server.amqp.handshake import (
+    S_CLOSED,
+    S_CLOSING,
+    S_HEADER,
+    S_OPEN,
+    S_OPENED,
+    S_START_OK,
+    S_TUNE_OK,
+)
 from warren.server.core.errlog import clip, describe
 from warren.server.core.errors import ChannelError, ConnectionError_, close_text
 from warren.server.core.flow import OUT_HIGH, READ_BUDGET
-from warren.server.model.auth import check_password, parse_amqplain, parse_plain
-from warren.server.model.limits import check_channel, check_connection
+from warren.server.model.limits import check_channel
 
 if TYPE_CHECKING:
+    from warren.server.amqp.confirms import ConfirmTracker
     from warren.server.model.message import Message
     from warren.server.model.node import Node
     from warren.server.model.queue import Queue
 
 log = logging.getLogger("warren.connection")
 
-S_HEADER, S_START_OK, S_TUNE_OK, S_OPEN, S_OPENED, S_CLOSING, S_CLOSED = range(7)
 _STATE_NAMES = {S_START_OK: "starting", S_TUNE_OK: "tuning", S_OPEN: "opening", S_OPENED: "running"}
 #: class/method ids of the frames the reader's fast path yields (K_MESSAGE: a whole publish)
 _FAST_IDS = {K_PUBLISH: (60, 40), K_MESSAGE: (60, 40), K_ACK: (60, 80), K_NACK: (60, 120), K_REJECT: (60, 90)}
 #: ids for a channel error raised while handling a fast-path frame: a content frame
 #: completing a publish fails that Basic.Publish (as RabbitMQ reports it)
 _ERROR_IDS = {**_FAST_IDS, K_HEADER: (60, 40), K_BODY: (60, 40)}
-
-
-SERVER_CAPABILITIES = {
-    "publisher_confirms": True,
-    "exchange_exchange_bindings": True,
-    "basic.nack": True,
-    "consumer_cancel_notify": True,
-    "connection.blocked": True,
-    "consumer_priorities": True,
-    "authentication_failure_close": True,
-    "per_consumer_qos": True,
-    "direct_reply_to": True,
-}
 
 
 class Connection(asyncio.Protocol):
@@ -114,8 +108,9 @@ class Connection(asyncio.Protocol):
         self._hb_handle: asyncio.TimerHandle | None = None
         self._handshake_handle: asyncio.TimerHandle | None = None
         self._close_handle: asyncio.TimerHandle | None = None
-        #: channels whose publishes in this read await confirms (added by Channel._route)
-        self._batch: set[Channel] = set()
+        #: confirm trackers of the channels whose publishes in this read await confirms
+        #: (added by Channel._route)
+        self._batch: set[ConfirmTracker] = set()
         self.recv_bytes = 0
         self.sent_bytes = 0
         self.blocked = False
@@ -162,7 +157,7 @@ class Connection(asyncio.Protocol):
         if mem.unsampled >= mem.step:  # what was read may now be held: sample before it grows further
             mem.check()
         if self.state == S_HEADER:
-            data = self._header_received(data)
+            data = handshake.header_received(self, data)
             if not data:
                 return
         if self.state >= S_CLOSING:
@@ -190,15 +185,15 @@ class Connection(asyncio.Protocol):
                     if self.blocked:
                         self._block_publisher()
                 elif kind == K_BODY:
-                    ch.on_body(f[2])
+                    ch.content.on_body(f[2])
                     if self.blocked:  # as RabbitMQ, a content frame blocks (and tells) the publisher
                         self._block_publisher()
                 elif kind == K_PUBLISH:
-                    ch.on_publish(f[2], f[3], f[4], f[5], f[6])
+                    ch.content.on_publish(f[2], f[3], f[4], f[5], f[6])
                     if self.blocked:
                         self._block_publisher()
                 elif kind == K_HEADER:
-                    ch.on_header(f[2], f[3], f[4])
+                    ch.content.on_header(f[2], f[3], f[4])
                     if self.blocked:
                         self._block_publisher()
                 elif kind == K_ACK:
@@ -230,8 +225,8 @@ class Connection(asyncio.Protocol):
                 self.connection_error(ConnectionError_(INTERNAL_ERROR, f"internal error: {type(exc).__name__}"))
                 return
         if self._batch:
-            for ch in self._batch:
-                ch.end_batch()
+            for confirms in self._batch:
+                confirms.end_batch()
             self._batch.clear()
         if len(data) >= READ_BUDGET and "budget" not in self._pause_reasons:
             self._pause("budget")
@@ -242,8 +237,9 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ frames outside open channels
     def _no_content(self, ch: Channel) -> None:
-        if ch._publish is not None:
-            if ch._header is not None:
+        content = ch.content
+        if content.method is not None:
+            if content.header is not None:
                 raise ConnectionError_(
                     UNEXPECTED_FRAME, "expected content body, got non content body frame instead", 60, 40
                 )
@@ -321,41 +317,6 @@ class Connection(asyncio.Protocol):
         )
 
     # ------------------------------------------------------------------ handshake
-    def _header_received(self, data: bytes) -> bytes:
-        buf = self._hdr + data
-        if len(buf) < 8:
-            if PROTOCOL_HEADER.startswith(buf) or _AMQP_0_9_HEADER.startswith(buf):
-                self._hdr = buf
-                return b""
-        if buf[:8] != PROTOCOL_HEADER and buf[:8] != _AMQP_0_9_HEADER:
-            log.info("bad protocol header conn=%s got=%r", self.name, bytes(buf[:8]))
-            self.transport.write(PROTOCOL_HEADER)
-            self._abort()
-            return b""
-        self._hdr = b""
-        self.state = S_START_OK
-        self._send_now(
-            method_frame(
-                0,
-                C.Connection.Start(
-                    version_major=0,
-                    version_minor=9,
-                    server_properties={
-                        "product": "warren",
-                        "version": "0.1.0",
-                        "platform": "Python",
-                        "copyright": "warren authors",
-                        "information": "https://github.com/warren-broker",
-                        "cluster_name": self.broker.cluster_name,
-                        "capabilities": SERVER_CAPABILITIES,
-                    },
-                    mechanisms="PLAIN AMQPLAIN EXTERNAL" if self.peer_cert else "PLAIN AMQPLAIN",
-                    locales="en_US",
-                ),
-            )
-        )
-        return buf[8:]
-
     def _handshake_timeout(self) -> None:
         if self.state < S_OPENED:
             log.info("handshake timeout conn=%s state=%d", self.name, self.state)
@@ -370,16 +331,16 @@ class Connection(asyncio.Protocol):
             self.transport.close()
             return
         if st == S_START_OK and isinstance(m, C.Connection.StartOk):
-            self._start_ok(m)
+            handshake.start_ok(self, m)
         elif st == S_TUNE_OK and isinstance(m, C.Connection.TuneOk):
-            self._tune_ok(m)
+            handshake.tune_ok(self, m)
         elif st == S_OPEN and isinstance(m, C.Connection.Open):
-            self._open(m)
+            handshake.open_vhost(self, m)
         elif st == S_OPENED and isinstance(m, C.Connection.CloseOk):
             self._cleanup()
             self.transport.close()
         elif st == S_OPENED and isinstance(m, C.Connection.UpdateSecret):
-            self._update_secret(m)
+            handshake.update_secret(self, m)
         elif isinstance(m, (C.Connection.Blocked, C.Connection.Unblocked)):
             return
         else:
@@ -390,120 +351,6 @@ class Connection(asyncio.Protocol):
                 m.index >> 16,
                 m.index & 0xFFFF,
             )
-
-    def _start_ok(self, m: C.Connection.StartOk) -> None:
-        self.client_properties = dict(m.client_properties or {})
-        caps = self.client_properties.get("capabilities") or {}
-        self.capabilities = dict(caps) if isinstance(caps, dict) else {}
-        mech = m.mechanism
-        try:
-            raw = m.response.encode("latin-1") if isinstance(m.response, str) else bytes(m.response)
-            if mech == "PLAIN":
-                username, password = parse_plain(raw)
-            elif mech == "AMQPLAIN":
-                username, password = parse_amqplain(raw)
-            elif mech == "EXTERNAL" and self.peer_cert:
-                username, password = cert_login(self.peer_cert, self.config.tls_cert_login_from), None
-            else:
-                # RabbitMQ closes the socket without a Connection.Close before login
-                log.warning("unknown authentication mechanism conn=%s mechanism=%r", self.name, mech)
-                self._abort()
-                return
-        except (ValueError, UnicodeDecodeError):
-            username, password = "", ""
-        user = self.broker.users.get(username)
-        # EXTERNAL: the verified certificate is the credential; the user must exist
-        if user is None or (password is not None and not check_password(password, user.password_hash)):
-            log.warning("authentication failed conn=%s user=%r mechanism=%s", self.name, clip(username), mech)
-            self._refuse(
-                f"Login was refused using authentication mechanism {mech}. For details see the broker logfile."
-            )
-            return
-        if username in self.config.loopback_users and not _is_loopback(self.peer[0]):
-            log.warning("user %r can only connect via localhost conn=%s", username, self.name)
-            # RabbitMQ's text for a wrong password too: the refusal must not tell a remote
-            # client that it guessed the password right
-            self._refuse(
-                f"Login was refused using authentication mechanism {mech}. For details see the broker logfile."
-            )
-            return
-        self.user = user
-        self.state = S_TUNE_OK
-        self._send_now(
-            method_frame(
-                0,
-                C.Connection.Tune(
-                    channel_max=self.config.channel_max,
-                    frame_max=self.config.frame_max,
-                    heartbeat=self.config.heartbeat,
-                ),
-            )
-        )
-
-    def _update_secret(self, m: C.Connection.UpdateSecret) -> None:
-        """connection.update-secret (OAuth 2 token refresh in clients). As RabbitMQ 3.10 with
-        its internal user database: those credentials do not expire, so there is no backend
-        state to refresh and nothing to re-check (RabbitMQ re-validates only with backends
-        whose state can expire, e.g. OAuth 2); the connection keeps its user and rights.
-        Clients' own test suites (amqplib, pika) rely on this with an arbitrary secret."""
-        log.info(
-            "secret updated conn=%s user=%s reason=%r", self.name, self.user.name, m.reason or ""
-        )
-        self._send_now(method_frame(0, C.Connection.UpdateSecretOk()))
-
-    def _refuse(self, text: str) -> None:
-        # RabbitMQ names no method in a login refusal (class_id = method_id = 0)
-        self.connection_error(ConnectionError_(ACCESS_REFUSED, text))
-
-    def _tune_ok(self, m: C.Connection.TuneOk) -> None:
-        cmax = self.config.channel_max
-        self.channel_max = m.channel_max if 0 < m.channel_max <= cmax else cmax
-        fmax = m.frame_max or self.config.frame_max
-        if fmax < FRAME_MIN_SIZE or fmax > self.config.frame_max:
-            # RabbitMQ closes the socket without a Connection.Close before connection.open
-            log.warning("refused frame_max=%d conn=%s (allowed %d..%d)", fmax, self.name,
-                        FRAME_MIN_SIZE, self.config.frame_max)
-            self._abort()
-            return
-        self.frame_max = fmax
-        self.max_body = fmax - 8
-        self.reader.set_frame_max(fmax)
-        self.heartbeat = m.heartbeat
-        self.state = S_OPEN
-
-    def _open(self, m: C.Connection.Open) -> None:
-        vhost = self.broker.vhosts.get(m.virtual_host)
-        if vhost is None:
-            raise ConnectionError_(NOT_ALLOWED, f"vhost {m.virtual_host} not found", 10, 40)
-        perm = self.user.permissions.get(m.virtual_host)
-        if perm is None:
-            raise ConnectionError_(
-                NOT_ALLOWED, f"access to vhost '{m.virtual_host}' refused for user '{self.user.name}'", 10, 40
-            )
-        if vhost.limits or self.user.limits:
-            check_connection(self.broker, vhost, self.user)
-        self.vhost = vhost
-        self.permission = perm
-        # the user's live per-vhost table: topic permissions set later apply at once
-        self.topic_perms = self.user.topic_permissions.setdefault(vhost.name, {})
-        self.perm_all = perm.configure == perm.write == perm.read == ".*"
-        self.state = S_OPENED
-        if self._handshake_handle is not None:
-            self._handshake_handle.cancel()
-            self._handshake_handle = None
-        self._send_now(method_frame(0, C.Connection.OpenOk()))
-        if self.heartbeat:
-            self._last_recv = self.loop.time()
-            self._hb_handle = self.loop.call_later(self.heartbeat / 2, self._heartbeat_tick)
-        log.info(
-            "connection opened conn=%s user=%s vhost=%s client=%s",
-            self.name,
-            self.user.name,
-            vhost.name,
-            clip(str(self.client_properties.get("product", "?")), 100),
-        )
-        if self.broker.alarm_active:
-            self.set_blocked(True, self.broker.alarm_reason)
 
     # ------------------------------------------------------------------ heartbeats
     def _heartbeat_tick(self) -> None:
@@ -746,11 +593,3 @@ class Connection(asyncio.Protocol):
 SILENT_CLOSE_DELAY = 3.0
 #: Connection.Close-Ok on channel 0, recognised even after a framing error
 _CLOSE_OK_FRAME = b"\x01\x00\x00\x00\x00\x00\x04\x00\x0a\x00\x33\xce"
-#: AMQP 0-9's header, which RabbitMQ (and so warren) serves as 0-9-1
-_AMQP_0_9_HEADER = b"AMQP\x01\x01\x00\x09"
-
-
-def _is_loopback(host: str) -> bool:
-    return host.startswith("127.") or host in ("::1", "localhost") or host.startswith("::ffff:127.")
-
-

@@ -235,7 +235,7 @@ def properties(v: Any) -> dict[str, Any]:
                 raise Invalid(f"{k} should be between 0 and 255, actually was {i}")
         elif isinstance(i, str):
             name_length(k, i)
-        if k == "expiration":  # as Basic.Publish's check (channel._check_expiration)
+        if k == "expiration":  # as Basic.Publish's check (amqp.publishing.check_expiration)
             if not isinstance(i, str) or not i.isdigit():
                 raise Invalid(f"406 PRECONDITION_FAILED - invalid expiration '{i}': no_integer")
     return v
