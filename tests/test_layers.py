@@ -13,6 +13,7 @@ pyproject.toml), no import cycles at run time, and modules small enough to read.
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -104,3 +105,16 @@ def test_no_type_level_cycles_between_packages() -> None:
         for dst in dsts:
             folded.add_import(importer=src, imported=dst)
     assert _cycles(folded) == []
+
+
+@pytest.mark.parametrize("top", ["server", "protocol", "storage"])
+def test_no_module_over_600_lines(top: str) -> None:
+    big = {str(p.relative_to(ROOT)): n for p in (ROOT / top).rglob("*.py")
+           if (n := len(p.read_text().splitlines())) > 600}
+    assert big == {}
+
+
+def test_channel_class_under_400_lines() -> None:
+    tree = ast.parse((ROOT / "server" / "amqp" / "channel.py").read_text())
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Channel"]
+    assert cls.end_lineno - cls.lineno + 1 <= 400

@@ -28,6 +28,7 @@ from typing import Any
 
 from warren.server.cluster.replication import wire
 from warren.server.cluster.replication.source import SnapshotSource
+from warren.server.cluster.replication.streams import abort, peer_name
 
 log = logging.getLogger("warren.cluster.replication")
 
@@ -156,7 +157,7 @@ class Leader:
             self._server.close()
         for peer in list(self._peers.values()):
             peer.state = GONE
-            _abort(peer.writer)
+            abort(peer.writer)
         self._peers.clear()
         for task in list(self._tasks):
             task.cancel()
@@ -380,7 +381,7 @@ class Leader:
         if peer.state in (GONE, REMOVING):
             return
         log.warning("replication: dropping follower %s: %s", peer.node, reason)
-        _abort(peer.writer)
+        abort(peer.writer)
         peer.caught.set()  # a join waiting for it gives up
         peer.live = False
         if peer.state in (JOINING, INSYNC):
@@ -468,14 +469,14 @@ class Leader:
                     raise wire.WireError(f"unexpected message type {body[0]} from follower")
                 self._on_ack(peer, wire.parse_seq(body))
         except wire.AuthError as exc:
-            log.warning("replication: refused %s: %s", _peer_name(writer), exc)
+            log.warning("replication: refused %s: %s", peer_name(writer), exc)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, wire.WireError) as exc:
             if peer is not None:
                 self._drop(peer, f"connection lost: {exc!r}")
             else:
-                log.info("replication: handshake with %s failed: %r", _peer_name(writer), exc)
+                log.info("replication: handshake with %s failed: %r", peer_name(writer), exc)
         except TimeoutError:
-            log.warning("replication: handshake with %s timed out", _peer_name(writer))
+            log.warning("replication: handshake with %s timed out", peer_name(writer))
         except asyncio.CancelledError:
             pass  # close(): the server's own callback would log a cancelled handler
         finally:
@@ -483,7 +484,7 @@ class Leader:
                 self._drop(peer, "connection closed")
                 if peer.task is not None:
                     peer.task.cancel()
-            _abort(writer)
+            abort(writer)
             if task is not None:
                 self._tasks.discard(task)
 
@@ -589,14 +590,3 @@ def _call(cb: Callable[[bool], None], ok: bool) -> None:
         cb(ok)
     except Exception:  # noqa: BLE001 - one waiter's bug must not stop the others
         log.exception("replication: wait callback failed")
-
-
-def _abort(writer: asyncio.StreamWriter) -> None:
-    transport = writer.transport
-    if not transport.is_closing():
-        transport.abort()
-
-
-def _peer_name(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
-    return f"{peer[0]}:{peer[1]}" if peer else "?"
