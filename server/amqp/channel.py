@@ -23,8 +23,9 @@ from warren.protocol.errors import AMQPError
 from warren.protocol.hotpath import deliver_parts
 from warren.protocol.properties import EMPTY as EMPTY_PROPS
 from warren.protocol.properties import scan
-from warren.server.amqp import consumers, tx
+from warren.server.amqp import tx
 from warren.server.amqp.confirms import ConfirmTracker, confirm_select
+from warren.server.amqp.consumers import BasicMethods
 from warren.server.amqp.publishing import (
     REPLY_TO,
     REPLY_TO_PREFIX,
@@ -34,6 +35,7 @@ from warren.server.amqp.publishing import (
     sender_selected,
     unexpected_content_header,
 )
+from warren.server.amqp.tx import TxMethods
 from warren.server.amqp.unacked import Unacked
 from warren.server.core.errors import (
     ChannelError,
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("warren.channel")
 
 
-class Channel:
+class Channel(BasicMethods, TxMethods):
     """One channel of a connection."""
 
     #: as a publish origin (``model.delivery.Origin``): exchange counters count channel publishes
@@ -81,8 +83,8 @@ class Channel:
         #: reused by every publish of this channel (the pipeline adds the stores to sync to it)
         self._result = self.confirms.result
         self.tx = False
-        self._tx_publishes: list[tuple] = []
-        self._tx_acks: list[tuple] = []
+        self.tx_publishes: list[tuple] = []
+        self.tx_acks: list[tuple] = []
         self.content = Content(self)
         self.last_queue: str | None = None
         self.max_message_size = conn.broker.config.max_message_size
@@ -130,9 +132,9 @@ class Channel:
             raise precondition(
                 f"message size {len(body)} is larger than configured max size {self.max_message_size}"
             )
-        self._publish_message(exchange, routing_key, mandatory, immediate, exrk, header, body)
+        self.publish_message(exchange, routing_key, mandatory, immediate, exrk, header, body)
 
-    def _publish_message(
+    def publish_message(
         self, exchange: str, routing_key: str, mandatory: int, immediate: int, exrk: bytes, header: bytes, body: bytes
     ) -> None:
         vhost = self.vhost
@@ -180,7 +182,7 @@ class Channel:
                 rewrite_reply_to(self, msg)
         self.published += 1
         if self.tx:
-            self._tx_publishes.append((ex, routing_key, msg, mandatory, extra))
+            self.tx_publishes.append((ex, routing_key, msg, mandatory, extra))
             return
         self._route(ex, routing_key, msg, mandatory, extra)
 
@@ -262,7 +264,7 @@ class Channel:
     def on_ack(self, tag: int, multiple: int) -> None:
         if self.tx:
             self.unacked.check(tag, multiple)
-            self._tx_acks.append((tx.ACK, tag, multiple, False))
+            self.tx_acks.append((tx.ACK, tag, multiple, False))
             return
         if multiple or self.global_prefetch or self.vhost.trace:
             self.unacked.ack(tag, multiple)
@@ -289,7 +291,7 @@ class Channel:
         unacked = self.unacked
         if self.tx:
             unacked.check(tag, multiple)
-            self._tx_acks.append((tx.NACK, tag, multiple, requeue))
+            self.tx_acks.append((tx.NACK, tag, multiple, requeue))
             return
         unacked.reject(unacked.take(tag, multiple), requeue)
 
@@ -316,8 +318,8 @@ class Channel:
             self.reply_token = None
             self.reply_consumer = None
         self.unacked.requeue_all()
-        self._tx_publishes.clear()
-        self._tx_acks.clear()
+        self.tx_publishes.clear()
+        self.tx_acks.clear()
         self.content.reset()
 
     # ------------------------------------------------------------------ methods
@@ -456,20 +458,20 @@ _HANDLERS = {
     C.Queue.Unbind: Channel._queue_bind,
     C.Queue.Purge: Channel._queue_purge,
     C.Queue.Delete: Channel._queue_delete,
-    C.Basic.Qos: consumers.basic_qos,
-    C.Basic.Consume: consumers.basic_consume,
-    C.Basic.Cancel: consumers.basic_cancel,
-    C.Basic.Get: consumers.basic_get,
-    C.Basic.Ack: consumers.basic_ack,
-    C.Basic.Nack: consumers.basic_nack,
-    C.Basic.Reject: consumers.basic_reject,
-    C.Basic.Recover: consumers.basic_recover,
-    C.Basic.RecoverAsync: consumers.basic_recover,
-    C.Channel.Flow: consumers.channel_flow,
+    C.Basic.Qos: Channel._basic_qos,
+    C.Basic.Consume: Channel._basic_consume,
+    C.Basic.Cancel: Channel._basic_cancel,
+    C.Basic.Get: Channel._basic_get,
+    C.Basic.Ack: Channel._basic_ack,
+    C.Basic.Nack: Channel._basic_nack,
+    C.Basic.Reject: Channel._basic_reject,
+    C.Basic.Recover: Channel._basic_recover,
+    C.Basic.RecoverAsync: Channel._basic_recover,
+    C.Channel.Flow: Channel._channel_flow,
     C.Channel.Close: Channel._channel_close,
     C.Channel.Open: Channel._channel_open,
     C.Confirm.Select: confirm_select,
-    C.Tx.Select: tx.tx_select,
-    C.Tx.Commit: tx.tx_commit,
-    C.Tx.Rollback: tx.tx_rollback,
+    C.Tx.Select: Channel._tx_select,
+    C.Tx.Commit: Channel._tx_commit,
+    C.Tx.Rollback: Channel._tx_rollback,
 }

@@ -29,7 +29,6 @@ from warren.protocol.constants import (
 from warren.protocol.errors import AMQPError
 from warren.protocol.methods import method_frame
 from warren.protocol.reader import K_ERROR, K_MESSAGE, FrameReader
-from warren.server.amqp import handshake
 from warren.server.amqp.channel import Channel
 from warren.server.amqp.handshake import (
     S_CLOSED,
@@ -39,6 +38,7 @@ from warren.server.amqp.handshake import (
     S_OPENED,
     S_START_OK,
     S_TUNE_OK,
+    Handshake,
 )
 from warren.server.core.errlog import clip, describe
 from warren.server.core.errors import ChannelError, ConnectionError_, close_text
@@ -61,7 +61,7 @@ _FAST_IDS = {K_PUBLISH: (60, 40), K_MESSAGE: (60, 40), K_ACK: (60, 80), K_NACK: 
 _ERROR_IDS = {**_FAST_IDS, K_HEADER: (60, 40), K_BODY: (60, 40)}
 
 
-class Connection(asyncio.Protocol):
+class Connection(Handshake, asyncio.Protocol):
     """asyncio protocol for one AMQP connection."""
 
     def __init__(self, broker: Node) -> None:
@@ -157,7 +157,7 @@ class Connection(asyncio.Protocol):
         if mem.unsampled >= mem.step:  # what was read may now be held: sample before it grows further
             mem.check()
         if self.state == S_HEADER:
-            data = handshake.header_received(self, data)
+            data = self._header_received(data)
             if not data:
                 return
         if self.state >= S_CLOSING:
@@ -331,16 +331,16 @@ class Connection(asyncio.Protocol):
             self.transport.close()
             return
         if st == S_START_OK and isinstance(m, C.Connection.StartOk):
-            handshake.start_ok(self, m)
+            self._start_ok(m)
         elif st == S_TUNE_OK and isinstance(m, C.Connection.TuneOk):
-            handshake.tune_ok(self, m)
+            self._tune_ok(m)
         elif st == S_OPEN and isinstance(m, C.Connection.Open):
-            handshake.open_vhost(self, m)
+            self._open_vhost(m)
         elif st == S_OPENED and isinstance(m, C.Connection.CloseOk):
             self._cleanup()
             self.transport.close()
         elif st == S_OPENED and isinstance(m, C.Connection.UpdateSecret):
-            handshake.update_secret(self, m)
+            self._update_secret(m)
         elif isinstance(m, (C.Connection.Blocked, C.Connection.Unblocked)):
             return
         else:

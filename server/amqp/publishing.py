@@ -1,7 +1,7 @@
 """Basic.Publish on a channel: content assembly across frames and the publish checks.
 
 A publish whose frames the reader delivers whole (K_MESSAGE) skips the assembler:
-``Channel.on_message`` goes straight to ``Channel._publish_message``. The checks here
+``Channel.on_message`` goes straight to ``Channel.publish_message``. The checks here
 run only for what needs them (properties present, CC/BCC headers, an expiration, a
 direct reply-to), so a plain publish makes no extra call.
 """
@@ -100,7 +100,7 @@ class Content:
     def _complete(self, header: bytes, body: bytes) -> None:
         exchange, routing_key, mandatory, immediate, exrk = self.method
         self.method = None
-        self.ch._publish_message(exchange, routing_key, mandatory, immediate, exrk, header, body)
+        self.ch.publish_message(exchange, routing_key, mandatory, immediate, exrk, header, body)
 
 
 def sender_selected(msg: Message) -> list[str] | None:

@@ -253,6 +253,10 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit):
             self._arm()
         return pos
 
+    def encode(self, record: Any) -> bytes:
+        """A record's stored bytes (what ``read`` returns raw), made with the store's codec."""
+        return self._encode(record)
+
     def shift(self) -> tuple[int, Any] | None:
         """Take the next ready record (requeued ones first, lowest position first)."""
         if self._requeued:

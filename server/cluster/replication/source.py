@@ -68,7 +68,7 @@ class LogStoreSource:
                 return None  # acked and its segment dropped since the snapshot
             if not isinstance(data, bytes):
                 # served from the store's tail cache: the record object, not its bytes
-                data = store._encode(data)
+                data = store.encode(data)
             return data
 
         return read

@@ -237,7 +237,7 @@ def channel_json(broker: Broker, rates: Rates, ch: Channel) -> dict[str, Any]:
     conn = ch.conn
     name = channel_name(ch)
     return {
-        "acks_uncommitted": len(ch._tx_acks),
+        "acks_uncommitted": len(ch.tx_acks),
         "confirm": ch.confirm,
         "connection_details": {"name": conn.name, "peer_host": conn.peer[0], "peer_port": conn.peer[1]},
         "consumer_count": len(ch.consumers),
@@ -246,7 +246,7 @@ def channel_json(broker: Broker, rates: Rates, ch: Channel) -> dict[str, Any]:
         "idle_since": iso(time.time()),
         "message_stats": _stats(rates, ("ch", name), channel_message_stats(ch)),
         "messages_unacknowledged": len(ch.unacked),
-        "messages_uncommitted": len(ch._tx_publishes),
+        "messages_uncommitted": len(ch.tx_publishes),
         "messages_unconfirmed": ch.confirm_seq - ch.confirm_acked,
         "name": name,
         "node": node_name(broker),
