@@ -17,19 +17,21 @@ from typing import Any
 from warren.storage.memory import MemoryStore
 
 
-class SpillStore:
-    """MemoryStore first, a log store (from ``make_log()``) for the overflow.
+class SpillStore(MemoryStore):
+    """A :class:`MemoryStore` (the RAM part, which it is) first, a log store (from
+    ``make_log()``) for the overflow.
 
     Positions carry their store in the low bit: ``pos << 1`` for RAM,
-    ``pos << 1 | 1`` for the log.
+    ``pos << 1 | 1`` for the log. The RAM part's methods are called as
+    ``MemoryStore.method(self, ...)``: this class overrides them all.
     """
 
-    __slots__ = ("_mem", "_log", "_make_log", "max_records", "max_bytes", "_spilling")
+    __slots__ = ("_log", "_make_log", "max_records", "max_bytes", "_spilling")
 
     persistent = False
 
     def __init__(self, make_log: Callable[[], Any], max_records: int = 50_000, max_bytes: int = 32 << 20) -> None:
-        self._mem = MemoryStore()
+        super().__init__()
         self._log: Any = None
         self._make_log = make_log
         self.max_records = max_records
@@ -38,13 +40,12 @@ class SpillStore:
 
     def push(self, record: Any) -> int:
         if not self._spilling:
-            mem = self._mem
-            if len(mem._q) < self.max_records and mem._bytes < self.max_bytes:
+            if len(self._q) < self.max_records and self._bytes < self.max_bytes:
                 # MemoryStore.push inlined: this is the per-message path of transient queues
-                pos = mem._next
-                mem._next = pos + 1
-                mem._q.append((pos, record))
-                mem._bytes += record.size
+                pos = self._next
+                self._next = pos + 1
+                self._q.append((pos, record))
+                self._bytes += record.size
                 return pos << 1
             self._spilling = True
             if self._log is None:
@@ -52,7 +53,7 @@ class SpillStore:
         return (self._log.push(record) << 1) | 1
 
     def shift(self) -> tuple[int, Any] | None:
-        item = self._mem.shift()
+        item = MemoryStore.shift(self)
         if item is not None:
             return item[0] << 1, item[1]
         if self._log is None:
@@ -66,7 +67,7 @@ class SpillStore:
         return (item[0] << 1) | 1, item[1]
 
     def peek(self) -> tuple[int, Any] | None:
-        item = self._mem.peek()
+        item = MemoryStore.peek(self)
         if item is not None:
             return item[0] << 1, item[1]
         if self._log is None:
@@ -78,38 +79,38 @@ class SpillStore:
         if position & 1:
             self._log.requeue(position >> 1, record, unchanged)
         else:
-            self._mem.requeue(position >> 1, record)
+            MemoryStore.requeue(self, position >> 1, record)
 
     def ack(self, position: int) -> None:
         if position & 1:
             self._log.ack(position >> 1)
 
     def purge(self) -> int:
-        n = self._mem.purge()
+        n = MemoryStore.purge(self)
         if self._log is not None:
             n += self._log.purge()
         self._spilling = False
         return n
 
     def drain(self) -> list[tuple[int, Any]]:
-        out = [(p << 1, r) for p, r in self._mem.drain()]
+        out = [(p << 1, r) for p, r in MemoryStore.drain(self)]
         if self._log is not None:
             out += [((p << 1) | 1, r) for p, r in self._log.drain()]
         self._spilling = False
         return out
 
     def __len__(self) -> int:
-        n = len(self._mem)
+        n = MemoryStore.__len__(self)
         if self._log is not None:
             n += len(self._log)
         return n
 
     def __bool__(self) -> bool:
-        return bool(self._mem) or (self._log is not None and bool(self._log))
+        return MemoryStore.__bool__(self) or (self._log is not None and bool(self._log))
 
     @property
     def ready_bytes(self) -> int:
-        n = self._mem.ready_bytes
+        n = self._bytes
         if self._log is not None:
             n += self._log.ready_bytes
         return n
@@ -136,6 +137,6 @@ class SpillStore:
             self._log.close()
 
     def delete(self) -> None:
-        self._mem.purge()
+        MemoryStore.purge(self)
         if self._log is not None:
             self._log.delete()
