@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warren.server.core.config import Config
 from warren.server.core.memory import MemoryMonitor
@@ -22,12 +22,14 @@ from warren.server.model.delivery import Session
 from warren.server.model.exchanges import EXCHANGE_TYPES, Exchange
 from warren.server.model.persistence import Persistence
 from warren.server.model.policies import Policy
-from warren.server.model.queue import Queue
 from warren.server.model.queue_args import queue_type
 from warren.server.model.queue_kind import QUEUE_KINDS
 from warren.server.model.totals import ConnectionSet, Totals
 from warren.server.model.tracing import Tracer
 from warren.server.model.vhost import VHost
+
+if TYPE_CHECKING:
+    from warren.server.model.queue_kind import QueueKind
 
 log = logging.getLogger("warren.broker")
 
@@ -75,7 +77,7 @@ class Node:
         owner: Session | None,
         auto_delete: bool,
         arguments: dict[str, Any],
-    ) -> Queue:
+    ) -> QueueKind:
         persistence = self.persistence
         q = QUEUE_KINDS[queue_type(arguments)](
             vhost,
@@ -92,7 +94,7 @@ class Node:
         self.definitions_changed(durable)
         return q
 
-    def queue_deleted(self, q: Queue) -> None:
+    def queue_deleted(self, q: QueueKind) -> None:
         """Hook for storage and metrics when a queue goes away."""
         self.totals.queue_gone(q)
         if q.durable:

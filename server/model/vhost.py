@@ -10,12 +10,12 @@ from warren.server.model.deadletter import is_cycle
 from warren.server.model.exchanges import EXCHANGE_TYPES, DelayedExchange, DirectExchange, Exchange
 from warren.server.model.exchanges.delayed import delay_of
 from warren.server.model.publish import DELAYED, PublishResult
-from warren.server.model.queue import Queue
 
 if TYPE_CHECKING:
     from warren.server.model.delivery import Origin
     from warren.server.model.message import Message
     from warren.server.model.node import Node
+    from warren.server.model.queue_kind import QueueKind
 
 log = logging.getLogger("warren.vhost")
 
@@ -44,7 +44,7 @@ class VHost:
         self.name = name
         self.clock = broker.clock
         self.exchanges: dict[str, Exchange] = {}
-        self.queues: dict[str, Queue] = {}
+        self.queues: dict[str, QueueKind] = {}
         self.policies: dict = {}
         #: vhost limits: max-connections, max-queues (server/limits.py)
         self.limits: dict[str, int] = {}
@@ -84,7 +84,7 @@ class VHost:
         ex.alternate = ae.decode(errors="replace") if isinstance(ae, bytes) else ae if isinstance(ae, str) else None
         ex.policy = policy
 
-    def apply_policy_to_queue(self, q: Queue) -> None:
+    def apply_policy_to_queue(self, q: QueueKind) -> None:
         from warren.server.model.policies import pick_policy
 
         q.configure(pick_policy(self.policies, "queue", q.name, q.kind))
@@ -114,12 +114,12 @@ class VHost:
             self.delete_exchange(ex)
 
     # -- queues -----------------------------------------------------------
-    def add_queue(self, q: Queue) -> None:
+    def add_queue(self, q: QueueKind) -> None:
         self.queues[q.name] = q
         if self.policies:
             self.apply_policy_to_queue(q)
 
-    def delete_queue(self, q: Queue, reason: str = "deleted") -> int:
+    def delete_queue(self, q: QueueKind, reason: str = "deleted") -> int:
         """Remove a queue, its bindings and consumers; return the ready count it had."""
         if self.queues.get(q.name) is not q:
             return 0
@@ -200,7 +200,7 @@ class VHost:
         res.refused = refused
         return res
 
-    def _break_cycles(self, msg: Message, queues: Any) -> list[Queue]:
+    def _break_cycles(self, msg: Message, queues: Any) -> list[QueueKind]:
         """A dead-lettered message does not go back into a queue it died in with no
         rejection since (RabbitMQ drops it): those queues are left out of the result
         and the trace, as they never get it."""
@@ -236,7 +236,7 @@ class VHost:
         dests = ex.match(routing_key, msg)
         if not ex.e2e_count and not extra_keys and (dests or ex.alternate is None):
             return dests
-        found: dict[Queue, None] = {}
+        found: dict[QueueKind, None] = {}
         seen: set[int] = set()
         self._route_into(ex, [routing_key] + (extra_keys or []), msg, found, seen)
         return list(found)
