@@ -5,7 +5,7 @@ record its stores still hold: persistent and not acked, delivered or not (an
 unacked message must survive a failover too). The store keeps no per-record
 index in RAM, so this scans the segment files, as recovery does.
 
-Two steps, so that the scan can leave the event loop: :func:`scan_plan` (on the
+Two steps, so that the scan can leave the event loop: :meth:`LogStore.scan_plan` (on the
 store's loop) writes buffered records and acks to the files and notes how far
 each segment reaches; :func:`scan_files` (any thread) reads only the files. An
 ack or a dropped segment that lands between the two only makes the scan skip a
@@ -17,7 +17,7 @@ from __future__ import annotations
 import mmap
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from warren.storage.log.format import (
     FLAG_PERSISTENT,
@@ -26,7 +26,6 @@ from warren.storage.log.format import (
     SEGMENT_HEADER,
     load_acks,
 )
-from warren.storage.log.store import LogStore
 
 _rec_unpack = RECORD.unpack_from
 
@@ -40,26 +39,30 @@ class SegmentExtent(NamedTuple):
     end: int
 
 
-def scan_plan(store: LogStore) -> list[SegmentExtent]:
-    """Flush ``store``'s buffers to its files (no fsync) and note each segment's extent.
+class _Scan:
+    """LogStore's side of the scan (a mixin: it reads the store's segment bookkeeping)."""
 
-    Call on the store's loop: the plan reflects every ``push`` and ``ack`` made so far.
-    """
-    # same package: the scan needs the store's segment bookkeeping
-    store._flush_write()
-    store._flush_acks()
-    plan = []
-    for sid in sorted(store._segments):
-        seg = store._segments[sid]
-        if seg is store._wseg:
-            if store._wfd < 0:
-                continue  # nothing written to it yet
-            end = store._wflushed
-        else:
-            end = seg.end
-        if end > SEGMENT_HEADER:
-            plan.append(SegmentExtent(seg.base, seg.path, seg.ack_path, end))
-    return plan
+    __slots__ = ()
+
+    def scan_plan(self) -> list[SegmentExtent]:
+        """Flush the buffers to the files (no fsync) and note each segment's extent.
+
+        Call on the store's loop: the plan reflects every ``push`` and ``ack`` made so far.
+        """
+        self._flush_write()
+        self._flush_acks()
+        plan = []
+        for sid in sorted(self._segments):
+            seg = self._segments[sid]
+            if seg is self._wseg:
+                if self._wfd < 0:
+                    continue  # nothing written to it yet
+                end = self._wflushed
+            else:
+                end = seg.end
+            if end > SEGMENT_HEADER:
+                plan.append(SegmentExtent(seg.base, seg.path, seg.ack_path, end))
+        return plan
 
 
 def scan_files(plan: list[SegmentExtent]) -> list[int]:
@@ -87,6 +90,6 @@ def scan_files(plan: list[SegmentExtent]) -> list[int]:
     return out
 
 
-def live_positions(store: LogStore) -> list[int]:
-    """Positions of every persistent, not yet acked record of ``store``, in log order."""
-    return scan_files(scan_plan(store))
+def live_positions(store: Any) -> list[int]:
+    """Positions of every persistent, not yet acked record of a LogStore, in log order."""
+    return scan_files(store.scan_plan())

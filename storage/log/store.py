@@ -54,6 +54,7 @@ from warren.storage.log.format import (
 )
 from warren.storage.log.groupcommit import _GroupCommit, _SyncJob, default_executor
 from warren.storage.log.recovery import _Recovery
+from warren.storage.log.scan import _Scan
 from warren.storage.log.segment import _Segment, _unlink
 from warren.storage.log.segment_io import _SegmentIO
 from warren.storage.log.syncproc import SyncProcess
@@ -80,7 +81,7 @@ _lencrc_pack = LEN_CRC.pack
 _meta_pack = META.pack
 
 
-class LogStore(_Recovery, _SegmentIO, _GroupCommit):
+class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
     """A persistent FIFO lane of records with per-record ack (see module docstring).
 
     ``encode(record) -> bytes`` and ``decode(bytes) -> record`` convert records;

@@ -8,7 +8,7 @@ from functools import partial
 from typing import NamedTuple, Protocol
 
 from warren.storage.log import LogStore
-from warren.storage.log.scan import scan_files, scan_plan
+from warren.storage.log.scan import scan_files
 
 log = logging.getLogger("warren.cluster.replication")
 
@@ -50,7 +50,7 @@ class LogStoreSource:
     def snapshot(self) -> list[StoreSnapshot]:
         out = []
         for store_id, store in self.stores.items():
-            plan = scan_plan(store)
+            plan = store.scan_plan()
             out.append(
                 StoreSnapshot(store_id, partial(scan_files, plan), self._reader(store_id, store))
             )
