@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from warren.server.http.management import validate
@@ -18,9 +18,6 @@ from warren.server.http.management.common import (
     not_found,
 )
 from warren.server.model import commands as cmd
-
-if TYPE_CHECKING:
-    pass
 
 
 async def bindings(c: Ctx) -> web.Response:

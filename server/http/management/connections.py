@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from warren.server.http.management import authz as A
@@ -15,9 +15,6 @@ from warren.server.http.management.common import (
     no_content,
     not_found,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def _conn(c: Ctx) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from warren.server.http.management import validate
@@ -16,9 +16,6 @@ from warren.server.http.management.common import (
     no_content,
 )
 from warren.server.model.definitions import export_definitions, import_definitions
-
-if TYPE_CHECKING:
-    pass
 
 
 async def definitions(c: Ctx) -> web.Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from warren.protocol.hotpath import shortstr
@@ -34,9 +33,6 @@ from warren.server.model import commands as cmd
 from warren.server.model.exchanges import DelayedExchange
 from warren.server.model.message import Message
 from warren.server.model.publish import MANAGEMENT
-
-if TYPE_CHECKING:
-    pass
 
 
 async def exchanges(c: Ctx) -> web.Response:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 from warren.server.http.management import views as V
 from warren.server.http.management.common import (
@@ -11,9 +9,6 @@ from warren.server.http.management.common import (
     bad_request,
     jresp,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 async def health_ok(c: Ctx) -> web.Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from warren.server.http.management import authz as A
@@ -13,9 +13,6 @@ from warren.server.http.management.common import (
     jresp,
 )
 from warren.server.http.management.history import add_samples
-
-if TYPE_CHECKING:
-    pass
 
 
 async def overview(c: Ctx) -> web.Response:

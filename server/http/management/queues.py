@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from warren.server.http.management import validate
@@ -28,9 +28,6 @@ from warren.server.http.management.paging import CHEAP
 from warren.server.http.management.publishing import props_json
 from warren.server.model import commands as cmd
 from warren.server.model.definitions import _jsonable
-
-if TYPE_CHECKING:
-    pass
 
 
 async def queues(c: Ctx) -> web.Response:

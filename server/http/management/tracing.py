@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 from warren.server.http.management.common import (
     Ctx,
     _bool,
     jresp,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 async def trace(c: Ctx) -> web.Response:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 from warren.server.http.management import validate
 from warren.server.http.management import views as V
@@ -20,9 +18,6 @@ from warren.server.http.management.common import (
 )
 from warren.server.model.auth import Permission, TopicPermission, User, hash_password
 from warren.server.model.limits import USER_LIMITS
-
-if TYPE_CHECKING:
-    pass
 
 
 async def users(c: Ctx) -> web.Response:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 from warren.server.http.management import authz as A
 from warren.server.http.management import validate
@@ -21,9 +19,6 @@ from warren.server.http.management.common import (
 from warren.server.model.auth import Permission
 from warren.server.model.limits import VHOST_LIMITS
 from warren.server.model.policies import Policy
-
-if TYPE_CHECKING:
-    pass
 
 
 async def vhosts(c: Ctx) -> web.Response:
