@@ -217,9 +217,14 @@ async def test_collector_and_scrape_renderer_agree_per_object(tmp_path):
     conn = Connection(node)
     node.connections.add(conn)
     ch = conn.channels[1] = Channel(conn, 1)
+    # the confirm counts are read-only properties over the channel's confirm tracker
+    tracker_fields = {"confirm_seq": "seq", "confirm_acked": "acked"}
     for n, c in enumerate(CHANNEL.counters, 1):
-        setattr(ch, c.attr, 10 * n)
-    ch.confirm_seq = ch.confirm_acked + 3
+        if c.attr in tracker_fields:
+            setattr(ch.confirms, tracker_fields[c.attr], 10 * n)
+        else:
+            setattr(ch, c.attr, 10 * n)
+    ch.confirms.seq = ch.confirms.acked + 3
     expected = b"".join(generate_latest(_One(f)) for f in WarrenCollector(node, True).per_object_families())
     out: list[str] = []
     await per_object_text(node, out)

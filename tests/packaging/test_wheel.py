@@ -30,3 +30,17 @@ def test_wheel_has_every_package_and_the_dashboard(tmp_path: Path) -> None:
     assert {n.split("/")[0] for n in names} <= {"warren", wheel.name.split("-")[0] + "-" + wheel.name.split("-")[1] + ".dist-info"}
     static = [p.relative_to(REPO) for p in (REPO / "server" / "static").iterdir() if p.is_file()]
     assert static and all(f"warren/{p}" in names for p in static)
+
+
+def test_every_package_is_listed_in_pyproject() -> None:
+    """The package-dir mapping rules out setuptools' find: pyproject lists the packages."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    present = {
+        "warren." + ".".join(init.parent.relative_to(REPO).parts)
+        for top in ("server", "protocol", "storage", "bench")
+        for init in (REPO / top).rglob("__init__.py")
+    }
+    assert present - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
+    assert listed - present == set(), "these are listed in pyproject.toml but are not packages"
