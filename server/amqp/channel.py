@@ -67,6 +67,9 @@ class Channel(BasicMethods, TxMethods):
     def __init__(self, conn: Connection, number: int) -> None:
         self.conn = conn
         self.number = number
+        # as instance attributes (read per publish; see Queue.__init__)
+        self.kind = self.kind
+        self.counted = self.counted
         self.vhost = conn.vhost
         #: what the publish pipeline reads of its origin (``model.delivery.Origin``)
         self.session = conn

@@ -57,6 +57,11 @@ class Queue:
         store_factory: Callable[[int], MessageStore] | None = None,
     ) -> None:
         self.vhost = vhost
+        # the kind's class attributes copied onto the instance: Python 3.11 reads an
+        # instance attribute in ~10 ns, a class attribute through an instance in ~30 ns,
+        # and ``quorum`` is read several times per publish
+        self.kind = self.kind
+        self.quorum = self.quorum
         self.name = name
         self.durable = durable
         self.exclusive_owner = exclusive_owner

@@ -166,7 +166,7 @@ class VHost:
             if delay > 0:
                 return self._hold(ex, delay, routing_key, msg, extra_keys, origin, mandatory, res)
         queues = self.route(ex, routing_key, msg, extra_keys)
-        if queues and origin.kind == "dead_letter":
+        if queues and not counted and origin.kind == "dead_letter":  # channels never dead-letter
             queues = self._break_cycles(msg, queues)
         if self.trace:
             self.trace.on_publish(origin, self, ex, routing_key, msg, queues)
