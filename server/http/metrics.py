@@ -54,7 +54,6 @@ from warren.server.model.counters import (
     Family,
 )
 from warren.server.model.exchanges import DelayedExchange
-from warren.server.model.totals import LATENCY_BUCKETS, ConnectionSet, LatencyHistogram, Totals  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from warren.server.amqp.channel import Channel

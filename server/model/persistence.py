@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warren.server.model.message_codec import decode_message, decode_requeued, encode_message  # noqa: F401
+from warren.server.model.message_codec import decode_message, decode_requeued, encode_message
 from warren.storage.base import MessageStore
 from warren.storage.definitions import DefinitionsFile
 from warren.storage.factory import open_store
