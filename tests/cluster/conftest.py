@@ -19,6 +19,9 @@ from warren.server.cluster.lease import Session
 
 from tests.cluster.etcdproc import EtcdProcess
 
+# generous: a loaded CI machine can be slow to answer, and a timed-out call is a failure
+CLIENT_TIMEOUT = 5.0
+
 
 @pytest.fixture(scope="module")
 def etcd_server(tmp_path_factory):
@@ -26,7 +29,7 @@ def etcd_server(tmp_path_factory):
     try:
         yield server
     finally:
-        server.stop()
+        server.remove()
 
 
 @pytest.fixture
@@ -35,12 +38,12 @@ def etcd_fresh(tmp_path):
     try:
         yield server
     finally:
-        server.stop()
+        server.remove()
 
 
 @pytest.fixture
 async def etcd(etcd_server):
-    client = Etcd([etcd_server.endpoint], timeout=2.0)
+    client = Etcd([etcd_server.endpoint], timeout=CLIENT_TIMEOUT)
     try:
         yield client
     finally:
@@ -70,7 +73,7 @@ async def make_node(etcd_server):
     nodes: list[Node] = []
 
     async def make(name: str, ttl: int = TEST_TTL, endpoints=None) -> Node:
-        client = Etcd(endpoints or [etcd_server.endpoint], timeout=2.0)
+        client = Etcd(endpoints or [etcd_server.endpoint], timeout=CLIENT_TIMEOUT)
         session = Session(client, ttl)
         await session.start()
         node = Node(name, client, session)

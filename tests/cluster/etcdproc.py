@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -38,6 +39,14 @@ class EtcdProcess:
         self.peer_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = None
+        # etcd fsyncs every write; on the shared disk, right after a test that wrote
+        # gigabytes, one fsync can take seconds (data=ordered journal commits) and a lease
+        # grant then times out. tmpfs keeps etcd's latency independent of other tests.
+        shm = Path("/dev/shm")
+        if shm.is_dir() and os.access(shm, os.W_OK):
+            self.data_dir = Path(tempfile.mkdtemp(prefix="warren-etcd-", dir=shm))
+        else:
+            self.data_dir = base / "data"
 
     @property
     def endpoint(self) -> tuple[str, int]:
@@ -53,7 +62,7 @@ class EtcdProcess:
             [
                 binary,
                 "--name", "t",
-                "--data-dir", str(self.base / "data"),
+                "--data-dir", str(self.data_dir),
                 "--listen-client-urls", client,
                 "--advertise-client-urls", client,
                 "--listen-peer-urls", peer,
@@ -110,3 +119,8 @@ class EtcdProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def remove(self) -> None:
+        """Stop, and free the data directory (it may be in RAM)."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -89,7 +89,7 @@ async def test_watch_resumes_after_etcd_restart_without_loss_or_duplicates(etcd_
             await wait_for(lambda: len(seen) == 1, 10, what="first event")
             etcd_fresh.stop()
             etcd_fresh.start()  # same data dir and ports: history is kept
-            writer = Etcd([etcd_fresh.endpoint], timeout=2.0)
+            writer = Etcd([etcd_fresh.endpoint], timeout=5.0)
             try:
                 await writer.put("/w/2", b"b")
                 await writer.delete("/w/1")

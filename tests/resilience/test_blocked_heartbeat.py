@@ -57,8 +57,11 @@ def test_blocked_publisher_with_heartbeats_survives_the_alarm(broker_factory):
         try:
             while not go.is_set():
                 conn.process_data_events(time_limit=0.1)
-            # as RabbitMQ, the first publish during the alarm is taken and blocks
-            # the connection; the second is not read until the alarm clears
+            # as RabbitMQ, the first publish frame read during the alarm blocks the
+            # connection: the frames already read with it are taken, the rest wait.
+            # Whether "first" is confirmed during the alarm thus depends on whether pika's
+            # method, header and body frames arrived in one read; the second publish is
+            # never read until the alarm clears.
             for body in (b"first", b"held-through-alarm"):
                 ch.basic_publish("", "held", body, mandatory=True)
                 result.append(body)
@@ -81,7 +84,7 @@ def test_blocked_publisher_with_heartbeats_survives_the_alarm(broker_factory):
         assert blocked.wait(30), "the publisher was not told connection.blocked"
         # held blocked for more than three heartbeat intervals (the criterion itself)
         time.sleep(4.0)
-        assert result == [b"first"], f"publishes confirmed while the alarm was up: {result}\n{_alarm_lines(b)}"
+        assert result in ([], [b"first"]), f"confirmed during the alarm: {result}\n{_alarm_lines(b)}"
         assert "missed heartbeats" not in b.log_text()
     finally:
         stop.set()
