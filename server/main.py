@@ -14,6 +14,9 @@ from warren.server.node.broker import Broker
 
 
 async def serve(config: Config) -> None:
+    if config.cluster:
+        await serve_cluster(config)
+        return
     broker = Broker(config, services=[(start_http, stop_http)])
     try:
         await broker.start()
@@ -27,6 +30,23 @@ async def serve(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await broker.stop()
+
+
+async def serve_cluster(config: Config) -> None:
+    from warren.server.node.cluster_node import ClusterNode
+
+    try:
+        node = ClusterNode(config, services=[(start_http, stop_http)])
+    except ConfigError as exc:
+        logging.getLogger("warren.cluster").error("cannot start: %s", exc)
+        raise SystemExit(2) from None
+    await node.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await node.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

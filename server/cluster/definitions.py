@@ -23,6 +23,9 @@ from warren.server.cluster import keys
 from warren.server.cluster.election import Fenced, Leadership, fence
 from warren.server.cluster.etcd import Etcd, WatchCompacted, op_delete, op_put
 
+#: operations per etcd transaction (etcd's default --max-txn-ops is 128)
+TXN_OPS = 100
+
 
 class DefinitionError(ValueError):
     """An object lacks a field its kind is identified by, or the kind is unknown."""
@@ -120,6 +123,33 @@ class ClusterDefinitions:
     async def delete(self, kind: str, obj: dict[str, Any], *, fenced_by: Leadership | None = None) -> int:
         """Delete one object (only its identifying fields are needed)."""
         return await self._write(op_delete(self.key(kind, obj)), fenced_by)
+
+    def keyed(self, document: dict[str, Any]) -> dict[str, bytes]:
+        """A definitions document (as a definitions file holds it) as etcd keys and values."""
+        out: dict[str, bytes] = {}
+        for kind in IDENTITY:
+            for obj in document.get(kind) or ():
+                out[self.key(kind, obj)] = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+        return out
+
+    async def replace(
+        self, document: dict[str, Any], known: dict[str, bytes], *, fenced_by: Leadership | None = None
+    ) -> dict[str, bytes]:
+        """Make etcd hold ``document``, given that it holds ``known`` (what the last call
+        returned, or what ``load`` read): only changed keys are written, in fenced
+        transactions of at most ``TXN_OPS`` operations. Returns what etcd now holds."""
+        wanted = self.keyed(document)
+        ops = [op_put(k, v) for k, v in wanted.items() if known.get(k) != v]
+        ops += [op_delete(k) for k in known if k not in wanted]
+        for i in range(0, len(ops), TXN_OPS):
+            chunk = ops[i : i + TXN_OPS]
+            if fenced_by is None:
+                await self.etcd.txn([], chunk)
+                continue
+            res = await self.etcd.txn([fence(self.cluster, fenced_by)], chunk)
+            if not res.succeeded:
+                raise Fenced(f"node {fenced_by.node} is no longer leader: definitions not written")
+        return wanted
 
     async def load(self) -> tuple[dict[str, list[dict[str, Any]]], int]:
         """Every object, grouped by kind as in a definitions file, and the revision read at."""

@@ -63,6 +63,17 @@ class Config:
     tls_verify: str = "verify_none"
     tls_fail_if_no_peer_cert: bool = False
     tls_cert_login_from: str = "distinguished_name"
+    #: etcd://h1:2379,h2:2379[/name][?lease_ttl=..&min_insync=..&follower_timeout=..]:
+    #: run as one node of a replicated cluster (empty: the single-node default)
+    cluster: str = ""
+    #: this node's name in the cluster (default: the short host name)
+    node_name: str = ""
+    #: file holding the secret every node of the cluster shares (authenticates replication)
+    cluster_secret_file: str = ""
+    #: the leader streams its stores to followers on this port (followers connect to it)
+    replication_port: int = 5679
+    #: the address other nodes reach this one at (default: host, or 127.0.0.1 when host is 0.0.0.0)
+    advertise_host: str = ""
 
     @classmethod
     def load(cls, argv: list[str] | None = None) -> Config:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from warren.server.core.config import Config
@@ -37,7 +38,12 @@ log = logging.getLogger("warren.broker")
 class Node:
     """Everything one warren node holds, without the network."""
 
-    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        persistence: Callable[[Node], Persistence] | None = None,
+    ) -> None:
         self.config = config
         #: what queues and delayed exchanges schedule on (the event loop; a fake one in model tests)
         self.clock: Clock = clock if clock is not None else asyncio.get_event_loop()
@@ -55,7 +61,8 @@ class Node:
         self.alarms: set[str] = set()
         self.memory = MemoryMonitor(self)
         self._started = False
-        self.persistence = Persistence(self, config.data_dir)
+        # cluster mode passes its own (replicated stores, definitions mirrored to etcd)
+        self.persistence = persistence(self) if persistence else Persistence(self, config.data_dir)
         self.vhosts["/"] = VHost(self, "/")
         self.tracer.vhost_added(self.vhosts["/"])
         self.users[config.default_user] = User(

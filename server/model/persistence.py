@@ -16,7 +16,7 @@ import concurrent.futures
 import hashlib
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,10 @@ class Persistence:
         self._retry: asyncio.TimerHandle | None = None
         self._save_failing = False
         self._transient_seq = 0
+        #: cluster mode: after each local save, also store the document elsewhere (etcd);
+        #: the save (and the confirms waiting for it) completes when both are done
+        self.mirror: Callable[[bytes], Awaitable[None]] | None = None
+        self._local: concurrent.futures.Future[None] | None = None
 
     def prepare(self) -> dict[str, Any]:
         """Wipe transient data, read the durable definitions (empty on first start)."""
@@ -105,6 +109,20 @@ class Persistence:
         if durable:
             return self.root / "delayed" / queue_id(vhost, name)
         return self.transient_dir / f"delayed-{queue_id(vhost, name)}"
+
+    def delayed_store(
+        self,
+        vhost: str,
+        name: str,
+        durable: bool,
+        encode: Callable[[Any], bytes],
+        decode: Callable[[bytes], Any],
+        **options: Any,
+    ) -> MessageStore:
+        """The store of an x-delayed-message exchange's held messages (one lane)."""
+        return open_store(
+            self.delayed_dir(vhost, name, durable), durable=durable, encode=encode, decode=decode, **options
+        )
 
     def remove_queue_dir(self, vhost: str, name: str) -> None:
         shutil.rmtree(self.queues_dir / queue_id(vhost, name), ignore_errors=True)
@@ -159,6 +177,11 @@ class Persistence:
         self._saving = fut
         loop = asyncio.get_running_loop()
 
+        self._local = fut
+        mirror = self.mirror
+        if mirror is not None:
+            fut = self._saving = self._then_mirror(fut, mirror, payload)
+
         def done(f: concurrent.futures.Future[None]) -> None:
             try:
                 loop.call_soon_threadsafe(self._save_done, f, upto)
@@ -166,6 +189,27 @@ class Persistence:
                 pass  # loop closed: save_now at stop writes everything
 
         fut.add_done_callback(done)
+
+    @staticmethod
+    def _then_mirror(
+        local: concurrent.futures.Future[None],
+        mirror: Callable[[bytes], Awaitable[None]],
+        payload: bytes,
+    ) -> concurrent.futures.Future[None]:
+        """A future done when the local write and then the mirror are done."""
+        both: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        async def run() -> None:
+            try:
+                await asyncio.wrap_future(local)
+                await mirror(payload)
+            except BaseException as exc:  # reported to the save's waiters
+                both.set_exception(exc)
+            else:
+                both.set_result(None)
+
+        asyncio.ensure_future(run())
+        return both
 
     def _save_done(self, fut: concurrent.futures.Future[None], upto: int) -> None:
         if self._saving is not fut:
@@ -213,7 +257,9 @@ class Persistence:
 
         self._save_scheduled = False
         if self._saving is not None:
-            concurrent.futures.wait([self._saving])
+            # only the local write: a mirror runs on this (blocked) loop
+            if self._local is not None:
+                concurrent.futures.wait([self._local])
             self._saving = None
         upto = self._changes
         try:

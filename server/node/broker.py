@@ -13,6 +13,7 @@ from warren.protocol.constants import PRECONDITION_FAILED
 from warren.server.core.config import Config, ConfigError, ensure_dir
 from warren.server.core.errors import ChannelError
 from warren.server.model.node import Node
+from warren.server.model.persistence import Persistence
 
 log = logging.getLogger("warren.broker")
 
@@ -29,8 +30,13 @@ class Broker(Node):
     listeners, so this layer never imports the HTTP one.
     """
 
-    def __init__(self, config: Config, services: Sequence[Service] = ()) -> None:
-        super().__init__(config)
+    def __init__(
+        self,
+        config: Config,
+        services: Sequence[Service] = (),
+        persistence: Callable[[Node], Persistence] | None = None,
+    ) -> None:
+        super().__init__(config, persistence=persistence)
         self._services = list(services)
         self._running: list[tuple[Service, Any]] = []
         self._server: asyncio.AbstractServer | None = None

@@ -171,8 +171,13 @@ class DelayedExchange(Exchange):
 
     def _open_store(self) -> LogStore:
         t0 = time.monotonic()
-        store = open_store(self._store_dir(), durable=self.durable, encode=_encode, decode=_decode,
-                           cache_records=CACHE_RECORDS, cache_bytes=CACHE_BYTES)
+        persistence = getattr(getattr(self.vhost, "broker", None), "persistence", None)
+        if persistence is None:  # a bare exchange (no broker): scratch space
+            store = open_store(self._store_dir(), durable=self.durable, encode=_encode, decode=_decode,
+                               cache_records=CACHE_RECORDS, cache_bytes=CACHE_BYTES)
+        else:
+            store = persistence.delayed_store(self.vhost.name, self.name, self.durable, _encode, _decode,
+                                              cache_records=CACHE_RECORDS, cache_bytes=CACHE_BYTES)
         # one lane on disk is a LogStore, whose ``read`` (random access by position) we need
         assert isinstance(store, LogStore)
         keys = []

@@ -1,0 +1,250 @@
+"""One node of a warren cluster on etcd (``warren --cluster etcd://... --node-name n1``).
+
+A node is a follower until it wins the election, then the leader until its term ends:
+
+* **follower**: replicates the leader's stores into ``data_dir/stores`` (fsync, then
+  acknowledge: :class:`Follower`), forwards AMQP clients to the leader
+  (:class:`LeaderProxy`), and campaigns. Only a member of the in-sync set may win
+  (``election.py``), so the winner holds every confirmed message.
+* **leader**: writes the in-sync set as just itself (its followers resync from the new
+  term's log, and are named again once they hold all of it), starts the replication
+  :class:`Leader`, then a :class:`Broker` whose durable stores are replicated and whose
+  definitions come from (and are saved to) etcd. Confirms wait for the local fsync and
+  every in-sync follower. When the term ends (lease lost, key gone, or a fenced in-sync
+  write refused) the broker stops at once, closing its clients, and the node goes back
+  to following.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from warren.server.cluster.config import ClusterConfig, ClusterConfigError, parse_cluster
+from warren.server.cluster.definitions import ClusterDefinitions
+from warren.server.cluster.election import Election, Leadership
+from warren.server.cluster.etcd import Etcd, EtcdError
+from warren.server.cluster.isr import InSyncReplicas
+from warren.server.cluster.lease import LeaseLost, Session
+from warren.server.cluster.membership import Membership
+from warren.server.cluster.persistence import ClusterPersistence
+from warren.server.cluster.proxy import LeaderProxy
+from warren.server.cluster.replication.follower import Follower
+from warren.server.cluster.replication.leader import Leader
+from warren.server.cluster.replication.store import ReplicatedSource
+from warren.server.core.config import Config, ConfigError
+from warren.server.model.node import Node
+from warren.server.node.broker import Broker, Service
+
+log = logging.getLogger("warren.cluster")
+
+RETRY = 0.5
+
+
+def advertised_host(config: Config) -> str:
+    if config.advertise_host:
+        return config.advertise_host
+    return "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
+
+
+def read_secret(config: Config) -> bytes:
+    if not config.cluster_secret_file:
+        raise ConfigError("cluster mode needs cluster_secret_file (the secret every node shares)")
+    try:
+        secret = Path(config.cluster_secret_file).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read cluster_secret_file: {exc}") from None
+    if len(secret) < 16:
+        raise ConfigError("the cluster secret must be at least 16 bytes")
+    return secret
+
+
+class ClusterNode:
+    """Runs this process as one node of the cluster (module docstring)."""
+
+    def __init__(self, config: Config, services: Sequence[Service] = ()) -> None:
+        try:
+            self.cc: ClusterConfig = parse_cluster(config.cluster, config.node_name or None)
+        except ClusterConfigError as exc:
+            raise ConfigError(str(exc)) from None
+        self.config = config
+        self.services = list(services)
+        self.secret = read_secret(config)
+        self.name = self.cc.node_name
+        host = advertised_host(config)
+        self.info: dict[str, Any] = {
+            "amqp": [host, config.port],
+            "repl": [host, config.replication_port],
+            "http": [host, config.management_port],
+        }
+        self.etcd = Etcd(list(self.cc.endpoints))
+        self.election = Election(self.etcd, self.cc.cluster, self.name)
+        self.membership = Membership(self.etcd, self.cc.cluster, self.name)
+        self.isr = InSyncReplicas(self.etcd, self.cc.cluster, self.cc.min_insync)
+        self.definitions = ClusterDefinitions(self.etcd, self.cc.cluster)
+        self.role = "starting"
+        self.broker: Broker | None = None
+        self.leader: Leader | None = None
+        self.follower: Follower | None = None
+        self.proxy: LeaderProxy | None = None
+        self.session: Session | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        await self.etcd.close()
+
+    # -- the node's life ------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            while not self._stopping:
+                session = Session(self.etcd, self.cc.lease_ttl)
+                try:
+                    await session.start()
+                except EtcdError as exc:
+                    log.warning("cluster: etcd unreachable (%s); retrying", exc)
+                    await asyncio.sleep(RETRY)
+                    continue
+                self.session = session
+                try:
+                    await self.membership.join(session, self.info)
+                    leadership = await self._follow(session)
+                    await self._lead(session, leadership)
+                except (LeaseLost, EtcdError) as exc:
+                    log.warning("cluster: node %s: %s; starting over", self.name, exc)
+                finally:
+                    await self._stop_roles()
+                    with contextlib.suppress(Exception):
+                        await session.stop(revoke=not session.lost.is_set())
+                    self.session = None
+        except asyncio.CancelledError:
+            await self._stop_roles()
+            if self.session is not None:
+                with contextlib.suppress(Exception):
+                    await self.session.stop(revoke=True)
+            raise
+
+    async def _stop_roles(self) -> None:
+        broker, self.broker = self.broker, None
+        if broker is not None:
+            with contextlib.suppress(Exception):
+                await broker.stop()
+        leader, self.leader = self.leader, None
+        if leader is not None:
+            await leader.close()
+        await self._stop_following()
+
+    async def _stop_following(self) -> None:
+        follower, self.follower = self.follower, None
+        if follower is not None:
+            await follower.close()
+        proxy, self.proxy = self.proxy, None
+        if proxy is not None:
+            await proxy.close()
+
+    # -- follower ---------------------------------------------------------------
+    async def _follow(self, session: Session) -> Leadership:
+        """Follow whoever leads until this node wins the election."""
+        self.role = "follower"
+        self.proxy = LeaderProxy(self.config.host, self.config.port)
+        await self.proxy.start()
+        watching = asyncio.ensure_future(self._watch_leader())
+        try:
+            return await self.election.campaign(session, self.info)
+        finally:
+            watching.cancel()
+            with contextlib.suppress(BaseException):
+                await watching
+            await self._stop_following()
+
+    async def _watch_leader(self) -> None:
+        while True:
+            try:
+                async for leadership in self.election.observe():
+                    await self._retarget(leadership)
+            except EtcdError as exc:
+                log.info("cluster: watching the leader: %s", exc)
+            await asyncio.sleep(RETRY)
+
+    async def _retarget(self, leadership: Leadership | None) -> None:
+        if leadership is not None and leadership.node == self.name:
+            return
+        target = None if leadership is None else tuple(leadership.info.get("amqp", ()))
+        repl = None if leadership is None else tuple(leadership.info.get("repl", ()))
+        if self.proxy is not None:
+            self.proxy.retarget(target if target and len(target) == 2 else None)  # type: ignore[arg-type]
+        current = self.follower
+        if current is not None and repl and (current.host, current.port) == repl:
+            return
+        if current is not None:
+            self.follower = None
+            await current.close()
+        if leadership is not None and repl and len(repl) == 2:
+            log.info("cluster: node %s follows %s at %s:%s", self.name, leadership.node, *repl)
+            self.follower = Follower(self.name, str(repl[0]), int(repl[1]), self.secret,
+                                     self.config.data_dir)
+            await self.follower.start()
+
+    # -- leader -------------------------------------------------------------------
+    async def _lead(self, session: Session, leadership: Leadership) -> None:
+        self.role = "leader"
+        document, _ = await self.definitions.load()
+        known = self.definitions.keyed(document)
+        # the new term's followers resync; each is named again once it holds everything
+        await self.isr.write(leadership, [self.name])
+        source = ReplicatedSource()
+        cc = self.cc
+
+        async def add(node: str) -> None:
+            await self.isr.add(leadership, node)
+            log.info("cluster: %s joined the in-sync set", node)
+
+        async def remove(node: str) -> None:
+            await self.isr.remove(leadership, node)
+            log.warning("cluster: %s left the in-sync set", node)
+
+        leader = self.leader = Leader(
+            self.secret, source=source, host=self.config.host, port=self.config.replication_port,
+            min_insync=cc.min_insync, follower_timeout=cc.follower_timeout, on_add=add, on_remove=remove,
+        )
+
+        def persistence(node: Node) -> ClusterPersistence:
+            return ClusterPersistence(
+                node, self.config.data_dir, leader=leader, source=source,
+                definitions=self.definitions, leadership=leadership,
+                initial=document if any(document.values()) else {}, known=known,
+            )
+
+        self.broker = Broker(self.config, self.services, persistence=persistence)
+        await self.broker.start()
+        # followers are let in once every store is open: the snapshot a joining follower
+        # copies must hold what the stores recovered, which no operation carries
+        await leader.start()
+        # a new cluster's defaults (vhost "/", the default user) go to etcd too
+        self.broker.persistence.schedule_save()
+        log.info("cluster: node %s serves as leader (token %d)", self.name, leadership.token)
+        lost = asyncio.ensure_future(self.election.wait_lost(session, leadership))
+        try:
+            while not lost.done():
+                if leader.failed is not None:
+                    log.error("cluster: replication failed (%s): stepping down", leader.failed)
+                    with contextlib.suppress(Exception):
+                        await self.election.resign(leadership)
+                    return
+                await asyncio.wait({lost}, timeout=0.2)
+        finally:
+            lost.cancel()
+            with contextlib.suppress(BaseException):
+                await lost

@@ -1,0 +1,124 @@
+"""Fault injection on a three-node cluster while clients publish and consume.
+
+Each round injects one fault, chosen at random: kill -9 the leader (and restart it once
+another node serves), freeze the leader with SIGSTOP past its lease (then SIGCONT: it
+must step down, not confirm), or kill -9 a follower and restart it. Publishers and a
+consumer run throughout (``workload.py``); at the end the queue is drained and the
+checker verifies that every confirmed message was delivered and nothing unpublished was.
+
+``WARREN_FAULT_ROUNDS`` (default 3) sets the number of rounds; ``WARREN_FAULT_SEED`` the
+seed. The totals are printed (run with ``-s`` to see them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import statistics
+import time
+
+import aio_pika
+import pytest
+
+from tests.cluster.clusterproc import LocalCluster
+from tests.cluster.workload import History, check, consumer, drain, publisher
+
+ROUNDS = int(os.environ.get("WARREN_FAULT_ROUNDS", "3"))
+SEED = int(os.environ.get("WARREN_FAULT_SEED", str(int(time.time()))))
+
+pytestmark = pytest.mark.timeout(120 + 60 * ROUNDS)
+
+
+async def _serving_leader(c: LocalCluster, min_size: int, not_node: str | None = None,
+                          timeout: float = 30.0) -> str:
+    async def ready():
+        lead = await c.leader()
+        if lead is None or lead[0] == not_node:
+            return None
+        node = c.nodes[lead[0]]
+        if f"serves as leader (token {lead[1]})" not in node.log_text():
+            return None
+        members = await c.insync()
+        return lead[0] if len(members) >= min_size else None
+
+    return await c.wait(ready, timeout, f"a leader (not {not_node}) with {min_size} in sync")
+
+
+async def test_confirmed_messages_survive_random_faults(tmp_path, etcd_fresh):
+    rng = random.Random(SEED)
+    print(f"\nfault seed {SEED}, {ROUNDS} rounds")
+    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint).start()
+    urls = [n.url for n in c.nodes.values()]
+    h = History()
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task] = []
+    failovers: list[float] = []
+    faults: list[str] = []
+    try:
+        leader = await _serving_leader(c, 3)
+        conn = await aio_pika.connect(c.nodes[leader].url, timeout=10)
+        await (await conn.channel()).declare_queue("work", durable=True)
+        await conn.close()
+        tasks = [asyncio.ensure_future(publisher(urls, "work", h, stop, tag))
+                 for tag in ("a", "b")]
+        tasks.append(asyncio.ensure_future(consumer(urls, "work", h, stop)))
+        for _ in range(ROUNDS):
+            # let traffic flow before each fault
+            before = len(h.confirmed)
+            await c.wait(lambda b=before: _true(len(h.confirmed) >= b + 50), 30, "confirms flowing")
+            leader = await _serving_leader(c, 2)
+            fault = rng.choice(["kill-leader", "pause-leader", "kill-follower"])
+            faults.append(fault)
+            node = c.nodes[leader]
+            t0 = time.monotonic()
+            if fault == "kill-leader":
+                node.kill()
+                await _serving_leader(c, 1, not_node=leader)
+                failovers.append(time.monotonic() - t0)
+                node.start()
+            elif fault == "pause-leader":
+                assert node.proc is not None
+                node.proc.send_signal(signal.SIGSTOP)
+                try:
+                    await _serving_leader(c, 1, not_node=leader)
+                    failovers.append(time.monotonic() - t0)
+                finally:
+                    node.proc.send_signal(signal.SIGCONT)
+                # woken past its lease, the old leader steps down (and follows again)
+                await c.wait(lambda n=node: _true("lost leadership" in n.log_text()
+                                                  or "starting over" in n.log_text()),
+                             30, "the paused leader to step down")
+            else:
+                follower = rng.choice([n for n in c.nodes.values() if n.name != leader])
+                follower.kill()
+                await asyncio.sleep(rng.uniform(0.2, 2.0))
+                follower.start()
+        leader = await _serving_leader(c, 2)
+        before = len(h.confirmed)
+        await c.wait(lambda: _true(len(h.confirmed) >= before + 50), 30, "confirms after the faults")
+    finally:
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    try:
+        leader = await _serving_leader(c, 1)
+        await drain(c.nodes[leader].url, "work", h)
+        v = check(h)
+        p50 = statistics.median(failovers) if failovers else 0.0
+        p99 = max(failovers) if failovers else 0.0
+        print(f"faults {faults}: confirmed {v.confirmed}, lost {len(v.lost)}, unexpected "
+              f"{len(v.unexpected)}, delivered {v.delivered_unique} (+{v.duplicates} duplicates, "
+              f"{v.redelivered} flagged redelivered), nacked {v.nacked}, reconnects {h.reconnects}, "
+              f"failover p50 {p50:.2f}s max {p99:.2f}s")
+        assert not v.lost, f"confirmed but never delivered: {sorted(v.lost)[:20]}"
+        assert not v.unexpected, f"delivered but never published: {sorted(v.unexpected)[:20]}"
+        assert v.confirmed > 0
+    finally:
+        await c.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
