@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list objects")
     ls.add_argument("what", choices=sorted(LIST_COLUMNS))
     sub.add_parser("overview", help="broker overview")
+    cl = sub.add_parser("cluster", help="cluster commands")
+    clsub = cl.add_subparsers(dest="cluster_cmd", required=True)
+    clsub.add_parser("status", help="members, leader, in-sync set and replication lag")
     d = sub.add_parser("declare", help="declare a queue, exchange or binding")
     dsub = d.add_subparsers(dest="kind", required=True)
     dq = dsub.add_parser("queue")
@@ -190,6 +193,17 @@ def _props(items: list[str]) -> dict[str, Any]:
     return props
 
 
+def emit_cluster(st: dict[str, Any], fmt: str) -> None:
+    """``warrenctl cluster status``: a summary, then one row per follower."""
+    if fmt == "json" or st.get("mode") != "cluster":
+        emit(st, "json")
+        return
+    print(f"cluster {st['cluster']}: leader {st['leader'] or '(none)'}, members {', '.join(st['members'])}")
+    print(f"in sync: {', '.join(st['in_sync'])} (min {st['min_in_sync']}); replication seq {st['replication_seq']}")
+    rows = [{"follower": name, **f} for name, f in sorted(st.get("followers", {}).items())]
+    emit(rows, "table", ["follower", "state", "acked_seq", "lag_operations", "lag_bytes", "lag_seconds"])
+
+
 def run(args: argparse.Namespace, client: Client) -> int:
     vh = q(args.vhost)
     fmt = args.format
@@ -199,6 +213,8 @@ def run(args: argparse.Namespace, client: Client) -> int:
         emit(data, fmt, LIST_COLUMNS[args.what])
     elif cmd == "overview":
         emit(client.call("GET", "overview"), "json")
+    elif cmd == "cluster":
+        emit_cluster(client.call("GET", "cluster"), fmt)
     elif cmd == "declare":
         if args.kind == "queue":
             client.call("PUT", f"queues/{vh}/{q(args.name)}", {

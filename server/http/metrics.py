@@ -224,6 +224,7 @@ class WarrenCollector(Collector):
         yield from self._process()
         yield from self._global(g)
         yield from self._churn()
+        yield from self._cluster()
         if not self.per_object:
             yield from self._aggregated(g)
 
@@ -255,6 +256,32 @@ class WarrenCollector(Collector):
         node = getattr(self.broker, "node_name", "warren@localhost")
         m.add_metric([node, self.broker.cluster_name, f"warren-cluster-id-{self.broker.cluster_name}"], 1)
         yield m
+
+    def _cluster(self) -> Iterator[Metric]:
+        """Cluster mode only: who leads, who is in sync, how far each follower lags."""
+        cluster = self.broker.cluster
+        if cluster is None:
+            return
+        st = cluster.status()
+        yield _g("warren_cluster_leader", "1 on the node that leads the cluster", 1 if st["role"] == "leader" else 0)
+        yield _g("warren_cluster_members", "Nodes registered in etcd (live leases)", len(st["members"]))
+        yield _g("warren_cluster_in_sync_members", "Nodes in the in-sync set, the leader included", len(st["in_sync"]))
+        yield _g("warren_cluster_min_in_sync", "Confirms need at least this many nodes in sync", st["min_in_sync"])
+        families = {
+            key: _g(f"warren_cluster_follower_{key}", doc, labels=["follower"])
+            for key, doc in (
+                ("lag_operations", "Replication operations the follower has not acknowledged"),
+                ("lag_bytes", "Bytes of replication frames the follower has not acknowledged"),
+                ("lag_seconds", "Age of the oldest operation the follower has not acknowledged"),
+            )
+        }
+        in_sync = _g("warren_cluster_follower_in_sync", "1 while the follower is in the in-sync set", labels=["follower"])
+        for name, f in sorted(st["followers"].items()):
+            for key, fam in families.items():
+                fam.add_metric([name], f[key])
+            in_sync.add_metric([name], 1 if f["state"] == "insync" else 0)
+        yield from families.values()
+        yield in_sync
 
     def _process(self) -> Iterator[Metric]:
         p = process_stats()

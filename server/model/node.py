@@ -61,6 +61,8 @@ class Node:
         self.alarms: set[str] = set()
         self.memory = MemoryMonitor(self)
         self._started = False
+        #: cluster mode: the node's cluster role, with ``status() -> dict`` (None: single node)
+        self.cluster: Any = None
         # cluster mode passes its own (replicated stores, definitions mirrored to etcd)
         self.persistence = persistence(self) if persistence else Persistence(self, config.data_dir)
         self.vhosts["/"] = VHost(self, "/")

@@ -80,6 +80,7 @@ class ClusterNode:
             "amqp": [host, config.port],
             "repl": [host, config.replication_port],
             "http": [host, config.management_port],
+            "prometheus": [host, config.prometheus_port],
         }
         self.etcd = Etcd(list(self.cc.endpoints))
         self.election = Election(self.etcd, self.cc.cluster, self.name)
@@ -90,21 +91,79 @@ class ClusterNode:
         self.broker: Broker | None = None
         self.leader: Leader | None = None
         self.follower: Follower | None = None
-        self.proxy: LeaderProxy | None = None
+        #: a follower's listeners, each forwarding to the same listener of the leader
+        self.proxies: dict[str, LeaderProxy] = {}
         self.session: Session | None = None
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._stopping = False
+        self._members: set[str] = set()
+        self._leader_name: str | None = None
+        self._insync: list[str] = []
 
     async def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
+        self._watch = asyncio.ensure_future(self._watch_cluster())
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watch
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
         await self.etcd.close()
+
+    def status(self) -> dict[str, Any]:
+        """What this node knows of the cluster (management API, /metrics, warrenctl)."""
+        leader = self.leader
+        return {
+            "mode": "cluster",
+            "cluster": self.cc.cluster,
+            "node": self.name,
+            "role": self.role,
+            "leader": self._leader_name,
+            "members": sorted(self._members),
+            "in_sync": list(self._insync),
+            "min_in_sync": self.cc.min_insync,
+            "lease_ttl": self.cc.lease_ttl,
+            "follower_timeout": self.cc.follower_timeout,
+            "replication_seq": leader.seq if leader is not None else None,
+            "followers": leader.follower_status() if leader is not None else {},
+            "follower": None if self.follower is None else {
+                "applied_seq": self.follower.applied,
+                "durable_seq": self.follower.durable,
+                "resyncs": self.follower.resyncs,
+            },
+        }
+
+    async def _watch_cluster(self) -> None:
+        """Keep the members, the leader's name and the in-sync set current (for status)."""
+
+        async def members() -> None:
+            async for found in self.membership.watch():
+                self._members = set(found)
+
+        async def leader() -> None:
+            async for lead in self.election.observe():
+                self._leader_name = None if lead is None else lead.node
+
+        async def insync() -> None:
+            async for isr in self.isr.watch():
+                self._insync = [] if isr is None else list(isr.members)
+
+        async def forever(fn: Any) -> None:
+            while True:
+                try:
+                    await fn()
+                except EtcdError as exc:
+                    log.debug("cluster: status watch: %s", exc)
+                await asyncio.sleep(RETRY)
+
+        await asyncio.gather(forever(members), forever(leader), forever(insync))
 
     # -- the node's life ------------------------------------------------------
     async def _run(self) -> None:
@@ -150,16 +209,21 @@ class ClusterNode:
         follower, self.follower = self.follower, None
         if follower is not None:
             await follower.close()
-        proxy, self.proxy = self.proxy, None
-        if proxy is not None:
+        proxies, self.proxies = self.proxies, {}
+        for proxy in proxies.values():
             await proxy.close()
 
     # -- follower ---------------------------------------------------------------
     async def _follow(self, session: Session) -> Leadership:
         """Follow whoever leads until this node wins the election."""
         self.role = "follower"
-        self.proxy = LeaderProxy(self.config.host, self.config.port)
-        await self.proxy.start()
+        cfg = self.config
+        http_host = cfg.management_host or cfg.host
+        for kind, host, port in (("amqp", cfg.host, cfg.port), ("http", http_host, cfg.management_port),
+                                 ("prometheus", http_host, cfg.prometheus_port)):
+            if port:
+                proxy = self.proxies[kind] = LeaderProxy(host, port)
+                await proxy.start()
         watching = asyncio.ensure_future(self._watch_leader())
         try:
             return await self.election.campaign(session, self.info)
@@ -181,10 +245,10 @@ class ClusterNode:
     async def _retarget(self, leadership: Leadership | None) -> None:
         if leadership is not None and leadership.node == self.name:
             return
-        target = None if leadership is None else tuple(leadership.info.get("amqp", ()))
+        for kind, proxy in self.proxies.items():
+            target = None if leadership is None else leadership.info.get(kind)
+            proxy.retarget((str(target[0]), int(target[1])) if target and len(target) == 2 else None)
         repl = None if leadership is None else tuple(leadership.info.get("repl", ()))
-        if self.proxy is not None:
-            self.proxy.retarget(target if target and len(target) == 2 else None)  # type: ignore[arg-type]
         current = self.follower
         if current is not None and repl and (current.host, current.port) == repl:
             return
@@ -228,6 +292,7 @@ class ClusterNode:
             )
 
         self.broker = Broker(self.config, self.services, persistence=persistence)
+        self.broker.cluster = self
         await self.broker.start()
         # followers are let in once every store is open: the snapshot a joining follower
         # copies must hold what the stores recovered, which no operation carries

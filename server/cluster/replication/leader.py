@@ -190,6 +190,25 @@ class Leader:
         """Operations each connected follower has not acknowledged."""
         return {p.node: self.seq - p.acked for p in self._peers.values()}
 
+    def follower_status(self) -> dict[str, dict[str, float | int | str]]:
+        """Per connected follower: state, acknowledged seq, and how far behind it is in
+        operations, bytes (of frames not acknowledged, while the backlog holds them)
+        and seconds (since the oldest operation it has not acknowledged went out)."""
+        now = time.monotonic()
+        out: dict[str, dict[str, float | int | str]] = {}
+        for p in self._peers.values():
+            first = max(p.acked + 1, self._blog_base)
+            lag_bytes = sum(len(f) for f in self._blog[first - self._blog_base:])
+            sent = self._sent_at(p.acked) if p.acked < self._flushed else None
+            out[p.node] = {
+                "state": p.state,
+                "acked_seq": p.acked,
+                "lag_operations": self.seq - p.acked,
+                "lag_bytes": lag_bytes,
+                "lag_seconds": round(now - sent, 3) if sent is not None else 0.0,
+            }
+        return out
+
     # -- operations -----------------------------------------------------------
     def append(self, store: str, position: int, data: bytes) -> int:
         """A record appended to ``store`` at the leader's ``position``; returns its seq."""

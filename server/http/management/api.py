@@ -65,6 +65,7 @@ class Api:
         r("GET", "nodes", overview.nodes)
         r("GET", "extensions", overview.extensions)
         r("GET", "cluster-name", overview.cluster_name)
+        r("GET", "cluster", overview.cluster_status)
         r("GET", "connections", connections.connections)
         r("GET", "connections/{name}", connections.connection)
         r("DELETE", "connections/{name}", connections.connection_close)

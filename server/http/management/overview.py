@@ -60,6 +60,14 @@ async def cluster_name(c: Ctx) -> web.Response:
     return jresp({"name": c.broker.cluster_name})
 
 
+async def cluster_status(c: Ctx) -> web.Response:
+    """warren's own: members, leader, in-sync set and per-follower replication lag."""
+    cluster = c.broker.cluster
+    if cluster is None:
+        return jresp({"mode": "single", "node": V.node_name(c.broker)})
+    return jresp(cluster.status())
+
+
 async def extensions(c: Ctx) -> web.Response:
     return jresp([])
 
