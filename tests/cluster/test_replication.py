@@ -68,6 +68,8 @@ class Primary:
         kw.setdefault("on_add", self._on_add)
         self.leader = Leader(SECRET, source=self.source, **kw)
         self.live: dict[str, dict[int, bytes]] = {}
+        #: the last position appended to each store
+        self.top: dict[str, int] = {}
         self._n = 0
 
     async def _on_remove(self, node: str) -> None:
@@ -96,7 +98,7 @@ class Primary:
         if data is None:
             self._n += 1
             data = f"{sid}-{self._n}-".encode() + os.urandom(16)
-        pos = self.store(sid).push(Rec(data))
+        pos = self.top[sid] = self.store(sid).push(Rec(data))
         self.live[sid][pos] = data
         return self.leader.append(sid, pos, data)
 
@@ -111,7 +113,7 @@ class Primary:
             if pos not in keep:
                 store.ack(pos)
                 del self.live[sid][pos]
-        return self.leader.purge(sid, keep)
+        return self.leader.purge(sid, keep, self.top.get(sid, 0))
 
     def delete(self, sid: str) -> int:
         store = self.source.stores[sid]
@@ -547,8 +549,8 @@ def test_frames_are_checked():
     body = wire.op_append(wire.OP_APPEND, 7, b"q", 42, b"data")
     op = wire.parse_op(body)
     assert (op.kind, op.seq, op.store, op.position, op.data) == (wire.OP_APPEND, 7, "q", 42, b"data")
-    purge = wire.parse_op(wire.op_purge(8, b"q", [1, 2]))
-    assert purge.keep == (1, 2)
+    purge = wire.parse_op(wire.op_purge(8, b"q", [1, 2], 99))
+    assert purge.keep == (1, 2) and purge.position == 99
 
     async def read(raw: bytes, limit: int = wire.MAX_FRAME) -> bytes:
         reader = asyncio.StreamReader()
@@ -601,7 +603,7 @@ async def test_follower_too_far_behind_resyncs_fully(tmp_path):
 
 @pytest.mark.timeout(180)
 async def test_checker_random_operations_with_follower_kills(tmp_path):
-    seed = int.from_bytes(os.urandom(4))
+    seed = int(os.environ.get("WARREN_CHECKER_SEED") or int.from_bytes(os.urandom(4)))
     print(f"checker seed {seed}")  # shown with a failure: rerun with it
     rnd = random.Random(seed)
     primary = Primary(

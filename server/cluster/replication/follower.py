@@ -317,7 +317,8 @@ class Follower:
             replica = self._stores.get(op.store)
             if replica is not None:
                 keep = set(op.keep)
-                for pos in [p for p in replica.local if p not in keep]:
+                upto = op.position
+                for pos in [p for p in replica.local if p <= upto and p not in keep]:
                     replica.store.ack(replica.local.pop(pos))
         elif kind == wire.OP_DELETE:
             self._delete(op.store)

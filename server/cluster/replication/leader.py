@@ -219,10 +219,11 @@ class Leader:
         seq = self.seq + 1
         return self._emit(wire.op_ack(seq, store.encode(), position))
 
-    def purge(self, store: str, keep: list[int]) -> int:
-        """Every record of ``store`` dropped but the unacked ones at ``keep``."""
+    def purge(self, store: str, keep: list[int], upto: int) -> int:
+        """Every record of ``store`` up to position ``upto`` (its last append) dropped but
+        the unacked ones at ``keep``."""
         seq = self.seq + 1
-        return self._emit(wire.op_purge(seq, store.encode(), keep))
+        return self._emit(wire.op_purge(seq, store.encode(), keep, upto))
 
     def delete_store(self, store: str) -> int:
         seq = self.seq + 1

@@ -32,7 +32,7 @@ NO_ORIGIN = bytes(8)
 class ReplicatedLogStore(LogStore):
     """A LogStore whose mutations are streamed to the followers (module docstring)."""
 
-    __slots__ = ("store_id", "leader", "source", "_unacked", "_last")
+    __slots__ = ("store_id", "leader", "source", "_unacked", "_last", "_top")
 
     def __init__(
         self,
@@ -52,6 +52,8 @@ class ReplicatedLogStore(LogStore):
         #: delivered and not yet acked: what a purge keeps
         self._unacked: set[int] = set()
         self._last = b""
+        #: the last position pushed (a purge covers the records up to it)
+        self._top = 0
 
         def encode_and_keep(record: Any) -> bytes:
             data = self._last = encode(record)
@@ -67,7 +69,7 @@ class ReplicatedLogStore(LogStore):
         source.register(store_id, self)
 
     def push(self, record: Any) -> int:
-        pos = LogStore.push(self, record)
+        pos = self._top = LogStore.push(self, record)
         self.leader.append(self.store_id, pos, self._last)
         return pos
 
@@ -89,7 +91,7 @@ class ReplicatedLogStore(LogStore):
     def purge(self) -> int:
         n = LogStore.purge(self)
         if n:
-            self.leader.purge(self.store_id, sorted(self._unacked))
+            self.leader.purge(self.store_id, sorted(self._unacked), self._top)
         return n
 
     def sync(self, callback: Callable[[bool], None]) -> None:

@@ -23,7 +23,7 @@ import struct
 from typing import NamedTuple
 from zlib import crc32
 
-VERSION = 1
+VERSION = 2  # 2: OP_PURGE carries the highest position it covers
 #: a frame's body may not be larger (a corrupt or hostile length cannot make us allocate more)
 MAX_FRAME = 64 * 1024 * 1024
 NONCE = 32
@@ -181,11 +181,14 @@ def op_ack(seq: int, store: bytes, position: int) -> bytes:
     return _OP.pack(OP_ACK, seq, len(store)) + store + _POS.pack(position)
 
 
-def op_purge(seq: int, store: bytes, keep: list[int]) -> bytes:
-    """Drop every record of ``store`` but those at ``keep`` (the leader's unacked ones)."""
+def op_purge(seq: int, store: bytes, keep: list[int], upto: int) -> bytes:
+    """Drop every record of ``store`` at a position ``<= upto`` but those at ``keep`` (the
+    leader's unacked ones). ``upto`` (the store's last position when it was purged) makes
+    a replayed purge leave alone the records appended after it: positions only grow."""
     return (
         _OP.pack(OP_PURGE, seq, len(store))
         + store
+        + _POS.pack(upto)
         + _COUNT.pack(len(keep))
         + struct.pack(f"<{len(keep)}Q", *keep)
     )
@@ -197,8 +200,8 @@ def op_plain(kind: int, seq: int, store: bytes, payload: bytes = b"") -> bytes:
 
 
 class Op(NamedTuple):
-    """A decoded operation: ``position`` for append/ack, ``data`` for append and the
-    opaque kinds, ``keep`` for purge."""
+    """A decoded operation: ``position`` for append/ack (for purge: the highest position it
+    covers), ``data`` for append and the opaque kinds, ``keep`` for purge."""
 
     kind: int
     seq: int
@@ -225,12 +228,13 @@ def parse_op(body: bytes) -> Op:
             return Op(kind, seq, store, pos)
         return Op(kind, seq, store, pos, body[at + 8 :])
     if kind == OP_PURGE:
-        if len(body) < at + 4:
+        if len(body) < at + 12:
             raise WireError("short purge")
-        count = _COUNT.unpack_from(body, at)[0]
-        if len(body) != at + 4 + 8 * count:
+        upto = _POS.unpack_from(body, at)[0]
+        count = _COUNT.unpack_from(body, at + 8)[0]
+        if len(body) != at + 12 + 8 * count:
             raise WireError("bad purge length")
-        return Op(kind, seq, store, keep=struct.unpack_from(f"<{count}Q", body, at + 4))
+        return Op(kind, seq, store, upto, keep=struct.unpack_from(f"<{count}Q", body, at + 12))
     if kind in (OP_DELETE, OP_DELAYED, OP_DEFINITIONS):
         return Op(kind, seq, store, data=body[at:])
     raise WireError(f"unknown operation type {kind}")
