@@ -301,15 +301,19 @@ class ClusterNode:
         self.broker.persistence.schedule_save()
         log.info("cluster: node %s serves as leader (token %d)", self.name, leadership.token)
         lost = asyncio.ensure_future(self.election.wait_lost(session, leadership))
+        reason = "stopping"
         try:
             while not lost.done():
                 if leader.failed is not None:
-                    log.error("cluster: replication failed (%s): stepping down", leader.failed)
+                    reason = f"replication failed ({leader.failed})"
                     with contextlib.suppress(Exception):
                         await self.election.resign(leadership)
                     return
                 await asyncio.wait({lost}, timeout=0.2)
+            reason = lost.result()
         finally:
             lost.cancel()
             with contextlib.suppress(BaseException):
                 await lost
+            # one line to grep for, whatever ended the term
+            log.warning("cluster: node %s stopped leading (token %d): %s", self.name, leadership.token, reason)

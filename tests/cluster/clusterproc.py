@@ -33,13 +33,16 @@ class LocalCluster:
     """``n`` nodes; ``etcd`` is an async client to read who leads and who is in sync."""
 
     def __init__(self, base: Path, etcd_endpoint: tuple[str, int], n: int = 3,
-                 options: str = "lease_ttl=2&min_insync=2&follower_timeout=1") -> None:
+                 options: str = "lease_ttl=2&min_insync=2&follower_timeout=1",
+                 node_etcd: dict[str, tuple[str, int]] | None = None) -> None:
+        """``node_etcd``: where a node reaches etcd, if not directly (e.g. a CuttableLink)."""
         self.cluster = f"t-{secrets.token_hex(4)}"
         base.mkdir(parents=True, exist_ok=True)
         secret = base / "secret"
         secret.write_text(secrets.token_hex(32))
         self.nodes = {
-            f"n{i}": ClusterNodeProcess(f"n{i}", base, etcd_endpoint, self.cluster, secret, options)
+            f"n{i}": ClusterNodeProcess(f"n{i}", base, (node_etcd or {}).get(f"n{i}", etcd_endpoint),
+                                        self.cluster, secret, options)
             for i in range(1, n + 1)
         }
         self.etcd = Etcd([etcd_endpoint], timeout=5.0)

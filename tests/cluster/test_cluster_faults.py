@@ -2,7 +2,9 @@
 
 Each round injects one fault, chosen at random: kill -9 the leader (and restart it once
 another node serves), freeze the leader with SIGSTOP past its lease (then SIGCONT: it
-must step down, not confirm), or kill -9 a follower and restart it. Publishers and a
+must step down, not confirm), cut the leader off from etcd (each node reaches etcd
+through its own cuttable link) until another node serves, or kill -9 a follower and
+restart it. Publishers and a
 consumer run throughout (``workload.py``); at the end the queue is drained and the
 checker verifies that every confirmed message was delivered and nothing unpublished was.
 
@@ -23,6 +25,7 @@ import aio_pika
 import pytest
 
 from tests.cluster.clusterproc import LocalCluster
+from tests.cluster.netcut import CuttableLink
 from tests.cluster.workload import History, check, consumer, drain, publisher
 
 ROUNDS = int(os.environ.get("WARREN_FAULT_ROUNDS", "3"))
@@ -49,7 +52,9 @@ async def _serving_leader(c: LocalCluster, min_size: int, not_node: str | None =
 async def test_confirmed_messages_survive_random_faults(tmp_path, etcd_fresh):
     rng = random.Random(SEED)
     print(f"\nfault seed {SEED}, {ROUNDS} rounds")
-    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint).start()
+    links = {f"n{i}": CuttableLink(etcd_fresh.endpoint).start() for i in (1, 2, 3)}
+    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint,
+                     node_etcd={name: link.endpoint for name, link in links.items()}).start()
     urls = [n.url for n in c.nodes.values()]
     h = History()
     stop = asyncio.Event()
@@ -69,9 +74,10 @@ async def test_confirmed_messages_survive_random_faults(tmp_path, etcd_fresh):
             before = len(h.confirmed)
             await c.wait(lambda b=before: _true(len(h.confirmed) >= b + 50), 30, "confirms flowing")
             leader = await _serving_leader(c, 2)
-            fault = rng.choice(["kill-leader", "pause-leader", "kill-follower"])
+            fault = rng.choice(["kill-leader", "pause-leader", "kill-follower", "cut-leader"])
             faults.append(fault)
             node = c.nodes[leader]
+            ended = _terms_ended(node)
             t0 = time.monotonic()
             if fault == "kill-leader":
                 node.kill()
@@ -87,9 +93,19 @@ async def test_confirmed_messages_survive_random_faults(tmp_path, etcd_fresh):
                 finally:
                     node.proc.send_signal(signal.SIGCONT)
                 # woken past its lease, the old leader steps down (and follows again)
-                await c.wait(lambda n=node: _true("lost leadership" in n.log_text()
-                                                  or "starting over" in n.log_text()),
-                             30, "the paused leader to step down")
+                await c.wait(lambda n=node, e=ended: _true(_terms_ended(n) > e), 30,
+                             "the paused leader to step down")
+            elif fault == "cut-leader":
+                # the leader loses etcd (not its clients nor its followers): at its lease's
+                # local deadline it stops leading, before etcd lets another node win
+                links[leader].cut()
+                try:
+                    await _serving_leader(c, 1, not_node=leader)
+                    failovers.append(time.monotonic() - t0)
+                    await c.wait(lambda n=node, e=ended: _true(_terms_ended(n) > e), 30,
+                                 "the cut-off leader to step down")
+                finally:
+                    links[leader].heal()
             else:
                 follower = rng.choice([n for n in c.nodes.values() if n.name != leader])
                 follower.kill()
@@ -118,6 +134,13 @@ async def test_confirmed_messages_survive_random_faults(tmp_path, etcd_fresh):
         assert v.confirmed > 0
     finally:
         await c.close()
+        for link in links.values():
+            link.close()
+
+
+def _terms_ended(node) -> int:
+    """How many times the node logged the end of a term as leader."""
+    return node.log_text().count("stopped leading")
 
 
 async def _true(value: bool) -> bool:
