@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,7 @@ class ClusterNode:
         leader = self.leader = Leader(
             self.secret, source=source, host=self.config.host, port=self.config.replication_port,
             min_insync=cc.min_insync, follower_timeout=cc.follower_timeout, on_add=add, on_remove=remove,
+            alive=lambda: session.alive,
         )
 
         def persistence(node: Node) -> ClusterPersistence:
@@ -299,7 +301,7 @@ class ClusterNode:
         await leader.start()
         # a new cluster's defaults (vhost "/", the default user) go to etcd too
         self.broker.persistence.schedule_save()
-        log.info("cluster: node %s serves as leader (token %d)", self.name, leadership.token)
+        log.info("cluster: node %s serves as leader (token %d) since=%.6f", self.name, leadership.token, time.time())
         lost = asyncio.ensure_future(self.election.wait_lost(session, leadership))
         reason = "stopping"
         try:
@@ -316,4 +318,5 @@ class ClusterNode:
             with contextlib.suppress(BaseException):
                 await lost
             # one line to grep for, whatever ended the term
-            log.warning("cluster: node %s stopped leading (token %d): %s", self.name, leadership.token, reason)
+            log.warning("cluster: node %s stopped leading (token %d) last_replicated=%.6f: %s",
+                        self.name, leadership.token, leader.last_ok_at, reason)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import statistics
 import time
@@ -129,6 +130,10 @@ async def test_confirmed_messages_survive_random_faults(tmp_path, etcd_fresh):
               f"{len(v.unexpected)}, delivered {v.delivered_unique} (+{v.duplicates} duplicates, "
               f"{v.redelivered} flagged redelivered), nacked {v.nacked}, reconnects {h.reconnects}, "
               f"failover p50 {p50:.2f}s max {p99:.2f}s")
+        overlaps, terms = _fencing(c)
+        print(f"terms {terms}; a deposed leader's last replicated confirm after its successor "
+              f"began: {overlaps}")
+        assert not overlaps, overlaps
         assert not v.lost, f"confirmed but never delivered: {sorted(v.lost)[:20]}"
         assert not v.unexpected, f"delivered but never published: {sorted(v.unexpected)[:20]}"
         assert v.confirmed > 0
@@ -136,6 +141,25 @@ async def test_confirmed_messages_survive_random_faults(tmp_path, etcd_fresh):
         await c.close()
         for link in links.values():
             link.close()
+
+
+_SERVES = re.compile(r"serves as leader \(token (\d+)\) since=([\d.]+)")
+_STOPPED = re.compile(r"stopped leading \(token (\d+)\) last_replicated=([\d.]+)")
+
+
+def _fencing(c: LocalCluster) -> tuple[list[tuple[int, int]], int]:
+    """Pairs of terms (old token, new token) where the old leader completed a replicated
+    wait (what a confirm waits for) after the new one began serving: none may exist.
+    A leader killed with -9 logs no end of term; it confirms nothing once dead."""
+    began: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for node in c.nodes.values():
+        text = node.log_text()
+        began.update({int(t): float(at) for t, at in _SERVES.findall(text)})
+        last.update({int(t): float(at) for t, at in _STOPPED.findall(text)})
+    overlaps = [(old, new) for old, at in last.items() for new, start in began.items()
+                if new > old and at >= start]
+    return overlaps, len(began)
 
 
 def _terms_ended(node) -> int:

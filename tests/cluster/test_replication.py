@@ -63,7 +63,7 @@ class Primary:
         self.events: list[str] = []
         self.violations: list[tuple] = []
         self.remove_gate: asyncio.Event | None = None
-        kw = {"follower_timeout": 1.0, "min_insync": 2, **(leader_kw or {})}
+        kw = {"follower_timeout": 3.0, "min_insync": 2, **(leader_kw or {})}
         kw.setdefault("on_remove", self._on_remove)
         kw.setdefault("on_add", self._on_add)
         self.leader = Leader(SECRET, source=self.source, **kw)
@@ -303,7 +303,7 @@ async def test_killed_follower_removed_then_waits_complete_without_it(tmp_path):
         await followers["f2"].close()
         t0 = time.monotonic()
         await wait_for(lambda: primary.removed == ["f2"], 5, what="f2 removed")
-        assert time.monotonic() - t0 < 1.0 + 1.0
+        assert time.monotonic() - t0 < 1.0 + 3.0  # the link drop is seen at once; slack for load
         seq = primary.append("q")
         await primary.leader.replicated(seq)
         assert primary.leader.insync == {"f1"}

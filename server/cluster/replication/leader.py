@@ -23,62 +23,26 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from warren.server.cluster.replication import wire
+from warren.server.cluster.replication.peers import (
+    _CHUNK,
+    _COUNTED,
+    CATCHUP,
+    GONE,
+    INSYNC,
+    JOINING,
+    REMOVING,
+    Hook,
+    ReplicationError,
+    _Peer,
+)
 from warren.server.cluster.replication.source import SnapshotSource
 from warren.server.cluster.replication.streams import abort, peer_name
 
 log = logging.getLogger("warren.cluster.replication")
-
-Hook = Callable[[str], Awaitable[Any]]
-
-CATCHUP = "catchup"
-JOINING = "joining"
-INSYNC = "insync"
-REMOVING = "removing"
-GONE = "gone"
-#: states whose acks every wait needs
-_COUNTED = (JOINING, INSYNC, REMOVING)
-
-#: catch-up and resync write this much before waiting for the socket to drain
-_CHUNK = 256 * 1024
-
-
-class ReplicationError(Exception):
-    """A wait failed: the in-sync set is below ``min_insync``, or the leader stopped leading."""
-
-
-class _Peer:
-    __slots__ = (
-        "node",
-        "writer",
-        "acked",
-        "state",
-        "live",
-        "join_seq",
-        "task",
-        "gone",
-        "need",
-        "caught",
-    )
-
-    def __init__(self, node: str, writer: asyncio.StreamWriter, acked: int) -> None:
-        self.node = node
-        self.writer = writer
-        self.acked = acked
-        self.state = CATCHUP
-        #: gets frames as they are flushed (else the catch-up task feeds it)
-        self.live = False
-        self.join_seq = -1
-        self.task: asyncio.Task[None] | None = None
-        #: set once it is out of the in-sync set (or never was in it)
-        self.gone = asyncio.Event()
-        #: joining: the highest seq confirmed before it counted; it must ack that first
-        self.need = 0
-        self.caught = asyncio.Event()
-
 
 class Leader:
     """Serves followers on ``host:port``; see the module docstring.
@@ -103,6 +67,7 @@ class Leader:
         handshake_timeout: float = 5.0,
         on_add: Hook | None = None,
         on_remove: Hook | None = None,
+        alive: Callable[[], bool] | None = None,
     ) -> None:
         if not secret:
             raise ValueError("the replication link needs a cluster secret")
@@ -117,6 +82,9 @@ class Leader:
         self.handshake_timeout = handshake_timeout
         self._on_add = on_add
         self._on_remove = on_remove
+        #: the leadership still holds (the session lease by its local deadline): checked
+        #: before any wait completes, so a leader frozen past its lease confirms nothing
+        self._alive = alive
         #: identifies this leader's sequence space: a follower from another log resyncs
         self.log_id = os.urandom(wire.LOG_ID)
         self.seq = 0
@@ -140,6 +108,8 @@ class Leader:
         self.failed: str | None = None
         #: highest seq a wait completed for (confirmed): every in-sync member holds it
         self.confirmed = 0
+        #: wall-clock time a wait last completed successfully (what confirms wait for)
+        self.last_ok_at = 0.0
 
     # -- life ---------------------------------------------------------------
     async def start(self) -> None:
@@ -287,12 +257,13 @@ class Leader:
         """Call ``callback(True)`` once every counted follower acknowledged ``seq``,
         ``callback(False)`` if that can no longer be promised (below ``min_insync``,
         leader failed or closed). May call it at once."""
-        if self.failed is not None or not self._enough():
+        if self.failed is not None or not self._enough() or not self._still_leading():
             callback(False)
             return
         if seq <= self._committed():
             if seq > self.confirmed:
                 self.confirmed = seq
+            self.last_ok_at = time.time()
             callback(True)
             return
         waiters = self._waiters
@@ -317,6 +288,13 @@ class Leader:
         if not await fut:
             raise ReplicationError(self.failed or f"fewer than {self.min_insync} in sync")
 
+    def _still_leading(self) -> bool:
+        if self._alive is None or self._alive():
+            return True
+        if self.failed is None:
+            self.failed = "leadership lease expired"
+        return False
+
     def _enough(self) -> bool:
         members = sum(1 for p in self._peers.values() if p.state in (INSYNC, REMOVING))
         return 1 + members >= self.min_insync
@@ -328,11 +306,14 @@ class Leader:
     def _advance(self) -> None:
         if not self._waiters:
             return
-        if self.failed is not None or not self._enough():
-            self._fail_all(self.failed or "below min_insync")
+        if self.failed is not None or not self._enough() or not self._still_leading():
+            self._fail_all(self.failed or ("below min_insync" if self._alive is None or self._alive()
+                                           else "leadership lease expired"))
             return
         committed = self._committed()
         waiters = self._waiters
+        if waiters[0][0] <= committed:
+            self.last_ok_at = time.time()
         while waiters and waiters[0][0] <= committed:
             seq, cb = waiters.popleft()
             if seq > self.confirmed:
