@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import signal
 import time
 from pathlib import Path
 
@@ -54,6 +55,8 @@ class LocalCluster:
 
     async def close(self) -> None:
         for node in self.nodes.values():
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.send_signal(signal.SIGCONT)  # a paused node could not stop
             node.stop()
         await self.etcd.close()
 

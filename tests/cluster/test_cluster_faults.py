@@ -55,7 +55,17 @@ async def test_confirmed_messages_survive_random_faults(tmp_path, etcd_fresh):
     print(f"\nfault seed {SEED}, {ROUNDS} rounds")
     links = {f"n{i}": CuttableLink(etcd_fresh.endpoint).start() for i in (1, 2, 3)}
     c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint,
-                     node_etcd={name: link.endpoint for name, link in links.items()}).start()
+                     node_etcd={name: link.endpoint for name, link in links.items()})
+    try:
+        await _run_rounds(c, links, rng)
+    finally:
+        await c.close()
+        for link in links.values():
+            link.close()
+
+
+async def _run_rounds(c: LocalCluster, links: dict[str, CuttableLink], rng: random.Random) -> None:
+    c.start()
     urls = [n.url for n in c.nodes.values()]
     h = History()
     stop = asyncio.Event()
@@ -120,27 +130,22 @@ async def test_confirmed_messages_survive_random_faults(tmp_path, etcd_fresh):
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    try:
-        leader = await _serving_leader(c, 1)
-        await drain(c.nodes[leader].url, "work", h)
-        v = check(h)
-        p50 = statistics.median(failovers) if failovers else 0.0
-        p99 = max(failovers) if failovers else 0.0
-        print(f"faults {faults}: confirmed {v.confirmed}, lost {len(v.lost)}, unexpected "
-              f"{len(v.unexpected)}, delivered {v.delivered_unique} (+{v.duplicates} duplicates, "
-              f"{v.redelivered} flagged redelivered), nacked {v.nacked}, reconnects {h.reconnects}, "
-              f"failover p50 {p50:.2f}s max {p99:.2f}s")
-        overlaps, terms = _fencing(c)
-        print(f"terms {terms}; a deposed leader's last replicated confirm after its successor "
-              f"began: {overlaps}")
-        assert not overlaps, overlaps
-        assert not v.lost, f"confirmed but never delivered: {sorted(v.lost)[:20]}"
-        assert not v.unexpected, f"delivered but never published: {sorted(v.unexpected)[:20]}"
-        assert v.confirmed > 0
-    finally:
-        await c.close()
-        for link in links.values():
-            link.close()
+    leader = await _serving_leader(c, 1)
+    await drain(c.nodes[leader].url, "work", h)
+    v = check(h)
+    p50 = statistics.median(failovers) if failovers else 0.0
+    p99 = max(failovers) if failovers else 0.0
+    print(f"faults {faults}: confirmed {v.confirmed}, lost {len(v.lost)}, unexpected "
+          f"{len(v.unexpected)}, delivered {v.delivered_unique} (+{v.duplicates} duplicates, "
+          f"{v.redelivered} flagged redelivered), nacked {v.nacked}, reconnects {h.reconnects}, "
+          f"failover p50 {p50:.2f}s max {p99:.2f}s")
+    overlaps, terms = _fencing(c)
+    print(f"terms {terms}; a deposed leader's last replicated confirm after its successor "
+          f"began: {overlaps}")
+    assert not overlaps, overlaps
+    assert not v.lost, f"confirmed but never delivered: {sorted(v.lost)[:20]}"
+    assert not v.unexpected, f"delivered but never published: {sorted(v.unexpected)[:20]}"
+    assert v.confirmed > 0
 
 
 _SERVES = re.compile(r"serves as leader \(token (\d+)\) since=([\d.]+)")
