@@ -36,6 +36,9 @@ _ORIGIN = struct.Struct("<Q")
 
 MetaHook = Callable[[int, str, bytes], Any]
 
+#: seconds between writes of the follower's position (it is also written on close)
+STATE_INTERVAL = 0.2
+
 
 class ReplicaRecord:
     """A record as a follower keeps it: the leader's position and bytes."""
@@ -107,6 +110,7 @@ class Follower:
         self._store_options = {"cache_records": 0, **(store_options or {})}
         self._stores: dict[str, _Replica] = {}
         self._state: ReplicaState | None = None
+        self._state_written = 0.0
         #: highest seq applied (in RAM) and highest acknowledged (durable)
         self.applied = 0
         self.durable = 0
@@ -282,8 +286,13 @@ class Follower:
         self._dirs_to_sync = set()
         state = self._state
         assert state is not None
-        if not self._resyncing and (state.log_id, state.seq) != (self.log_id, self.durable):
-            # the previous batch's position: durable already, so it may be written alongside
+        now = loop.time()
+        if (not self._resyncing and (state.log_id, state.seq) != (self.log_id, self.durable)
+                and now - self._state_written >= STATE_INTERVAL):
+            # the previous batch's position: durable already, so it may be written alongside.
+            # Not every batch: an fsync of its own beside the stores' would slow every
+            # acknowledgement, and a position that lags only means more (harmless) replay
+            self._state_written = now
             waits.append(loop.run_in_executor(None, state.write, self.log_id, self.durable))
         for m in metas:
             if asyncio.iscoroutine(m) or isinstance(m, asyncio.Future):
