@@ -8,10 +8,11 @@ the prefix lets a restarted follower rebuild the mapping from its files alone.
 Operations are applied in sequence order as they arrive; whatever arrived while
 the previous batch was being made durable forms the next batch: one fsync per
 touched store (in parallel), then ``ACKSEQ`` of the batch's last seq. The
-follower's position (``replica.state``) is written with the *previous* batch's
-seq in the same round: it may lag one batch behind the disk, and replaying
-operations over a state that already has them is harmless (appends of a known
-position are skipped, acks of an unknown one ignored, purge and delete repeat).
+follower's position (``replica.state``) is written with an earlier batch's seq
+in the same round, at most every ``STATE_INTERVAL``: it may lag the disk, and
+replaying operations over a state that already has them is harmless (appends
+of a known position are skipped, acks of an unknown one ignored, a purge only
+covers positions up to its own, delete repeats).
 """
 
 from __future__ import annotations
