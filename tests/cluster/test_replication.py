@@ -706,3 +706,28 @@ async def test_removal_goes_through_the_fenced_isr_in_etcd(make_node, cluster, t
         assert (await isr.read()).members == ("leader", "f1")
     finally:
         await _stop(primary, followers)
+
+
+async def test_split_frames_reads_what_read_frame_reads():
+    """The follower's chunked frame splitter against the plain two-read reader, over
+    random frames cut at random places; a bad checksum or length fails both alike."""
+    rnd = random.Random(5)
+    bodies = [os.urandom(rnd.randrange(1, 3000)) for _ in range(300)]
+    stream = b"".join(wire.frame(b) for b in bodies)
+    reader = asyncio.StreamReader()
+    reader.feed_data(stream)
+    reader.feed_eof()
+    plain = [await wire.read_frame(reader) for _ in bodies]
+    buf, split, at = bytearray(), [], 0
+    while at < len(stream):
+        step = rnd.randrange(1, 5000)
+        buf += stream[at:at + step]
+        at += step
+        split += wire.split_frames(buf)
+    assert split == plain == bodies and not buf
+    bad = bytearray(wire.frame(b"hello"))
+    bad[-1] ^= 1
+    with pytest.raises(wire.WireError):
+        wire.split_frames(bad)
+    with pytest.raises(wire.WireError):
+        wire.split_frames(bytearray(wire.FRAME.pack(wire.MAX_FRAME + 1, 0)))

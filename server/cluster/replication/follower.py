@@ -37,6 +37,8 @@ _ORIGIN = struct.Struct("<Q")
 
 MetaHook = Callable[[int, str, bytes], Any]
 
+_READ_SIZE = 256 * 1024
+
 #: seconds between writes of the follower's position (it is also written on close)
 STATE_INTERVAL = 0.2
 
@@ -235,11 +237,18 @@ class Follower:
                 await reading
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        buf = bytearray()
         while True:
-            body = await wire.read_frame(reader)
+            data = await reader.read(_READ_SIZE)
+            if not data:
+                raise asyncio.IncompleteReadError(bytes(buf), None)
+            buf += data
+            bodies = wire.split_frames(buf)
+            if not bodies:
+                continue
             if not self._reading.is_set():
-                await self._reading.wait()  # paused: even a frame read already waits
-            self._inbox.append(body)
+                await self._reading.wait()  # paused: even frames read already wait
+            self._inbox.extend(bodies)
             self._arrived.set()
 
     async def _apply_loop(self, reading: asyncio.Task[None], writer: asyncio.StreamWriter) -> None:
@@ -320,9 +329,12 @@ class Follower:
         elif kind == wire.OP_ACK:
             replica = self._stores.get(op.store)
             if replica is not None:
-                local = replica.local.pop(op.position, None)
-                if local is not None:
-                    replica.store.ack(local)
+                local_of = replica.local.pop
+                ack = replica.store.ack
+                for position in op.keep:
+                    local = local_of(position, None)
+                    if local is not None:
+                        ack(local)
         elif kind == wire.OP_PURGE:
             replica = self._stores.get(op.store)
             if replica is not None:

@@ -91,6 +91,8 @@ class Leader:
         #: highest seq handed to the live followers' sockets
         self._flushed = 0
         self._pending: list[bytes] = []
+        #: acks not framed yet: (their seq, store, positions)
+        self._acking: tuple[int, str, list[int]] | None = None
         self._scheduled = False
         #: frames of seq _blog_base .. seq, for catch-up
         self._blog: list[bytes] = []
@@ -186,8 +188,29 @@ class Leader:
         return self._emit(wire.op_append(wire.OP_APPEND, seq, store.encode(), position, data))
 
     def ack(self, store: str, position: int) -> int:
-        seq = self.seq + 1
-        return self._emit(wire.op_ack(seq, store.encode(), position))
+        """A record of ``store`` acked. Consecutive acks of one store (a consumer's acks
+        read in one go) become one operation: its seq is taken now, its frame is made
+        when another operation comes or at the flush, so the order is kept."""
+        acking = self._acking
+        if acking is not None:
+            if acking[1] == store:
+                acking[2].append(position)
+                return acking[0]
+            self._finish_acks()
+        self.seq += 1
+        self._acking = (self.seq, store, [position])
+        if not self._scheduled:
+            self._scheduled = True
+            (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
+        return self.seq
+
+    def _finish_acks(self) -> None:
+        seq, store, positions = self._acking  # type: ignore[misc]
+        self._acking = None
+        fr = wire.frame(wire.op_ack(seq, store.encode(), positions))
+        self._blog.append(fr)
+        self._blog_size += len(fr)
+        self._pending.append(fr)
 
     def purge(self, store: str, keep: list[int], upto: int) -> int:
         """Every record of ``store`` up to position ``upto`` (its last append) dropped but
@@ -210,6 +233,8 @@ class Leader:
         return self._emit(wire.op_plain(wire.OP_DEFINITIONS, seq, b"", payload))
 
     def _emit(self, body: bytes) -> int:
+        if self._acking is not None:
+            self._finish_acks()
         self.seq += 1
         fr = wire.frame(body)
         self._blog.append(fr)
@@ -224,6 +249,8 @@ class Leader:
 
     def _flush(self) -> None:
         self._scheduled = False
+        if self._acking is not None:
+            self._finish_acks()
         if not self._pending:
             return
         data = b"".join(self._pending)
