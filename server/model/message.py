@@ -6,7 +6,10 @@ from pamqp import commands
 from warren.protocol.hotpath import shortstr
 from warren.protocol.methods import decode_header
 from warren.protocol.properties import EMPTY, ScannedProperties, scan
-from warren.protocol.table import get_headers, replace_headers, set_property
+from warren.protocol.table import get_headers, long, replace_headers, set_property
+
+#: content header without a headers table -> (the same with x-delivery-count 0, scanned)
+_WITH_COUNT: dict[bytes, tuple[bytes, ScannedProperties]] = {}
 
 
 class Message:
@@ -104,6 +107,28 @@ class Message:
         """Splice a new headers table (typed values keep their types; None removes
         the property) into the raw content header; other property bytes are kept."""
         self._set_header(replace_headers(self.header, headers))
+
+    def add_delivery_count(self) -> None:
+        """Add ``x-delivery-count: 0`` to the headers (quorum queues put it on every
+        delivery). Content headers without a headers table are spliced once per distinct
+        header: a publisher's messages mostly share theirs."""
+        if self.props.headers_len:
+            headers = self.typed_headers()
+            headers["x-delivery-count"] = long(0)
+            self.replace_headers(headers)
+            return
+        done = _WITH_COUNT.get(self.header)
+        if done is None:
+            header = replace_headers(self.header, {"x-delivery-count": long(0)})
+            done = (header, scan(header))
+            if len(_WITH_COUNT) >= 1024:
+                _WITH_COUNT.clear()
+            _WITH_COUNT[self.header] = done
+        self.header, props = done
+        self.props = props  # shared: scanned properties are never changed in place
+        self._decoded = None
+        self.persistent = props.delivery_mode == 2
+        self.priority = props.priority
 
     def set_property(self, name: str, value: object) -> None:
         """Set (or, with None, remove) one basic property in the raw content header,

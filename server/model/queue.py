@@ -150,9 +150,7 @@ class Queue:
         if (self.delivery_limit is not None or self.quorum) and msg.delivery_count == 0:
             # as quorum queues do, every delivery carries x-delivery-count (0 the first time)
             msg = msg.copy()
-            headers = msg.typed_headers()
-            headers["x-delivery-count"] = long(0)
-            msg.replace_headers(headers)
+            msg.add_delivery_count()
             if self.quorum:
                 msg.persistent = True  # stored durably whatever its delivery mode says
         elif self.quorum and not msg.persistent:
