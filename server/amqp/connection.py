@@ -71,6 +71,8 @@ class Connection(Handshake, asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.state = S_HEADER
         self._hdr = b""
+        #: a cluster follower forwarded this client and named its address (handshake.py)
+        self.forwarded = False
         # before Tune-Ok, frames are limited to the protocol's minimum frame_max, as
         # RabbitMQ does: an unauthenticated client can make the broker buffer and decode
         # no more than 4 KB at a time

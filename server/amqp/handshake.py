@@ -16,6 +16,9 @@ from warren.protocol.methods import method_frame
 from warren.server.amqp.tls import cert_login
 from warren.server.core.errlog import clip
 from warren.server.core.errors import ConnectionError_
+from warren.server.core.forwarded import MAX_LINE as FWD_MAX_LINE
+from warren.server.core.forwarded import PREFIX as FWD_PREFIX
+from warren.server.core.forwarded import ForwardedError, parse_line
 from warren.server.model.auth import check_password, parse_amqplain, parse_plain
 from warren.server.model.limits import check_connection
 
@@ -51,6 +54,31 @@ class Handshake:
         """The protocol header (possibly split over reads): answer with Connection.Start;
         returns what followed the header."""
         buf = self._hdr + data
+        secret = self.broker.forward_secret
+        if secret is not None and not self.forwarded and buf[:len(FWD_PREFIX)] == FWD_PREFIX[:len(buf)]:
+            # a cluster follower forwarding a client: who the client really is comes first
+            end = buf.find(b"\r\n")
+            if end < 0:
+                if len(buf) > FWD_MAX_LINE:
+                    log.warning("bad forwarding line conn=%s: too long", self.name)
+                    self._abort()
+                    return b""
+                self._hdr = buf
+                return b""
+            try:
+                ip, port = parse_line(secret, bytes(buf[:end + 2]))
+            except ForwardedError as exc:
+                log.warning("bad forwarding line conn=%s: %s", self.name, exc)
+                self._abort()
+                return b""
+            via = self.name.split(" ")[0]
+            self.forwarded = True  # one line per connection: a second would be the client's
+            self.peer = (ip, port)
+            self.name = f"{ip}:{port} -> {self.name.split(' -> ')[-1]} via {via}"
+            self._hdr = b""
+            buf = buf[end + 2:]
+            if not buf:
+                return b""
         if len(buf) < 8:
             if PROTOCOL_HEADER.startswith(buf) or _AMQP_0_9_HEADER.startswith(buf):
                 self._hdr = buf

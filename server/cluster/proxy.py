@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 
+from warren.server.core.forwarded import make_line
+
 log = logging.getLogger("warren.cluster.proxy")
 
 _CHUNK = 256 * 1024
@@ -20,9 +22,12 @@ _CHUNK = 256 * 1024
 class LeaderProxy:
     """Listens on ``host:port`` and forwards each connection to ``target`` (host, port)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, secret: bytes | None = None) -> None:
         self.host = host
         self.port = port
+        #: with a secret, each connection starts with a signed line naming the client
+        #: (``core/forwarded.py``), so the leader sees the real peer, not this node
+        self.secret = secret
         self.target: tuple[str, int] | None = None
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
@@ -64,6 +69,9 @@ class LeaderProxy:
             except OSError as exc:
                 log.info("leader %s:%d unreachable: %s", target[0], target[1], exc)
                 return
+            if self.secret is not None:
+                peer = writer.get_extra_info("peername") or ("0.0.0.0", 0)
+                up_writer.write(make_line(self.secret, peer[0], peer[1]))
             try:
                 await _pump_both(reader, writer, up_reader, up_writer)
             finally:

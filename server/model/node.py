@@ -63,6 +63,8 @@ class Node:
         self._started = False
         #: cluster mode: the node's cluster role, with ``status() -> dict`` (None: single node)
         self.cluster: Any = None
+        #: cluster mode: the secret followers sign a forwarded client's address with
+        self.forward_secret: bytes | None = None
         # cluster mode passes its own (replicated stores, definitions mirrored to etcd)
         self.persistence = persistence(self) if persistence else Persistence(self, config.data_dir)
         self.vhosts["/"] = VHost(self, "/")

@@ -223,7 +223,10 @@ class ClusterNode:
         for kind, host, port in (("amqp", cfg.host, cfg.port), ("http", http_host, cfg.management_port),
                                  ("prometheus", http_host, cfg.prometheus_port)):
             if port:
-                proxy = self.proxies[kind] = LeaderProxy(host, port)
+                # AMQP clients are named to the leader (signed); HTTP is carried as is
+                proxy = self.proxies[kind] = LeaderProxy(
+                    host, port, secret=self.secret if kind == "amqp" else None
+                )
                 await proxy.start()
         watching = asyncio.ensure_future(self._watch_leader())
         try:
@@ -295,6 +298,7 @@ class ClusterNode:
 
         self.broker = Broker(self.config, self.services, persistence=persistence)
         self.broker.cluster = self
+        self.broker.forward_secret = self.secret
         await self.broker.start()
         # followers are let in once every store is open: the snapshot a joining follower
         # copies must hold what the stores recovered, which no operation carries

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import subprocess
 import sys
 
 import aio_pika
 import aiohttp
 import pytest
+from warren.server.core.forwarded import make_line
 
 from tests.cluster.clusterproc import LocalCluster
 
@@ -92,3 +94,77 @@ async def test_a_client_of_a_follower_reaches_the_leader(cluster3):
     # the leader's log names the connection (forwarded by the follower)
     await asyncio.sleep(0)
     assert "connection opened" in cluster3.nodes[leader].log_text()
+
+
+async def test_the_leader_sees_a_forwarded_clients_own_address(cluster3):
+    leader = await cluster3.wait_serving(size=3)
+    lead = cluster3.nodes[leader]
+    follower = next(n for n in cluster3.nodes.values() if n.name != leader)
+    conn = await aio_pika.connect(follower.url, timeout=10)
+    # the client's own port, as the follower saw it (its only connection from 127.0.0.1)
+    await conn.close()
+    opened = [ln for ln in follower.log_text().splitlines() if "forwarding" in ln]
+    assert opened
+    ports = [ln.split("conn=127.0.0.1:")[1].split(" ")[0] for ln in lead.log_text().splitlines()
+             if "connection opened conn=" in ln and " via " in ln]
+    assert ports, lead.log_text()[-2000:]
+    client_port = int(ports[-1])
+    assert client_port != follower.port
+    # named by the client's own address, and by the follower it came through
+    line = next(ln for ln in lead.log_text().splitlines()
+                if f"connection opened conn=127.0.0.1:{client_port} -> " in ln)
+    assert " via 127.0.0.1:" in line
+
+
+def _guest_login(port: int, first: bytes) -> bytes:
+    """Send ``first`` then a PLAIN guest login; return what the broker sent back."""
+    from pamqp import commands as C
+    from pamqp import frame as pframe
+
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(first + b"AMQP\x00\x00\x09\x01")
+        got = b""
+        s.settimeout(10)
+        while b"\xce" not in got:  # Connection.Start (one frame) has arrived
+            chunk = s.recv(65536)
+            if not chunk:
+                return got
+            got += chunk
+        s.sendall(pframe.marshal(C.Connection.StartOk(
+            client_properties={}, mechanism="PLAIN", response="\0guest\0guest", locale="en_US"), 0))
+        more = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            more += chunk
+            if b"guest" in more or b"Tune" in more or len(more) > 20:
+                break
+        return got + more
+    finally:
+        s.close()
+
+
+async def test_a_forwarding_line_must_be_signed_and_is_honoured(cluster3):
+    leader = await cluster3.wait_serving(size=3)
+    lead = cluster3.nodes[leader]
+    secret = (lead.data_dir.parent / "secret").read_bytes().strip()
+    loop = asyncio.get_running_loop()
+    # a line without the cluster secret: the connection is dropped, nothing else changes
+    forged = make_line(b"not-the-cluster-secret!!", "127.0.0.1", 4242)
+    got = await loop.run_in_executor(None, _guest_login, lead.port, forged)
+    assert got == b""
+    assert "bad forwarding line" in lead.log_text()
+    # a signed line naming a remote client: guest (loopback only) is refused, as RabbitMQ does
+    remote = make_line(secret, "192.0.2.7", 40000)
+    got = await loop.run_in_executor(None, _guest_login, lead.port, remote)
+    assert b"ACCESS_REFUSED - Login was refused" in got
+    assert "user 'guest' can only connect via localhost conn=192.0.2.7:40000" in lead.log_text()
+    # the same from loopback is let in (Connection.Tune follows)
+    local = make_line(secret, "127.0.0.1", 40001)
+    got = await loop.run_in_executor(None, _guest_login, lead.port, local)
+    assert b"ACCESS_REFUSED" not in got and b"\x00\x0a\x00\x1e" in got
