@@ -169,3 +169,30 @@ async def test_delayed_messages_survive_a_leader_kill_and_fire_on_time(cluster3)
         # not early (20 ms: clock granularity), and on time once the new leader serves
         assert arrived[body] >= t - 0.02, (body, arrived[body] - t)
         assert arrived[body] - t < 2.0, (body, arrived[body] - t)
+
+
+async def test_below_min_insync_publishes_are_nacked_until_a_follower_is_back(tmp_path, etcd_fresh):
+    """min_insync=3 of 3: with a follower down, nothing is confirmed (publishes are nacked,
+    as documented); once it is back and in sync, publishes are confirmed again."""
+    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint,
+                     options="lease_ttl=2&min_insync=3&follower_timeout=1").start()
+    try:
+        first = await c.wait_serving(size=3)
+        leader = c.nodes[first]
+        conn = await _connect(leader)
+        await (await conn.channel()).declare_queue("strict", durable=True)
+        await conn.close()
+        assert await publish_confirmed(leader.url, "strict", [b"ok-1"]) == [b"ok-1"]
+        follower = next(n for n in c.nodes.values() if n.name != first)
+        follower.kill()
+        await c.wait(lambda: _members_below(c, 3), 20, "the killed follower out of the in-sync set")
+        assert await publish_confirmed(leader.url, "strict", [b"refused-1", b"refused-2"]) == []
+        follower.start()
+        await c.wait_serving(size=3)
+        assert await publish_confirmed(leader.url, "strict", [b"ok-2"]) == [b"ok-2"]
+    finally:
+        await c.close()
+
+
+async def _members_below(c: LocalCluster, n: int) -> bool:
+    return len(await c.insync()) < n

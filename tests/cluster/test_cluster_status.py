@@ -168,3 +168,22 @@ async def test_a_forwarding_line_must_be_signed_and_is_honoured(cluster3):
     local = make_line(secret, "127.0.0.1", 40001)
     got = await loop.run_in_executor(None, _guest_login, lead.port, local)
     assert b"ACCESS_REFUSED" not in got and b"\x00\x0a\x00\x1e" in got
+
+
+async def test_a_declare_on_one_node_is_seen_on_every_node(cluster3):
+    leader = await cluster3.wait_serving(size=3)
+    a, b = [n for n in cluster3.nodes.values() if n.name != leader]
+    auth = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+    async with aiohttp.ClientSession(headers=auth) as s:
+        async with s.put(f"http://127.0.0.1:{a.mgmt_port}/api/queues/%2F/seen-everywhere",
+                         json={"durable": True}) as r:
+            assert r.status in (201, 204)
+        for node in cluster3.nodes.values():
+            async with s.get(f"http://127.0.0.1:{node.mgmt_port}/api/queues/%2F/seen-everywhere") as r:
+                assert r.status == 200, node.name
+    # and it is in etcd, where the next leader loads it from
+    async def in_etcd():
+        found, _ = await cluster3.etcd.get_prefix(f"/warren/{cluster3.cluster}/definitions/queues/")
+        return any(b"seen-everywhere" in kv.value for kv in found)
+
+    await cluster3.wait(in_etcd, 10, "the queue's definition in etcd")
