@@ -320,8 +320,31 @@ pages.overview = async (main) => {
   const rates = chart("Message rates", overviewRates, "msg/s", "chart-rates");
   const depth = chart("Queued messages", overviewDepth, "messages", "chart-depth");
   const listeners = h("div");
-  main.append(h("div", {class: "charts"}, rates.el, depth.el), statsBox, card("Listeners", listeners));
+  const cluster = h("div", {id: "cluster-status"});
+  main.append(h("div", {class: "charts"}, rates.el, depth.el), statsBox, card("Cluster", cluster),
+    card("Listeners", listeners));
+  async function refreshCluster() {
+    let st;
+    try { st = await api("cluster"); } catch (e) { return; }
+    if (st.mode !== "cluster") {
+      cluster.replaceChildren(h("p", {class: "muted"}, "Single node (" + st.node + "): not started with --cluster."));
+      return;
+    }
+    const enough = st.in_sync.length >= st.min_in_sync;
+    cluster.replaceChildren(
+      h("dl", {class: "dl"},
+        h("dt", {}, "Cluster"), h("dd", {}, st.cluster),
+        h("dt", {}, "Leader"), h("dd", {id: "cluster-leader"}, st.leader || "(none)"),
+        h("dt", {}, "Members"), h("dd", {id: "cluster-members"}, st.members.join(", ")),
+        h("dt", {}, "In sync"), h("dd", {id: "cluster-insync"}, st.in_sync.join(", "), " ",
+          pill("min " + st.min_in_sync, enough ? "ok" : "warn"))),
+      table([{label: "Follower", key: "name"}, {label: "State", render: f => pill(f.state, f.state === "insync" ? "ok" : "warn")},
+        {label: "Acked seq", render: f => fmtNum(f.acked_seq)}, {label: "Lag (ops)", render: f => fmtNum(f.lag_operations)},
+        {label: "Lag (bytes)", render: f => fmtNum(f.lag_bytes)}, {label: "Lag (s)", render: f => String(f.lag_seconds)}],
+        Object.entries(st.followers || {}).map(([name, f]) => ({name, ...f})), {empty: "No follower connected."}));
+  }
   async function refresh() {
+    refreshCluster();
     const ov = lastOverview || await sampleOverview();
     const ot = ov.object_totals || {}, qt = ov.queue_totals || {}, ms = ov.message_stats || {};
     statsBox.replaceChildren(

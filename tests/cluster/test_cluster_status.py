@@ -187,3 +187,25 @@ async def test_a_declare_on_one_node_is_seen_on_every_node(cluster3):
         return any(b"seen-everywhere" in kv.value for kv in found)
 
     await cluster3.wait(in_etcd, 10, "the queue's definition in etcd")
+
+
+async def test_the_dashboard_shows_the_cluster(cluster3, tmp_path):
+    """In headless Chromium, through a follower's management port (forwarded)."""
+    from tests.management.cdp import Chromium, need_chromium
+    from tests.management.test_dashboard import login
+
+    need_chromium()
+    leader = await cluster3.wait_serving(size=3)
+    follower = next(n for n in cluster3.nodes.values() if n.name != leader)
+    base = f"http://127.0.0.1:{follower.mgmt_port}"
+    async with Chromium(tmp_path / "profile") as browser:
+        page = await browser.page()
+        await login(page, base)
+        assert await page.wait("(() => { const e = document.querySelector('#cluster-leader');"
+                               " return e && e.textContent; })()") == leader
+        assert await page.text("#cluster-members") == "n1, n2, n3"
+        insync = await page.wait("(() => { const e = document.querySelector('#cluster-insync');"
+                                 " return e && e.textContent.split(',').length === 3 && e.textContent; })()")
+        assert insync.startswith(leader)
+        rows = await page.eval("document.querySelectorAll('#cluster-status tbody tr').length")
+        assert rows == 2  # one per follower, with its lag
