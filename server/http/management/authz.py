@@ -112,6 +112,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "nodes"): MONITOR,
     ("GET", "extensions"): ANY,
     ("GET", "cluster-name"): ANY,
+    # warren's own: members, leader and lag are node-level facts, as /api/nodes is
+    ("GET", "cluster"): MONITOR,
     ("GET", "connections"): ANY,
     ("GET", "connections/{name}"): OWNER,
     ("DELETE", "connections/{name}"): OWNER,
