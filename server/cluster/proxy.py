@@ -31,6 +31,7 @@ class LeaderProxy:
         self.target: tuple[str, int] | None = None
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port, reuse_address=True)
@@ -45,16 +46,19 @@ class LeaderProxy:
             task.cancel()
 
     async def close(self) -> None:
+        """Stop listening and drop every forwarded connection. Not ``wait_closed``: a
+        connection accepted as the listener closed would still be piped to the old
+        leader, and a frozen old leader would hold this node's promotion."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
-        for task in list(self._pipes):
-            task.cancel()
-        for task in list(self._pipes):
-            with contextlib.suppress(BaseException):
-                await task
-        if self._server is not None:
-            await self._server.wait_closed()
             self._server = None
+        while self._pipes:
+            for task in list(self._pipes):
+                task.cancel()
+            for task in list(self._pipes):
+                with contextlib.suppress(BaseException):
+                    await task
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -62,7 +66,7 @@ class LeaderProxy:
         self._pipes.add(task)
         try:
             target = self.target
-            if target is None:
+            if target is None or self._closing:
                 return
             try:
                 up_reader, up_writer = await asyncio.open_connection(*target)

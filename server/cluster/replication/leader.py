@@ -111,8 +111,10 @@ class Leader(Operations):
         self.failed: str | None = None
         #: highest seq a wait completed for (confirmed): every in-sync member holds it
         self.confirmed = 0
-        #: wall-clock time a wait last completed successfully (what confirms wait for)
+        #: wall-clock time a wait last completed successfully (what confirms wait for), as
+        #: of the check that the leadership still held
         self.last_ok_at = 0.0
+        self._decided_at = 0.0
 
     # -- life ---------------------------------------------------------------
     async def start(self) -> None:
@@ -212,7 +214,7 @@ class Leader(Operations):
         if seq <= self._committed():
             if seq > self.confirmed:
                 self.confirmed = seq
-            self.last_ok_at = time.time()
+            self.last_ok_at = self._decided_at
             callback(True)
             return
         waiters = self._waiters
@@ -238,6 +240,11 @@ class Leader(Operations):
             raise ReplicationError(self.failed or f"fewer than {self.min_insync} in sync")
 
     def _still_leading(self) -> bool:
+        # the time of the decision, taken before the lease is read: what `last_ok_at`
+        # reports. A process frozen between this check and the confirm's write still
+        # sends that confirm late; only the data it vouches for is safe (every in-sync
+        # member had it), which a lease alone cannot fence (DESIGN §10.7).
+        self._decided_at = time.time()
         if self._alive is None or self._alive():
             return True
         if self.failed is None:
@@ -262,7 +269,7 @@ class Leader(Operations):
         committed = self._committed()
         waiters = self._waiters
         if waiters[0][0] <= committed:
-            self.last_ok_at = time.time()
+            self.last_ok_at = self._decided_at
         while waiters and waiters[0][0] <= committed:
             seq, cb = waiters.popleft()
             if seq > self.confirmed:
