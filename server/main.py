@@ -24,11 +24,7 @@ async def serve(config: Config) -> None:
         logging.getLogger("warren.broker").error("cannot start: %s", exc)
         await broker.stop()
         raise SystemExit(2) from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await _until_signalled()
     await broker.stop()
 
 
@@ -41,12 +37,17 @@ async def serve_cluster(config: Config) -> None:
         logging.getLogger("warren.cluster").error("cannot start: %s", exc)
         raise SystemExit(2) from None
     await node.start()
+    await _until_signalled()
+    await node.stop()
+
+
+async def _until_signalled() -> None:
+    """Return at SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await node.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

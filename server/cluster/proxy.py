@@ -77,7 +77,7 @@ class LeaderProxy:
                 peer = writer.get_extra_info("peername") or ("0.0.0.0", 0)
                 up_writer.write(make_line(self.secret, peer[0], peer[1]))
             try:
-                await _pump_both(reader, writer, up_reader, up_writer)
+                await pump_both(reader, writer, up_reader, up_writer)
             finally:
                 up_writer.transport.abort()
         except asyncio.CancelledError:
@@ -95,8 +95,9 @@ async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         dst.write_eof()
 
 
-async def _pump_both(r1: asyncio.StreamReader, w1: asyncio.StreamWriter,
-                     r2: asyncio.StreamReader, w2: asyncio.StreamWriter) -> None:
+async def pump_both(r1: asyncio.StreamReader, w1: asyncio.StreamWriter,
+                    r2: asyncio.StreamReader, w2: asyncio.StreamWriter) -> None:
+    """Copy bytes both ways until either side ends."""
     a = asyncio.ensure_future(_pump(r1, w2))
     b = asyncio.ensure_future(_pump(r2, w1))
     try:

@@ -86,3 +86,15 @@ async def make_node(etcd_server):
             await node.session.stop(revoke=True)
         finally:
             await node.etcd.close()
+
+
+@pytest.fixture
+async def cluster3(tmp_path, etcd_fresh):
+    """Three ``warren --cluster`` nodes on their own etcd (``clusterproc.LocalCluster``)."""
+    from tests.cluster.clusterproc import LocalCluster
+
+    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint).start()
+    try:
+        yield c
+    finally:
+        await c.close()

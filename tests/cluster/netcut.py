@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import threading
 
+from warren.server.cluster.proxy import pump_both
+
 from tests.brokerproc import free_port
 
 
@@ -73,16 +75,7 @@ class CuttableLink:
             if self.cut_off:
                 return
             up_reader, up_writer = await asyncio.open_connection(*self.target)
-            a = asyncio.ensure_future(_pump(reader, up_writer))
-            b = asyncio.ensure_future(_pump(up_reader, writer))
-            try:
-                await asyncio.wait({a, b}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for t in (a, b):
-                    t.cancel()
-                for t in (a, b):
-                    with contextlib.suppress(BaseException):
-                        await t
+            await pump_both(reader, writer, up_reader, up_writer)
         except (OSError, asyncio.CancelledError):
             pass
         finally:
@@ -91,8 +84,3 @@ class CuttableLink:
             if up_writer is not None:
                 up_writer.transport.abort()
 
-
-async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-    while data := await src.read(65536):
-        dst.write(data)
-        await dst.drain()

@@ -25,14 +25,6 @@ from tests.cluster.clusterproc import LocalCluster
 pytestmark = pytest.mark.timeout(150)
 
 
-@pytest.fixture
-async def cluster3(tmp_path, etcd_fresh):
-    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint).start()
-    try:
-        yield c
-    finally:
-        await c.close()
-
 
 async def _new_leader_serving(c: LocalCluster, old: str) -> str:
     async def ready():

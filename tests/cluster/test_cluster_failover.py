@@ -16,14 +16,6 @@ from tests.cluster.clusterproc import LocalCluster
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-async def cluster3(tmp_path, etcd_fresh):
-    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint).start()
-    try:
-        yield c
-    finally:
-        await c.close()
-
 
 async def _connect(node) -> aio_pika.abc.AbstractConnection:
     return await aio_pika.connect(node.url, timeout=10)

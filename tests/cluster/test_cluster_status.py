@@ -15,18 +15,8 @@ import aiohttp
 import pytest
 from warren.server.core.forwarded import make_line
 
-from tests.cluster.clusterproc import LocalCluster
-
 pytestmark = pytest.mark.timeout(120)
 
-
-@pytest.fixture
-async def cluster3(tmp_path, etcd_fresh):
-    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint).start()
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 async def _get(port: int, path: str) -> tuple[int, str]:
