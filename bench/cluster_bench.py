@@ -29,7 +29,6 @@ import base64
 import json
 import logging
 import os
-import random
 import secrets
 import shlex
 import shutil
@@ -45,7 +44,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from warren.bench.scenarios import CLK, last_json, machine_busy, tree_cpu_s
+from warren.bench.scenarios import free_port, last_json, machine_busy, tree_cpu_s, wait_idle
 
 log = logging.getLogger("cluster_bench")
 
@@ -66,26 +65,6 @@ class BenchError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- helpers
-_handed_out: set[int] = set()
-_rng = random.Random(os.getpid() ^ time.time_ns())
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on, below the ephemeral range, never handed out twice."""
-    for _ in range(1000):
-        port = _rng.randrange(20000, 32000)
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise BenchError("no free loopback port found")
-
-
 def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -568,21 +547,6 @@ def find_amqp_perf(explicit: str | None, build_dir: Path) -> str:
     return str(out)
 
 
-def wait_quiet(pids: list[int], min_pause: float, max_wait: float, machine_cores: float) -> float:
-    """Sleep ``min_pause``, then until the broker's processes use < 5 % of a core each and the whole
-    machine < ``machine_cores`` busy cores over 1 s (at most ``max_wait`` s). Returns seconds waited."""
-    t0 = time.monotonic()
-    time.sleep(min_pause)
-    while time.monotonic() - t0 < max_wait:
-        c0, m0 = tree_cpu_s(pids), machine_busy()
-        time.sleep(1.0)
-        c1, m1 = tree_cpu_s(pids), machine_busy()
-        busy = ((m1[0] - m0[0]) - (m1[1] - m0[1])) / CLK
-        if c1 - c0 < 0.05 * max(1, len(pids)) and busy < machine_cores:
-            break
-    return round(time.monotonic() - t0, 1)
-
-
 def problems(run: dict[str, Any]) -> list[str]:
     """What the load generator (or the broker) reported as wrong in one run."""
     res = run.get("result") or {}
@@ -774,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
                     if isinstance(broker, WarrenCluster):
                         st = broker.wait_serving(timeout=60)
                         extra = broker.etcd_pids()
-                    waited = wait_quiet(broker.pids(), 1.0, args.idle_wait, args.idle_cores)
+                    waited = wait_idle(broker.pids(), 1.0, args.idle_wait, args.idle_cores, per_process=True)
                     queue = f"cb-{b}-p{i + 1}-{secrets.token_hex(3)}"
                     log.info("pass %d/%d: %s (%s), queue %s, %.0f s", i + 1, args.repeat, b, broker.uri, queue,
                              args.duration)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shlex
 import shutil
 import signal
@@ -168,9 +169,12 @@ class RssSampler(threading.Thread):
             self.halt.wait(0.25)
 
 
-def wait_idle(pids: list[int], min_pause: float, max_wait: float, machine_cores: float) -> float:
-    """Sleep min_pause, then until the broker uses <5 % of a core and the machine < machine_cores
-    over 1 s (at most max_wait s).  Returns the seconds waited."""
+def wait_idle(pids: list[int], min_pause: float, max_wait: float, machine_cores: float,
+              per_process: bool = False) -> float:
+    """Sleep min_pause, then until the broker uses <5 % of a core (of each process, with
+    ``per_process``) and the machine < machine_cores over 1 s (at most max_wait s).
+    Returns the seconds waited."""
+    quiet = 0.05 * max(1, len(pids)) if per_process else 0.05
     t0 = time.monotonic()
     time.sleep(min_pause)
     while time.monotonic() - t0 < max_wait:
@@ -178,7 +182,7 @@ def wait_idle(pids: list[int], min_pause: float, max_wait: float, machine_cores:
         time.sleep(1.0)
         c1, m1 = tree_cpu_s(pids), machine_busy()
         busy = ((m1[0] - m0[0]) - (m1[1] - m0[1])) / CLK
-        if c1 - c0 < 0.05 and busy < machine_cores:
+        if c1 - c0 < quiet and busy < machine_cores:
             break
     return round(time.monotonic() - t0, 1)
 
@@ -190,11 +194,25 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+_handed_out: set[int] = set()
+_rng = random.Random(os.getpid() ^ time.time_ns())
+
+
 def free_port() -> int:
-    """An unused loopback TCP port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on, below the ephemeral range (no client socket can
+    hold it while a broker starts), never handed out twice in one run."""
+    for _ in range(1000):
+        port = _rng.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port found")
 
 
 # --------------------------------------------------------------------------- brokers

@@ -18,7 +18,6 @@ confirmed message never sits in a queue the next leader would not know.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -71,9 +70,7 @@ class ClusterPersistence(Persistence):
 
     def prepare(self) -> dict[str, Any]:
         """The definitions come from etcd (the cluster's), not the local file."""
-        shutil.rmtree(self.transient_dir, ignore_errors=True)
-        self.queues_dir.mkdir(parents=True, exist_ok=True)
-        self.transient_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare_dirs()
         return self._initial
 
     def _replicated(self, store_id: str, encode: Callable[[Any], bytes],
@@ -97,10 +94,6 @@ class ClusterPersistence(Persistence):
         if not durable:
             return super().delayed_store(vhost, name, durable, encode, decode, **options)
         return self._replicated(delayed_store_id(vhost, name), encode, decode, **options)
-
-    def remove_queue_dir(self, vhost: str, name: str) -> None:
-        """Nothing to do: each replicated lane's ``delete()`` removed its files (and told the
-        followers); the non-durable ones are wiped at start."""
 
     async def _mirror(self, payload: bytes) -> None:
         self._known = await self.cluster_definitions.replace(

@@ -64,10 +64,14 @@ class Persistence:
 
     def prepare(self) -> dict[str, Any]:
         """Wipe transient data, read the durable definitions (empty on first start)."""
+        self.prepare_dirs()
+        return self.definitions.load()
+
+    def prepare_dirs(self) -> None:
+        """Wipe transient data; make the directories stores live in."""
         shutil.rmtree(self.transient_dir, ignore_errors=True)
         self.queues_dir.mkdir(parents=True, exist_ok=True)
         self.transient_dir.mkdir(parents=True, exist_ok=True)
-        return self.definitions.load()
 
     def store_for(self, vhost: VHost, name: str, durable: bool, max_priority: int) -> MessageStore:
         """The message store of a queue (one lane per priority level)."""

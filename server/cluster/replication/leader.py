@@ -161,10 +161,6 @@ class Leader(Operations):
         peer = self._peers.get(node)
         return peer.state if peer is not None else GONE
 
-    def lag(self) -> dict[str, int]:
-        """Operations each connected follower has not acknowledged."""
-        return {p.node: self.seq - p.acked for p in self._peers.values()}
-
     def follower_status(self) -> dict[str, dict[str, float | int | str]]:
         """Per connected follower: state, acknowledged seq, and how far behind it is in
         operations, bytes (of frames not acknowledged, while the backlog holds them)
