@@ -280,3 +280,30 @@ async def test_synced_records_are_on_disk_without_close(tmp_path: Path, executor
     assert drain_nums(c)[:1000] == list(range(1000))
     c.close()
     s.close()
+
+
+async def test_sync_now_is_durable_at_once_and_answers_waiters(
+    tmp_path: Path, executor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sync_now (a replication follower's fsync): blocking, in the caller's thread."""
+    s = open_store(tmp_path / "live", executor=executor)
+    done = Results()
+    for i in range(500):
+        s.push(rec(i, pad=100))
+    s.sync(done)  # a waiter from before: sync_now's fsync covers it
+    assert s.sync_now() is True
+    assert await done.until(1) == [True]
+    assert executor.submitted == 0  # nothing went to another thread
+    shutil.copytree(tmp_path / "live", tmp_path / "crashed")  # no close(): "kill -9"
+    c = open_store(tmp_path / "crashed")
+    assert drain_nums(c) == list(range(500))
+    c.close()
+    # an fsync error is reported, and the next sync_now retries it
+    monkeypatch.setattr(os, "fdatasync", eio)
+    s.push(rec(500))
+    assert s.sync_now() is False
+    assert isinstance(s.last_error, OSError)
+    monkeypatch.undo()
+    assert s.sync_now() is True
+    assert s.last_error is None
+    s.close()

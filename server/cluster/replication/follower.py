@@ -7,7 +7,8 @@ the prefix lets a restarted follower rebuild the mapping from its files alone.
 
 Operations are applied in sequence order as they arrive; whatever arrived while
 the previous batch was being made durable forms the next batch: one fsync per
-touched store (in parallel), then ``ACKSEQ`` of the batch's last seq. The
+touched store, in the loop's own thread (``LogStore.sync_now``), then ``ACKSEQ``
+of the batch's last seq. The
 follower's position (``replica.state``) is written with an earlier batch's seq
 in the same round, at most every ``STATE_INTERVAL``: it may lag the disk, and
 replaying operations over a state that already has them is harmless (appends
@@ -44,23 +45,29 @@ STATE_INTERVAL = 0.2
 
 
 class ReplicaRecord:
-    """A record as a follower keeps it: the leader's position and bytes."""
+    """A record as a follower keeps it: the leader's position and ``raw``, the stored
+    bytes (``u64 position | the leader's bytes``, as OP_APPEND carries them)."""
 
-    __slots__ = ("origin", "data", "size")
+    __slots__ = ("origin", "raw", "size")
     persistent = True
 
-    def __init__(self, origin: int, data: bytes, size: int | None = None) -> None:
+    def __init__(self, origin: int, raw: bytes) -> None:
         self.origin = origin
-        self.data = data
-        self.size = len(data) if size is None else size
+        self.raw = raw
+        self.size = len(raw) - 8
+
+    @property
+    def data(self) -> bytes:
+        """The leader's bytes."""
+        return self.raw[8:]
 
 
 def encode_replica(record: ReplicaRecord) -> bytes:
-    return _ORIGIN.pack(record.origin) + record.data
+    return record.raw
 
 
 def decode_replica(raw: bytes) -> ReplicaRecord:
-    return ReplicaRecord(_ORIGIN.unpack_from(raw)[0], bytes(raw[8:]))
+    return ReplicaRecord(_ORIGIN.unpack_from(raw)[0], bytes(raw))
 
 
 def strip_origin(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
@@ -122,8 +129,6 @@ class Follower:
         self.connects = 0
         self.resyncs = 0
         self._resyncing = False
-        self._inbox: list[bytes] = []
-        self._arrived = asyncio.Event()
         self._reading = asyncio.Event()
         self._reading.set()
         self._task: asyncio.Task[None] | None = None
@@ -184,7 +189,9 @@ class Follower:
     async def _run(self) -> None:
         while not self._closed:
             try:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                reader, writer = await asyncio.open_connection(
+                    self.host, self.port, limit=_READ_SIZE
+                )
             except OSError as exc:
                 log.debug("replication: cannot reach the leader: %s", exc)
             else:
@@ -227,42 +234,25 @@ class Follower:
         else:
             # ops after `durable` follow; anything applied past it is replayed (harmless)
             self.applied = self.durable
-        self._inbox = []
-        reading = asyncio.ensure_future(self._read(reader))
-        try:
-            await self._apply_loop(reading, writer)
-        finally:
-            reading.cancel()
-            with contextlib.suppress(BaseException):
-                await reading
+        await self._follow(reader, writer)
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
+    async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read, apply, fsync, acknowledge; again. Whatever arrives while a batch is being
+        applied and fsynced waits in the socket and forms the next batch (group commit)."""
         buf = bytearray()
+        read = reader.read
+        split = wire.split_frames
         while True:
-            data = await reader.read(_READ_SIZE)
+            data = await read(_READ_SIZE)
             if not data:
                 raise asyncio.IncompleteReadError(bytes(buf), None)
             buf += data
-            bodies = wire.split_frames(buf)
+            bodies = split(buf)
             if not bodies:
                 continue
             if not self._reading.is_set():
                 await self._reading.wait()  # paused: even frames read already wait
-            self._inbox.extend(bodies)
-            self._arrived.set()
-
-    async def _apply_loop(self, reading: asyncio.Task[None], writer: asyncio.StreamWriter) -> None:
-        while True:
-            if not self._inbox:
-                self._arrived.clear()
-                waiter = asyncio.ensure_future(self._arrived.wait())
-                await asyncio.wait({waiter, reading}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                if not self._inbox and reading.done():
-                    reading.result()  # raises why the link ended
-                    return
-            batch, self._inbox = self._inbox, []
-            await self._apply_batch(batch)
+            await self._apply_batch(bodies)
             writer.write(wire.frame(wire.seq_message(wire.ACKSEQ, self.durable)))
 
     # -- applying ---------------------------------------------------------------
@@ -285,17 +275,17 @@ class Follower:
             result = self._apply(op, touched)
             if result is not None:
                 metas.append(result)
-        loop = asyncio.get_running_loop()
-        waits: list[Any] = []
+        # fsync here, blocking: this loop has nothing else to do but forward client
+        # bytes, and each hop to a helper process and back cost more than the fsync
+        ok = True
         for replica in touched.values():
-            fut = loop.create_future()
-            replica.store.sync(_resolver(fut))
-            waits.append(fut)
+            ok = replica.store.sync_now() and ok
         for d in self._dirs_to_sync:
-            waits.append(loop.run_in_executor(None, _fsync_dir, d))
+            _fsync_dir(d)
         self._dirs_to_sync = set()
         state = self._state
         assert state is not None
+        loop = asyncio.get_running_loop()
         now = loop.time()
         if (not self._resyncing and (state.log_id, state.seq) != (self.log_id, self.durable)
                 and now - self._state_written >= STATE_INTERVAL):
@@ -303,12 +293,11 @@ class Follower:
             # Not every batch: an fsync of its own beside the stores' would slow every
             # acknowledgement, and a position that lags only means more (harmless) replay
             self._state_written = now
-            waits.append(loop.run_in_executor(None, state.write, self.log_id, self.durable))
+            state.write(self.log_id, self.durable)
         for m in metas:
-            if asyncio.iscoroutine(m) or isinstance(m, asyncio.Future):
-                waits.append(m)
-        results = await asyncio.gather(*waits)
-        if any(r is False for r in results):
+            if (asyncio.iscoroutine(m) or isinstance(m, asyncio.Future)) and await m is False:
+                ok = False
+        if not ok:
             raise OSError("a replica store could not be fsynced")
         if resync_end >= 0:
             # the resync's records are durable: only now is the position valid
@@ -319,12 +308,23 @@ class Follower:
 
     def _apply(self, op: wire.Op, touched: dict[str, _Replica]) -> Any:
         kind = op.kind
-        if kind in (wire.OP_APPEND, wire.RESYNC_RECORD):
+        if kind == wire.OP_APPEND:
+            replica = self._stores.get(op.store)
+            if replica is None:
+                replica = self._stores[op.store] = self._open(op.store)
+            local = replica.local
+            push = replica.store.push
+            for position, raw in wire.records(op):
+                if position not in local:
+                    local[position] = push(ReplicaRecord(position, raw))
+            touched[op.store] = replica
+        elif kind == wire.RESYNC_RECORD:
             replica = self._stores.get(op.store)
             if replica is None:
                 replica = self._stores[op.store] = self._open(op.store)
             if op.position not in replica.local:
-                replica.local[op.position] = replica.store.push(ReplicaRecord(op.position, op.data))
+                raw = _ORIGIN.pack(op.position) + op.data
+                replica.local[op.position] = replica.store.push(ReplicaRecord(op.position, raw))
                 touched[op.store] = replica
         elif kind == wire.OP_ACK:
             replica = self._stores.get(op.store)
@@ -389,14 +389,6 @@ class Follower:
         self.log_id = log_id
         self.applied = self.durable = 0
         self._resyncing = True
-
-
-def _resolver(fut: asyncio.Future[bool]) -> Callable[[bool], None]:
-    def done(ok: bool) -> None:
-        if not fut.done():
-            fut.set_result(ok)
-
-    return done
 
 
 def _fsync_dir(path: Path) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from warren.server.cluster.replication import wire
-from warren.server.cluster.replication.operations import Operations
+from warren.server.cluster.replication.operations import Operations, _Batch
 from warren.server.cluster.replication.peers import (
     _CHUNK,
     _COUNTED,
@@ -92,8 +92,8 @@ class Leader(Operations):
         #: highest seq handed to the live followers' sockets
         self._flushed = 0
         self._pending: list[bytes] = []
-        #: acks not framed yet: (their seq, store, positions)
-        self._acking: tuple[int, str, list[int]] | None = None
+        #: appends or acks of one store not framed yet (operations.py)
+        self._batch: _Batch | None = None
         self._scheduled = False
         #: frames of seq _blog_base .. seq, for catch-up
         self._blog: list[bytes] = []
@@ -182,8 +182,8 @@ class Leader(Operations):
 
     def _flush(self) -> None:
         self._scheduled = False
-        if self._acking is not None:
-            self._finish_acks()
+        if self._batch is not None:
+            self._finish_batch()
         if not self._pending:
             return
         data = b"".join(self._pending)

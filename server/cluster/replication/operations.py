@@ -2,18 +2,34 @@
 
 Each store operation gets the next sequence number and is framed once; the frame goes
 to the backlog (for catch-up) and to the pending list the next flush writes to every
-live follower. Consecutive acks of one store are framed as one operation.
+live follower. Consecutive appends, or acks, of one store are framed as one operation:
+a follower then parses, checks and applies one frame per store and loop turn, not one
+per message.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warren.server.cluster.replication import wire
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+
+class _Batch:
+    """Consecutive appends or acks of one store, framed as one operation when it ends."""
+
+    __slots__ = ("kind", "seq", "store", "items", "count")
+
+    def __init__(self, kind: int, seq: int, store: str) -> None:
+        self.kind = kind
+        self.seq = seq
+        self.store = store
+        #: appends: record heads and bytes, alternating; acks: positions
+        self.items: list[Any] = []
+        self.count = 0
 
 
 class Operations:
@@ -26,36 +42,53 @@ class Operations:
     _blog_size: int
     backlog_bytes: int
     _scheduled: bool
-    _acking: tuple[int, str, list[int]] | None
+    _batch: _Batch | None
     _loop: asyncio.AbstractEventLoop | None
     _flush: Callable[[], None]
 
     def append(self, store: str, position: int, data: bytes) -> int:
-        """A record appended to ``store`` at the leader's ``position``; returns its seq."""
-        seq = self.seq + 1
-        return self._emit(wire.op_append(wire.OP_APPEND, seq, store.encode(), position, data))
+        """A record appended to ``store`` at the leader's ``position``; returns its seq.
+        Consecutive appends to one store (a loop turn's publishes) become one operation."""
+        batch = self._batch
+        if batch is None or batch.kind != wire.OP_APPEND or batch.store != store:
+            batch = self._open_batch(wire.OP_APPEND, store)
+        batch.items.append(wire.record_head(len(data), position))
+        batch.items.append(data)
+        batch.count += 1
+        return batch.seq
 
     def ack(self, store: str, position: int) -> int:
         """A record of ``store`` acked. Consecutive acks of one store (a consumer's acks
-        read in one go) become one operation: its seq is taken now, its frame is made
-        when another operation comes or at the flush, so the order is kept."""
-        acking = self._acking
-        if acking is not None:
-            if acking[1] == store:
-                acking[2].append(position)
-                return acking[0]
-            self._finish_acks()
+        read in one go) become one operation."""
+        batch = self._batch
+        if batch is None or batch.kind != wire.OP_ACK or batch.store != store:
+            batch = self._open_batch(wire.OP_ACK, store)
+        batch.items.append(position)
+        batch.count += 1
+        return batch.seq
+
+    def _open_batch(self, kind: int, store: str) -> _Batch:
+        # its seq is taken now, its frame made when another operation comes or at the
+        # flush: the order of operations is kept
+        if self._batch is not None:
+            self._finish_batch()
         self.seq += 1
-        self._acking = (self.seq, store, [position])
+        batch = self._batch = _Batch(kind, self.seq, store)
         if not self._scheduled:
             self._scheduled = True
             (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
-        return self.seq
+        return batch
 
-    def _finish_acks(self) -> None:
-        seq, store, positions = self._acking  # type: ignore[misc]
-        self._acking = None
-        fr = wire.frame(wire.op_ack(seq, store.encode(), positions))
+    def _finish_batch(self) -> None:
+        batch = self._batch
+        assert batch is not None
+        self._batch = None
+        sid = batch.store.encode()
+        if batch.kind == wire.OP_APPEND:
+            body = wire.op_appends(batch.seq, sid, batch.count, batch.items)
+        else:
+            body = wire.op_ack(batch.seq, sid, batch.items)  # type: ignore[arg-type]
+        fr = wire.frame(body)
         self._blog.append(fr)
         self._blog_size += len(fr)
         self._pending.append(fr)
@@ -63,26 +96,27 @@ class Operations:
     def purge(self, store: str, keep: list[int], upto: int) -> int:
         """Every record of ``store`` up to position ``upto`` (its last append) dropped but
         the unacked ones at ``keep``."""
-        seq = self.seq + 1
-        return self._emit(wire.op_purge(seq, store.encode(), keep, upto))
+        return self._emit(wire.op_purge(self._next_seq(), store.encode(), keep, upto))
 
     def delete_store(self, store: str) -> int:
-        seq = self.seq + 1
-        return self._emit(wire.op_plain(wire.OP_DELETE, seq, store.encode()))
+        return self._emit(wire.op_plain(wire.OP_DELETE, self._next_seq(), store.encode()))
 
     def delayed(self, store: str, payload: bytes) -> int:
         """A change of ``store``'s delayed index (opaque here)."""
-        seq = self.seq + 1
-        return self._emit(wire.op_plain(wire.OP_DELAYED, seq, store.encode(), payload))
+        return self._emit(wire.op_plain(wire.OP_DELAYED, self._next_seq(), store.encode(), payload))
 
     def definitions(self, payload: bytes) -> int:
         """A change of the definitions the leader owns (opaque here)."""
-        seq = self.seq + 1
-        return self._emit(wire.op_plain(wire.OP_DEFINITIONS, seq, b"", payload))
+        return self._emit(wire.op_plain(wire.OP_DEFINITIONS, self._next_seq(), b"", payload))
+
+    def _next_seq(self) -> int:
+        """The seq of an operation framed now (after the open batch, which ends here)."""
+        if self._batch is not None:
+            self._finish_batch()
+        return self.seq + 1
 
     def _emit(self, body: bytes) -> int:
-        if self._acking is not None:
-            self._finish_acks()
+        """Queue ``body``, framed with the seq ``_next_seq`` gave it."""
         self.seq += 1
         fr = wire.frame(body)
         self._blog.append(fr)
@@ -94,7 +128,6 @@ class Operations:
             loop = self._loop or asyncio.get_running_loop()
             loop.call_soon(self._flush)
         return self.seq
-
     def _trim_backlog(self) -> None:
         if self._blog_size <= self.backlog_bytes:
             return

@@ -23,7 +23,9 @@ import struct
 from typing import NamedTuple
 from zlib import crc32
 
-VERSION = 3  # 2: OP_PURGE carries the highest position it covers; 3: OP_ACK carries several
+#: 2: OP_PURGE carries the highest position it covers; 3: OP_ACK carries several;
+#: 4: OP_APPEND carries several records
+VERSION = 4
 #: a frame's body may not be larger (a corrupt or hostile length cannot make us allocate more)
 MAX_FRAME = 64 * 1024 * 1024
 NONCE = 32
@@ -61,6 +63,10 @@ _SEQ = struct.Struct("<BQ")
 _OP = struct.Struct("<BQH")
 _POS = struct.Struct("<Q")
 _COUNT = struct.Struct("<I")
+#: a record in OP_APPEND: length of its bytes, the leader's position; then the bytes.
+#: ``position | bytes`` is how a follower stores the record: it is copied out whole
+_REC = struct.Struct("<IQ")
+record_head = _REC.pack
 
 
 class WireError(Exception):
@@ -198,8 +204,36 @@ def parse_seq(body: bytes) -> int:
 
 # -- operations ----------------------------------------------------------------
 def op_append(kind: int, seq: int, store: bytes, position: int, data: bytes) -> bytes:
-    """OP_APPEND or RESYNC_RECORD: a record's bytes at the leader's ``position``."""
+    """RESYNC_RECORD: a record's bytes at the leader's ``position``."""
     return _OP.pack(kind, seq, len(store)) + store + _POS.pack(position) + data
+
+
+def op_appends(seq: int, store: bytes, count: int, parts: list[bytes]) -> bytes:
+    """OP_APPEND: ``count`` records appended to ``store``; ``parts`` alternate
+    ``record_head(len(data), position)`` and ``data``."""
+    return b"".join([_OP.pack(OP_APPEND, seq, len(store)), store, _COUNT.pack(count), *parts])
+
+
+def records(op: Op) -> list[tuple[int, bytes]]:
+    """An OP_APPEND's records: (the leader's position, ``position | bytes`` as stored)."""
+    data = op.data
+    end = len(data)
+    off = 0
+    out = []
+    unpack = _REC.unpack_from
+    try:
+        for _ in range(op.position):
+            n, pos = unpack(data, off)
+            stop = off + 12 + n
+            if stop > end:
+                raise WireError("short record")
+            out.append((pos, data[off + 4 : stop]))
+            off = stop
+    except struct.error as exc:
+        raise WireError("short record head") from exc
+    if off != end:
+        raise WireError("bad append length")
+    return out
 
 
 def op_ack(seq: int, store: bytes, positions: list[int]) -> bytes:
@@ -231,8 +265,9 @@ def op_plain(kind: int, seq: int, store: bytes, payload: bytes = b"") -> bytes:
 
 
 class Op(NamedTuple):
-    """A decoded operation: ``position`` for append (for purge: the highest position it
-    covers), ``data`` for append and the opaque kinds, ``keep`` for purge (the positions
+    """A decoded operation: ``position`` for a resync record (for purge: the highest
+    position it covers; for append: the number of records), ``data`` for appends and
+    resync records and the opaque kinds, ``keep`` for purge (the positions
     it keeps) and ack (the positions acked)."""
 
     kind: int
@@ -252,7 +287,12 @@ def parse_op(body: bytes) -> Op:
     if len(body) < at:
         raise WireError("short store id")
     store = _text(body[_OP.size : at])
-    if kind in (OP_APPEND, RESYNC_RECORD):
+    if kind == OP_APPEND:
+        if len(body) < at + 4:
+            raise WireError("short append")
+        # position: the number of records; data: the records (see ``records``)
+        return Op(kind, seq, store, _COUNT.unpack_from(body, at)[0], body[at + 4 :])
+    if kind == RESYNC_RECORD:
         if len(body) < at + 8:
             raise WireError("short position")
         pos = _POS.unpack_from(body, at)[0]
