@@ -14,6 +14,7 @@ from warren.protocol import commands as C
 from warren.protocol.constants import ACCESS_REFUSED, FRAME_MIN_SIZE, NOT_ALLOWED, PROTOCOL_HEADER
 from warren.protocol.methods import method_frame
 from warren.server.amqp.tls import cert_login
+from warren.server.core.addresses import is_loopback
 from warren.server.core.errlog import clip
 from warren.server.core.errors import ConnectionError_
 from warren.server.core.forwarded import MAX_LINE as FWD_MAX_LINE
@@ -141,7 +142,7 @@ class Handshake:
                 f"Login was refused using authentication mechanism {mech}. For details see the broker logfile."
             )
             return
-        if username in self.config.loopback_users and not _is_loopback(self.peer[0]):
+        if username in self.config.loopback_users and not is_loopback(self.peer[0]):
             log.warning("user %r can only connect via localhost conn=%s", username, self.name)
             # RabbitMQ's text for a wrong password too: the refusal must not tell a remote
             # client that it guessed the password right
@@ -231,9 +232,5 @@ class Handshake:
         )
         if self.broker.alarm_active:
             self.set_blocked(True, self.broker.alarm_reason)
-
-
-def _is_loopback(host: str) -> bool:
-    return host.startswith("127.") or host in ("::1", "localhost") or host.startswith("::ffff:127.")
 
 

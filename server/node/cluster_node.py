@@ -223,10 +223,8 @@ class ClusterNode:
         for kind, host, port in (("amqp", cfg.host, cfg.port), ("http", http_host, cfg.management_port),
                                  ("prometheus", http_host, cfg.prometheus_port)):
             if port:
-                # AMQP clients are named to the leader (signed); HTTP is carried as is
-                proxy = self.proxies[kind] = LeaderProxy(
-                    host, port, secret=self.secret if kind == "amqp" else None
-                )
+                # clients are named to the leader by a signed line ahead of their bytes
+                proxy = self.proxies[kind] = LeaderProxy(host, port, secret=self.secret)
                 await proxy.start()
         watching = asyncio.ensure_future(self._watch_leader())
         try:

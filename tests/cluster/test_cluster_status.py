@@ -160,6 +160,49 @@ async def test_a_forwarding_line_must_be_signed_and_is_honoured(cluster3):
     assert b"ACCESS_REFUSED" not in got and b"\x00\x0a\x00\x1e" in got
 
 
+def _http_get(port: int, first: bytes, path: str = "/api/overview") -> bytes:
+    """Send ``first`` then a GET as guest; return the response (b"" if dropped)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        auth = base64.b64encode(b"guest:guest")
+        s.sendall(first + f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode()
+                  + b"Authorization: Basic " + auth + b"\r\n\r\n")
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+        return got
+    except ConnectionResetError:
+        return b""
+    finally:
+        s.close()
+
+
+async def test_http_forwarding_names_the_client_to_the_leader(cluster3):
+    """Followers carry HTTP behind the same signed line as AMQP: the leader's management API
+    applies loopback_users to the real client (as RabbitMQ's does), not to the follower."""
+    leader = await cluster3.wait_serving(size=3)
+    lead = cluster3.nodes[leader]
+    follower = next(n for n in cluster3.nodes.values() if n.name != leader)
+    secret = (lead.data_dir.parent / "secret").read_bytes().strip()
+    loop = asyncio.get_running_loop()
+    forged = make_line(b"not-the-cluster-secret!!", "127.0.0.1", 4242)
+    assert await loop.run_in_executor(None, _http_get, lead.mgmt_port, forged) == b""
+    remote = make_line(secret, "192.0.2.7", 40000)
+    got = await loop.run_in_executor(None, _http_get, lead.mgmt_port, remote)
+    assert got.startswith(b"HTTP/1.1 401"), got[:200]
+    assert b'"reason": "User can only log in via localhost"' in got
+    assert "management login refused user=guest peer=192.0.2.7" in lead.log_text()
+    local = make_line(secret, "127.0.0.1", 40001)
+    got = await loop.run_in_executor(None, _http_get, lead.mgmt_port, local)
+    assert got.startswith(b"HTTP/1.1 200"), got[:200]
+    # no line: an ordinary client; and through a follower from loopback (its proxy signs)
+    for port in (lead.mgmt_port, follower.mgmt_port):
+        got = await loop.run_in_executor(None, _http_get, port, b"")
+        assert got.startswith(b"HTTP/1.1 200"), (port, got[:200])
+    got = await loop.run_in_executor(None, _http_get, follower.prom_port, b"", "/metrics")
+    assert got.startswith(b"HTTP/1.1 200") and b"warren_cluster" in got
+
+
 async def test_a_declare_on_one_node_is_seen_on_every_node(cluster3):
     leader = await cluster3.wait_serving(size=3)
     a, b = [n for n in cluster3.nodes.values() if n.name != leader]

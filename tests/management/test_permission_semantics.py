@@ -15,6 +15,7 @@ import asyncio
 import socket
 
 import aio_pika
+import aiohttp
 import aiormq
 import pytest
 from pamqp import commands as C
@@ -73,6 +74,38 @@ async def test_loopback_user_refusal_does_not_tell_the_password(broker_factory, 
     assert close.reply_text == (
         "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile."
     )
+
+
+async def test_loopback_user_cannot_use_the_management_api_remotely(broker_factory):
+    """As RabbitMQ's management plugin: guest's right password from elsewhere gets 401
+    "User can only log in via localhost" (a wrong one still "Login failed"); from
+    loopback, and for other users from anywhere, the API answers."""
+    ip = _non_loopback_ip()
+    if ip is None:
+        pytest.skip("no non-loopback interface to connect from")
+    b = broker_factory("--host", "0.0.0.0")
+    guest = aiohttp.BasicAuth("guest", "guest")
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s:
+        async with s.get(f"http://{ip}:{b.mgmt_port}/api/overview", auth=guest) as r:
+            assert r.status == 401
+            assert await r.json() == {"error": "not_authorised", "reason": "User can only log in via localhost"}
+        async with s.get(f"http://{ip}:{b.mgmt_port}/api/overview",
+                         auth=aiohttp.BasicAuth("guest", "wrong")) as r:
+            assert r.status == 401
+            assert (await r.json())["reason"] == "Login failed"
+        async with s.post(f"http://{ip}:{b.mgmt_port}/session",
+                          json={"username": "guest", "password": "guest"}) as r:
+            assert r.status == 401
+            assert (await r.json())["reason"] == "User can only log in via localhost"
+        async with s.get(f"http://127.0.0.1:{b.mgmt_port}/api/overview", auth=guest) as r:
+            assert r.status == 200
+        async with s.put(f"http://127.0.0.1:{b.mgmt_port}/api/users/remote-admin", auth=guest,
+                         json={"password": "pw", "tags": "administrator"}) as r:
+            assert r.status == 201
+        async with s.get(f"http://{ip}:{b.mgmt_port}/api/overview",
+                         auth=aiohttp.BasicAuth("remote-admin", "pw")) as r:
+            assert r.status == 200
+    assert "management login refused user=guest peer=" + ip in b.log_text()
 
 
 async def test_api_close_reason_has_one_prefix(broker, http):

@@ -55,14 +55,23 @@ def _limit_connections(server: web.Server, limit: int, what: str) -> None:
     server.connection_made = connection_made  # type: ignore[method-assign]
 
 
-async def _serve(app: web.Application, host: str, port: int, what: str, cfg: Any) -> web.AppRunner | None:
+async def _serve(app: web.Application, host: str, port: int, what: str, cfg: Any,
+                 forward_secret: bytes | None = None) -> web.AppRunner | None:
     # keepalive_timeout also bounds the wait for a fresh connection's first request and for
     # headers sent slowly (aiohttp closes a connection still waiting for a complete request)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=cfg.http_idle_timeout)
     await runner.setup()
     assert runner.server is not None
     _limit_connections(runner.server, connection_limit(cfg.http_max_connections), what)
-    site = web.TCPSite(runner, host or None, port, reuse_address=True, backlog=128)
+    site: web.TCPSite
+    if forward_secret:
+        # a cluster leader: followers carry clients here behind a signed line naming them
+        from warren.server.http.forwarded_site import ForwardedTCPSite
+
+        site = ForwardedTCPSite(runner, host or None, port, reuse_address=True, backlog=128,
+                                secret=forward_secret)
+    else:
+        site = web.TCPSite(runner, host or None, port, reuse_address=True, backlog=128)
     try:
         await site.start()
     except OSError as exc:
@@ -85,11 +94,13 @@ async def start_http(broker: Broker) -> list[Any]:
     # the descriptor watcher lives with the listeners: stop_http stops it too
     runners: list[Any] = [FdWatch().start()]
     if cfg.management_port:
-        r = await _serve(make_management_app(broker), host, cfg.management_port, "http", cfg)
+        r = await _serve(make_management_app(broker), host, cfg.management_port, "http", cfg,
+                         broker.forward_secret)
         if r is not None:
             runners.append(r)
     if cfg.prometheus_port:
-        r = await _serve(make_prometheus_app(broker), host, cfg.prometheus_port, "http/prometheus", cfg)
+        r = await _serve(make_prometheus_app(broker), host, cfg.prometheus_port, "http/prometheus", cfg,
+                         broker.forward_secret)
         if r is not None:
             runners.append(r)
     return runners

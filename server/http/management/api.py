@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import web
+from warren.server.core.addresses import is_loopback
 from warren.server.core.errlog import clip, describe
 from warren.server.core.errors import ChannelError
 from warren.server.http.management import authz as A
@@ -215,17 +216,21 @@ class Api:
             name, _, password = base64.b64decode(h[6:].strip()).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise HTTPError(401, "not_authorized", "Login failed") from None
-        err = self.check_login(name, password)
+        err = self.check_login(name, password, request.remote)
         if err is not None:
+            log.warning("management login refused user=%s peer=%s reason=%s", clip(name), request.remote, err)
             # RabbitMQ spells the two differently
             raise HTTPError(401, "not_authorized" if err == "Login failed" else "not_authorised", err)
         return self.broker.users[name]
 
-    def check_login(self, name: str, password: str) -> str | None:
-        """None if ``name``/``password`` may use the management API, else the reason why not."""
+    def check_login(self, name: str, password: str, peer: str | None) -> str | None:
+        """None if ``name``/``password`` may use the management API from ``peer`` (the
+        client's IP), else the reason why not (RabbitMQ's texts, in its order)."""
         user = self.broker.users.get(name)
         if user is None or not check_password(password, user.password_hash):
             return "Login failed"
+        if name in self.broker.config.loopback_users and not is_loopback(peer):
+            return "User can only log in via localhost"
         if not A.is_management(user):
             return "Not management user"
         return None
@@ -239,6 +244,8 @@ class Api:
         user = self.broker.users.get(name)
         if user is None or not A.is_management(user):
             raise HTTPError(401, "not_authorized", "Login failed")
+        if name in self.broker.config.loopback_users and not is_loopback(request.remote):
+            raise HTTPError(401, "not_authorised", "User can only log in via localhost")
         return user
 
     # -- overview ------------------------------------------------------------------

@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from warren.server.core.errlog import clip
 
 if TYPE_CHECKING:
     from warren.server.http.management.api import Api
@@ -100,9 +101,10 @@ def install(app: web.Application, api: Api) -> None:
         if not isinstance(body, dict) or not isinstance(body.get("username"), str) \
                 or not isinstance(body.get("password"), str):
             return reply({"error": "bad_request", "reason": "username and password (strings) are required"}, 400)
-        err = api.check_login(body["username"], body["password"])
+        err = api.check_login(body["username"], body["password"], request.remote)
         if err is not None:
-            log.info("dashboard login refused user=%s reason=%s", body["username"], err)
+            log.warning("dashboard login refused user=%s peer=%s reason=%s", clip(body["username"]),
+                        request.remote, err)
             return reply({"error": "not_authorized", "reason": err}, 401)
         token = sessions.create(body["username"])
         user = api.broker.users[body["username"]]

@@ -1,0 +1,10 @@
+"""Client addresses: what counts as loopback (``loopback_users`` may log in only from there)."""
+
+from __future__ import annotations
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` (a peer's IP as text) is this machine's loopback."""
+    if not host:
+        return False
+    return host.startswith("127.") or host in ("::1", "localhost") or host.startswith("::ffff:127.")
