@@ -24,6 +24,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from warren.server.cluster.replication import wire
@@ -36,9 +37,11 @@ from warren.server.cluster.replication.peers import (
     INSYNC,
     JOINING,
     REMOVING,
+    AckReader,
     Hook,
     ReplicationError,
     _Peer,
+    start_ack_server,
 )
 from warren.server.cluster.replication.source import SnapshotSource
 from warren.server.cluster.replication.streams import abort, peer_name
@@ -119,7 +122,7 @@ class Leader(Operations):
     # -- life ---------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        self._server = await start_ack_server(self._serve, self._host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
 
     @property
@@ -397,7 +400,7 @@ class Leader(Operations):
         task.add_done_callback(self._tasks.discard)
 
     # -- one follower's connection ---------------------------------------------------
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: AckReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -416,11 +419,11 @@ class Leader(Operations):
             peer.task = asyncio.ensure_future(self._send(peer, log_id, last))
             self._tasks.add(peer.task)
             peer.task.add_done_callback(self._tasks.discard)
-            while True:
-                body = await wire.read_frame(reader, wire.MAX_HANDSHAKE)  # acks are tiny
-                if body[0] != wire.ACKSEQ:
-                    raise wire.WireError(f"unexpected message type {body[0]} from follower")
-                self._on_ack(peer, wire.parse_seq(body))
+            # acks count as they arrive (AckReader); this task only waits for the end
+            reader.take_acks(partial(self._on_ack, peer))
+            if await reader.read(1):
+                raise wire.WireError("data from a follower outside its acks")
+            raise ConnectionError("the follower closed the link")
         except wire.AuthError as exc:
             log.warning("replication: refused %s: %s", peer_name(writer), exc)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, wire.WireError) as exc:
