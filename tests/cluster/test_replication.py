@@ -546,17 +546,17 @@ async def test_new_leader_log_means_full_resync(tmp_path):
 
 
 def test_frames_are_checked():
-    body = wire.op_append(wire.RESYNC_RECORD, 7, b"q", 42, b"data")
-    op = wire.parse_op(body)
-    assert (op.kind, op.seq, op.store, op.position, op.data) == (
-        wire.RESYNC_RECORD, 7, "q", 42, b"data")
     parts = [wire.record_head(4, 42), b"data", wire.record_head(0, 43), b""]
-    appends = wire.parse_op(wire.op_appends(9, b"q", 2, parts))
+    body = wire.op_records(wire.RESYNC_RECORD, 7, b"q", 2, parts)
+    op = wire.parse_op(body)
+    assert (op.kind, op.seq, op.store, op.position) == (wire.RESYNC_RECORD, 7, "q", 2)
+    appends = wire.parse_op(wire.op_records(wire.OP_APPEND, 9, b"q", 2, parts))
     assert (appends.kind, appends.seq, appends.store) == (wire.OP_APPEND, 9, "q")
     pos42 = (42).to_bytes(8, "little")
     assert wire.records(appends) == [(42, pos42 + b"data"), (43, (43).to_bytes(8, "little"))]
-    for bad in (wire.op_appends(9, b"q", 3, parts), wire.op_appends(9, b"q", 1, parts),
-                wire.op_appends(9, b"q", 2, parts)[:-3]):
+    for bad in (wire.op_records(wire.OP_APPEND, 9, b"q", 3, parts),
+                wire.op_records(wire.OP_APPEND, 9, b"q", 1, parts),
+                wire.op_records(wire.OP_APPEND, 9, b"q", 2, parts)[:-3]):
         with pytest.raises(wire.WireError):
             wire.records(wire.parse_op(bad))
     purge = wire.parse_op(wire.op_purge(8, b"q", [1, 2], 99))

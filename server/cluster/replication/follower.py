@@ -308,7 +308,7 @@ class Follower:
 
     def _apply(self, op: wire.Op, touched: dict[str, _Replica]) -> Any:
         kind = op.kind
-        if kind == wire.OP_APPEND:
+        if kind == wire.OP_APPEND or kind == wire.RESYNC_RECORD:
             replica = self._stores.get(op.store)
             if replica is None:
                 replica = self._stores[op.store] = self._open(op.store)
@@ -318,14 +318,6 @@ class Follower:
                 if position not in local:
                     local[position] = push(ReplicaRecord(position, raw))
             touched[op.store] = replica
-        elif kind == wire.RESYNC_RECORD:
-            replica = self._stores.get(op.store)
-            if replica is None:
-                replica = self._stores[op.store] = self._open(op.store)
-            if op.position not in replica.local:
-                raw = _ORIGIN.pack(op.position) + op.data
-                replica.local[op.position] = replica.store.push(ReplicaRecord(op.position, raw))
-                touched[op.store] = replica
         elif kind == wire.OP_ACK:
             replica = self._stores.get(op.store)
             if replica is not None:

@@ -520,22 +520,23 @@ class Leader(Operations):
         log.info("replication: full resync of %s at seq %d (%d stores)", peer.node, at, len(snaps))
         writer.write(wire.frame(wire.start(wire.MODE_RESYNC, self.log_id, at)))
         writer.write(wire.frame(wire.seq_message(wire.RESYNC_BEGIN, at)))
-        size = 0
         loop = asyncio.get_running_loop()
+        head = wire.record_head
         for snap in snaps:
             sid = snap.store_id.encode()
             # reading the files is slow for a large store: not on the loop
-            positions = await loop.run_in_executor(None, snap.positions)
-            for pos in positions:
-                data = snap.read(pos)
-                if data is None:
-                    continue
-                fr = wire.frame(wire.op_append(wire.RESYNC_RECORD, at, sid, pos, data))
-                writer.write(fr)
-                size += len(fr)
-                if size >= _CHUNK:
-                    size = 0
+            batches = snap.batches()
+            try:
+                while (batch := await loop.run_in_executor(None, next, batches, None)) is not None:
+                    parts: list[bytes] = []
+                    for pos, data in batch:
+                        parts.append(head(len(data), pos))
+                        parts.append(data)
+                    # many records to a frame: a follower applies a frame as one batch
+                    writer.write(wire.frame(wire.op_records(wire.RESYNC_RECORD, at, sid, len(batch), parts)))
                     await writer.drain()
+            finally:
+                batches.close()
         writer.write(wire.frame(wire.seq_message(wire.RESYNC_END, at)))
         await writer.drain()
         return at + 1

@@ -85,7 +85,7 @@ class Operations:
         self._batch = None
         sid = batch.store.encode()
         if batch.kind == wire.OP_APPEND:
-            body = wire.op_appends(batch.seq, sid, batch.count, batch.items)
+            body = wire.op_records(wire.OP_APPEND, batch.seq, sid, batch.count, batch.items)
         else:
             body = wire.op_ack(batch.seq, sid, batch.items)  # type: ignore[arg-type]
         fr = wire.frame(body)

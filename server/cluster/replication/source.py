@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import NamedTuple, Protocol
 
 from warren.storage.log import LogStore
-from warren.storage.log.scan import scan_files
-
-log = logging.getLogger("warren.cluster.replication")
+from warren.storage.log.scan import scan_records
 
 
 class StoreSnapshot(NamedTuple):
-    """One store at the snapshot's seq. ``positions()`` lists its live records (it may run
-    in a worker thread, and may leave out records removed after the snapshot);
-    ``read(pos)`` (on the loop) gives a record's bytes, or None if it is gone since (acked
-    and dropped, or the store deleted: the operations after the snapshot say so)."""
+    """One store at the snapshot's seq. ``batches()`` iterates over its live records as
+    lists of (position, bytes), read from its files (advance it in a worker thread). It
+    may leave out records removed after the snapshot, or still hold some: either way the
+    operations after the snapshot (acks, a delete) follow and say what is gone."""
 
     store_id: str
-    positions: Callable[[], list[int]]
-    read: Callable[[int], bytes | None]
+    batches: Callable[[], Iterator[list[tuple[int, bytes]]]]
 
 
 class SnapshotSource(Protocol):
@@ -31,12 +27,11 @@ class SnapshotSource(Protocol):
     def snapshot(self) -> list[StoreSnapshot]: ...
 
 
-def _raw(data: bytes) -> bytes:
-    return bytes(data)
-
-
 class LogStoreSource:
     """A :class:`SnapshotSource` over registered :class:`LogStore` instances (by store id)."""
+
+    #: bytes at the start of each stored record that are not sent
+    skip = 0
 
     def __init__(self) -> None:
         self.stores: dict[str, LogStore] = {}
@@ -48,27 +43,8 @@ class LogStoreSource:
         self.stores.pop(store_id, None)
 
     def snapshot(self) -> list[StoreSnapshot]:
-        out = []
-        for store_id, store in self.stores.items():
-            plan = store.scan_plan()
-            out.append(
-                StoreSnapshot(store_id, partial(scan_files, plan), self._reader(store_id, store))
-            )
-        return out
-
-    def _reader(self, store_id: str, store: LogStore) -> Callable[[int], bytes | None]:
-        def read(pos: int) -> bytes | None:
-            # a store deleted (and maybe re-made under the same id) since the snapshot:
-            # its records are gone, and positions of the new one mean something else
-            if self.stores.get(store_id) is not store:
-                return None
-            try:
-                data = store.read(pos, _raw)
-            except (KeyError, OSError, ValueError):
-                return None  # acked and its segment dropped since the snapshot
-            if not isinstance(data, bytes):
-                # served from the store's tail cache: the record object, not its bytes
-                data = store.encode(data)
-            return data
-
-        return read
+        # the plans are taken now, on the loop (buffers written); the files are read later
+        return [
+            StoreSnapshot(store_id, partial(scan_records, store.scan_plan(), skip=self.skip))
+            for store_id, store in self.stores.items()
+        ]

@@ -123,11 +123,4 @@ class ReplicatedSource(LogStoreSource):
     """The leader's stores for a full resync, as a follower stores them: the origin
     prefix of the leader's own files is not sent (the follower adds its own)."""
 
-    def _reader(self, store_id: str, store: LogStore) -> Callable[[int], bytes | None]:
-        read = super()._reader(store_id, store)
-
-        def without_origin(pos: int) -> bytes | None:
-            data = read(pos)
-            return None if data is None else data[8:]
-
-        return without_origin
+    skip = len(NO_ORIGIN)

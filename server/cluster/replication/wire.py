@@ -24,8 +24,8 @@ from typing import NamedTuple
 from zlib import crc32
 
 #: 2: OP_PURGE carries the highest position it covers; 3: OP_ACK carries several;
-#: 4: OP_APPEND carries several records
-VERSION = 4
+#: 4: OP_APPEND carries several records; 5: RESYNC_RECORD too
+VERSION = 5
 #: a frame's body may not be larger (a corrupt or hostile length cannot make us allocate more)
 MAX_FRAME = 64 * 1024 * 1024
 NONCE = 32
@@ -203,19 +203,16 @@ def parse_seq(body: bytes) -> int:
 
 
 # -- operations ----------------------------------------------------------------
-def op_append(kind: int, seq: int, store: bytes, position: int, data: bytes) -> bytes:
-    """RESYNC_RECORD: a record's bytes at the leader's ``position``."""
-    return _OP.pack(kind, seq, len(store)) + store + _POS.pack(position) + data
-
-
-def op_appends(seq: int, store: bytes, count: int, parts: list[bytes]) -> bytes:
-    """OP_APPEND: ``count`` records appended to ``store``; ``parts`` alternate
-    ``record_head(len(data), position)`` and ``data``."""
-    return b"".join([_OP.pack(OP_APPEND, seq, len(store)), store, _COUNT.pack(count), *parts])
+def op_records(kind: int, seq: int, store: bytes, count: int, parts: list[bytes]) -> bytes:
+    """OP_APPEND (records appended to ``store``) or RESYNC_RECORD (a resync's records of
+    ``store``): ``count`` records; ``parts`` alternate ``record_head(len(data), position)``
+    and ``data``."""
+    return b"".join([_OP.pack(kind, seq, len(store)), store, _COUNT.pack(count), *parts])
 
 
 def records(op: Op) -> list[tuple[int, bytes]]:
-    """An OP_APPEND's records: (the leader's position, ``position | bytes`` as stored)."""
+    """An OP_APPEND's or RESYNC_RECORD's records: (the leader's position,
+    ``position | bytes`` as stored)."""
     data = op.data
     end = len(data)
     off = 0
@@ -265,9 +262,9 @@ def op_plain(kind: int, seq: int, store: bytes, payload: bytes = b"") -> bytes:
 
 
 class Op(NamedTuple):
-    """A decoded operation: ``position`` for a resync record (for purge: the highest
-    position it covers; for append: the number of records), ``data`` for appends and
-    resync records and the opaque kinds, ``keep`` for purge (the positions
+    """A decoded operation: ``position`` for purge the highest position it covers, for
+    appends and resync records the number of records; ``data`` for appends and resync
+    records (see ``records``) and the opaque kinds, ``keep`` for purge (the positions
     it keeps) and ack (the positions acked)."""
 
     kind: int
@@ -287,16 +284,11 @@ def parse_op(body: bytes) -> Op:
     if len(body) < at:
         raise WireError("short store id")
     store = _text(body[_OP.size : at])
-    if kind == OP_APPEND:
+    if kind == OP_APPEND or kind == RESYNC_RECORD:
         if len(body) < at + 4:
-            raise WireError("short append")
+            raise WireError("short records")
         # position: the number of records; data: the records (see ``records``)
         return Op(kind, seq, store, _COUNT.unpack_from(body, at)[0], body[at + 4 :])
-    if kind == RESYNC_RECORD:
-        if len(body) < at + 8:
-            raise WireError("short position")
-        pos = _POS.unpack_from(body, at)[0]
-        return Op(kind, seq, store, pos, body[at + 8 :])
     if kind == OP_ACK:
         if len(body) < at + 4:
             raise WireError("short ack")
