@@ -143,6 +143,22 @@ class _GroupCommit:
         self._closing_fds.clear()
         return exc is None
 
+    def _wait_job(self) -> list[tuple[Callable[[bool], None], bool]]:
+        """Block until the fsync in flight (if any) is done and finish it; its waiters
+        and how it went, for the caller to answer."""
+        job = self._job
+        if job is None:
+            return []
+        assert job.future is not None
+        if job.syncer is not None:
+            job.syncer.wait(job.future)
+        else:
+            concurrent.futures.wait([job.future])
+        job.handled = True
+        self._job = None
+        ok = self._finish_job(job, [])
+        return [(cb, ok) for cb in job.waiters]
+
     def sync_now(self) -> bool:
         """Make everything pushed so far durable now, in the calling thread (blocking).
 
@@ -154,20 +170,9 @@ class _GroupCommit:
         """
         if self._closed:
             return True
-        waiters: list[Callable[[bool], None]] = []
-        job = self._job
-        if job is not None:
-            # an fsync in flight uses fds this one may close: let it finish first
-            assert job.future is not None
-            if job.syncer is not None:
-                job.syncer.wait(job.future)
-            else:
-                concurrent.futures.wait([job.future])
-            job.handled = True
-            self._job = None
-            job_ok = self._finish_job(job, [])
-            for cb in job.waiters:
-                _call(cb, job_ok)
+        # an fsync in flight uses fds this one may close: let it finish first
+        for cb, job_ok in self._wait_job():
+            _call(cb, job_ok)
         waiters, self._waiters = self._waiters, []
         ok = True
         if self._dirty or self._sync_dirs:
@@ -227,19 +232,8 @@ class _GroupCommit:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        job = self._job
-        results: list[tuple[Callable[[bool], None], bool]] = []
-        if job is not None:
-            # wait for the fsync in flight: it uses fds we are about to close
-            assert job.future is not None
-            if job.syncer is not None:
-                job.syncer.wait(job.future)
-            else:
-                concurrent.futures.wait([job.future])
-            job.handled = True
-            self._job = None
-            ok = self._finish_job(job, [])
-            results.extend((cb, ok) for cb in job.waiters)
+        # wait for the fsync in flight: it uses fds we are about to close
+        results = self._wait_job()
         ok = True
         if self._wfd < 0 and self._wseg.live <= 0:
             # the write segment was never written and holds nothing live: writing

@@ -66,9 +66,9 @@ class _Scan:
         return plan
 
 
-def scan_files(plan: list[SegmentExtent]) -> list[int]:
-    """Positions of the persistent, not acked records within ``plan`` (reads files only)."""
-    out: list[int] = []
+def _walk(plan: list[SegmentExtent]) -> Iterator[tuple[int, mmap.mmap, int, int]]:
+    """(position, the segment's map, offset of the bytes, their length) of each persistent,
+    not acked record within ``plan``, in file order (the map is valid until the next step)."""
     for base, path, ack_path, end in plan:
         acks = set(load_acks(ack_path))
         try:
@@ -83,12 +83,18 @@ def scan_files(plan: list[SegmentExtent]) -> list[int]:
                 off = SEGMENT_HEADER
                 while off + RECORD_HEADER <= size:
                     n, _crc, flags, _size = _rec_unpack(mm, off)
+                    if off + RECORD_HEADER + n > size:
+                        break
                     if flags & FLAG_PERSISTENT and off not in acks:
-                        out.append(base | off)
+                        yield base | off, mm, off + RECORD_HEADER, n
                     off += RECORD_HEADER + n
         finally:
             os.close(fd)
-    return out
+
+
+def scan_files(plan: list[SegmentExtent]) -> list[int]:
+    """Positions of the persistent, not acked records within ``plan`` (reads files only)."""
+    return [pos for pos, _mm, _at, _n in _walk(plan)]
 
 
 def scan_records(
@@ -99,32 +105,12 @@ def scan_records(
     order, not one ``read`` (two ``pread``) per record. Reads files only (any thread)."""
     batch: list[tuple[int, bytes]] = []
     held = 0
-    for base, path, ack_path, end in plan:
-        acks = set(load_acks(ack_path))
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            continue  # every record acked and the segment dropped since the plan
-        try:
-            size = min(end, os.fstat(fd).st_size)
-            if size <= SEGMENT_HEADER:
-                continue
-            with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
-                off = SEGMENT_HEADER
-                while off + RECORD_HEADER <= size:
-                    n, _crc, flags, _size = _rec_unpack(mm, off)
-                    stop = off + RECORD_HEADER + n
-                    if stop > size:
-                        break
-                    if flags & FLAG_PERSISTENT and off not in acks:
-                        batch.append((base | off, mm[off + RECORD_HEADER + skip : stop]))
-                        held += n
-                        if held >= batch_bytes:
-                            yield batch
-                            batch, held = [], 0
-                    off = stop
-        finally:
-            os.close(fd)
+    for pos, mm, at, n in _walk(plan):
+        batch.append((pos, mm[at + skip : at + n]))
+        held += n
+        if held >= batch_bytes:
+            yield batch
+            batch, held = [], 0
     if batch:
         yield batch
 
