@@ -310,8 +310,16 @@ class ClusterNode:
             while not lost.done():
                 if leader.failed is not None:
                     reason = f"replication failed ({leader.failed})"
-                    with contextlib.suppress(Exception):
-                        await self.election.resign(leadership)
+                    # hand the key back so that the next leader need not wait out the lease,
+                    # but no longer than the lease: with etcd out of reach (how an in-sync
+                    # update fails) the resign hung ~30 s while this node kept its clients
+                    resign = asyncio.ensure_future(self.election.resign(leadership))
+                    await asyncio.wait({resign}, timeout=self.cc.lease_ttl)
+                    if not resign.done():
+                        # not awaited: whatever it is stuck in must not hold this node; the
+                        # delete is fenced by the term, so landing late is harmless
+                        resign.cancel()
+                    resign.add_done_callback(_retrieve)
                     return
                 await asyncio.wait({lost}, timeout=0.2)
             reason = lost.result()
@@ -322,3 +330,9 @@ class ClusterNode:
             # one line to grep for, whatever ended the term
             log.warning("cluster: node %s stopped leading (token %d) last_replicated=%.6f: %s",
                         self.name, leadership.token, leader.last_ok_at, reason)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Consume a background task's outcome (a failed resign is expected with etcd away)."""
+    if not task.cancelled():
+        task.exception()

@@ -188,3 +188,34 @@ async def test_below_min_insync_publishes_are_nacked_until_a_follower_is_back(tm
 
 async def _members_below(c: LocalCluster, n: int) -> bool:
     return len(await c.insync()) < n
+
+
+async def test_a_leader_that_cannot_update_the_in_sync_set_steps_down_promptly(tmp_path, etcd_fresh):
+    """Cut the leader off etcd and kill a follower: dropping it from the in-sync set fails,
+    so the leader can confirm nothing more and must end its term. Handing back its key
+    cannot reach etcd either, and must not keep it leading (with its clients): in a
+    60-round fault run that resign hung ~30 s. It steps down within about a lease."""
+    import time
+
+    from tests.cluster.netcut import CuttableLink
+
+    links = {f"n{i}": CuttableLink(etcd_fresh.endpoint).start() for i in (1, 2, 3)}
+    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint,
+                     node_etcd={name: link.endpoint for name, link in links.items()}).start()
+    try:
+        first = await c.wait_serving(size=3)
+        leader = c.nodes[first]
+        ended = leader.log_text().count("stopped leading")
+        links[first].cut()
+        next(n for n in c.nodes.values() if n.name != first).kill()
+        t0 = time.monotonic()
+        await c.wait(lambda: _logged(leader, "stopped leading", ended), 15, "the leader to step down")
+        assert time.monotonic() - t0 < 10
+    finally:
+        await c.close()
+        for link in links.values():
+            link.close()
+
+
+async def _logged(node, text: str, before: int) -> bool:
+    return node.log_text().count(text) > before
