@@ -44,7 +44,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from warren.bench.scenarios import free_port, last_json, machine_busy, tree_cpu_s, wait_idle
+from warren.bench.ports import free_port
+from warren.bench.scenarios import last_json, machine_busy, tree_cpu_s, wait_idle
 
 log = logging.getLogger("cluster_bench")
 

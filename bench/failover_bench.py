@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-from warren.bench.cluster_bench import WarrenCluster, warren_env
+from warren.bench.cluster_bench import WarrenCluster, wait_for, warren_env
 
 log = logging.getLogger("failover_bench")
 
@@ -73,17 +73,6 @@ async def _depth(uri: str, queue: str) -> int:
         await conn.close()
 
 
-def _wait(cond: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def run_one(n: int, base: Path, env: dict[str, str], options: str) -> dict[str, Any]:
     cluster = WarrenCluster(base / f"c{n}", env, "info", options=options)
     try:
@@ -98,11 +87,11 @@ def run_one(n: int, base: Path, env: dict[str, str], options: str) -> dict[str, 
         def status() -> dict[str, Any]:
             return cluster.status() or {}
 
-        st = _wait(lambda: (s := status()).get("role") == "leader" and s.get("leader") not in (None, old.name)
-                   and s, 60, "a new leader")
+        st = wait_for(lambda: (s := status()).get("role") == "leader" and s.get("leader") not in (None, old.name)
+                   and s, 60, "a new leader", interval=0.02)
         t_leader = time.monotonic() - t0
         new = cluster.nodes[st["leader"]]
-        _wait(lambda: len(status().get("in_sync") or []) >= 2, 600, "2 nodes in sync")
+        wait_for(lambda: len(status().get("in_sync") or []) >= 2, 600, "2 nodes in sync", interval=0.02)
         t_sync = time.monotonic() - t0
         asyncio.run(_first_confirm(new.uri, queue, 600))
         t_confirm = time.monotonic() - t0

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shlex
 import shutil
 import signal
@@ -38,6 +37,8 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from warren.bench.ports import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -192,27 +193,6 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
-
-
-_handed_out: set[int] = set()
-_rng = random.Random(os.getpid() ^ time.time_ns())
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on, below the ephemeral range (no client socket can
-    hold it while a broker starts), never handed out twice in one run."""
-    for _ in range(1000):
-        port = _rng.randrange(20000, 32000)
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError("no free loopback port found")
 
 
 # --------------------------------------------------------------------------- brokers

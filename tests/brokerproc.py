@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -11,31 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from warren.bench.ports import free_port  # noqa: F401 - the tests import it from here
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-_HANDED_OUT: set[int] = set()
-# below Linux's ephemeral range (32768-60999): a port the kernel picked with bind(0) can be
-# picked again for the next test, or become some client's source port, while a broker is
-# still starting on it; then a client talks to the wrong peer (or to itself)
-_PORT_RANGE = (20000, 32000)
-_rng = random.Random(os.getpid() ^ time.time_ns())
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on, never the same twice in one test session."""
-    for _ in range(1000):
-        port = _rng.randrange(*_PORT_RANGE)
-        if port in _HANDED_OUT:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _HANDED_OUT.add(port)
-        return port
-    raise RuntimeError("no free loopback port found")
 
 
 def wait_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | None = None) -> None:

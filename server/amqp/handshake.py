@@ -14,12 +14,10 @@ from warren.protocol import commands as C
 from warren.protocol.constants import ACCESS_REFUSED, FRAME_MIN_SIZE, NOT_ALLOWED, PROTOCOL_HEADER
 from warren.protocol.methods import method_frame
 from warren.server.amqp.tls import cert_login
-from warren.server.core.addresses import is_loopback
+from warren.server.core.addresses import loopback_refused
 from warren.server.core.errlog import clip
 from warren.server.core.errors import ConnectionError_
-from warren.server.core.forwarded import MAX_LINE as FWD_MAX_LINE
-from warren.server.core.forwarded import PREFIX as FWD_PREFIX
-from warren.server.core.forwarded import ForwardedError, parse_line
+from warren.server.core.forwarded import ForwardedError, starts_line, take_line
 from warren.server.model.auth import check_password, parse_amqplain, parse_plain
 from warren.server.model.limits import check_connection
 
@@ -56,28 +54,23 @@ class Handshake:
         returns what followed the header."""
         buf = self._hdr + data
         secret = self.broker.forward_secret
-        if secret is not None and not self.forwarded and buf[:len(FWD_PREFIX)] == FWD_PREFIX[:len(buf)]:
+        if secret is not None and not self.forwarded and starts_line(buf):
             # a cluster follower forwarding a client: who the client really is comes first
-            end = buf.find(b"\r\n")
-            if end < 0:
-                if len(buf) > FWD_MAX_LINE:
-                    log.warning("bad forwarding line conn=%s: too long", self.name)
-                    self._abort()
-                    return b""
-                self._hdr = buf
-                return b""
             try:
-                ip, port = parse_line(secret, bytes(buf[:end + 2]))
+                taken = take_line(secret, buf)
             except ForwardedError as exc:
                 log.warning("bad forwarding line conn=%s: %s", self.name, exc)
                 self._abort()
                 return b""
+            if taken is None:
+                self._hdr = buf
+                return b""
+            (ip, port), buf = taken
             via = self.name.split(" ")[0]
             self.forwarded = True  # one line per connection: a second would be the client's
             self.peer = (ip, port)
             self.name = f"{ip}:{port} -> {self.name.split(' -> ')[-1]} via {via}"
             self._hdr = b""
-            buf = buf[end + 2:]
             if not buf:
                 return b""
         if len(buf) < 8:
@@ -142,7 +135,7 @@ class Handshake:
                 f"Login was refused using authentication mechanism {mech}. For details see the broker logfile."
             )
             return
-        if username in self.config.loopback_users and not is_loopback(self.peer[0]):
+        if loopback_refused(username, self.peer[0], self.config.loopback_users):
             log.warning("user %r can only connect via localhost conn=%s", username, self.name)
             # RabbitMQ's text for a wrong password too: the refusal must not tell a remote
             # client that it guessed the password right

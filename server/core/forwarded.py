@@ -56,3 +56,19 @@ def parse_line(secret: bytes, line: bytes, now_ms: int | None = None) -> tuple[s
     if not hmac.compare_digest(mac, _mac(secret, ip, port, ms)):
         raise ForwardedError("forwarding line not signed with the cluster secret")
     return ip, port
+
+
+def starts_line(buf: bytes | bytearray) -> bool:
+    """Whether ``buf``, a connection's first bytes, may be (the start of) a forwarding line."""
+    return PREFIX.startswith(bytes(buf[: len(PREFIX)]))
+
+
+def take_line(secret: bytes, buf: bytes | bytearray) -> tuple[tuple[str, int], bytes] | None:
+    """The forwarding line ``buf`` starts with: the client it names and the bytes after
+    it, or None while the line is incomplete. ForwardedError if it is too long or bad."""
+    end = buf.find(b"\r\n")
+    if end < 0:
+        if len(buf) > MAX_LINE:
+            raise ForwardedError("forwarding line too long")
+        return None
+    return parse_line(secret, bytes(buf[: end + 2])), bytes(buf[end + 2 :])

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from warren.server.core.forwarded import MAX_LINE, PREFIX, ForwardedError, parse_line
+from warren.server.core.forwarded import ForwardedError, starts_line, take_line
 
 log = logging.getLogger("warren.management")
 
@@ -64,24 +64,20 @@ class _Forwarded(asyncio.Protocol):
             self._inner.data_received(data)
             return
         head += data
-        if not PREFIX.startswith(bytes(head[: len(PREFIX)])):
+        if not starts_line(head):
             self._head = None  # an ordinary client
             self._inner.data_received(bytes(head))
             return
-        end = head.find(b"\r\n")
-        if end < 0:
-            if len(head) > MAX_LINE:
-                self._refuse("forwarding line too long")
-            return
         try:
-            ip, port = parse_line(self._secret, bytes(head[: end + 2]))
+            taken = take_line(self._secret, head)
         except ForwardedError as exc:
             self._refuse(str(exc))
             return
+        if taken is None:
+            return  # more of the line to come
         assert self._peer is not None
-        self._peer.peer = (ip, port)
+        self._peer.peer, rest = taken
         self._head = None
-        rest = bytes(head[end + 2 :])
         if rest:
             self._inner.data_received(rest)
 

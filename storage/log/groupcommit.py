@@ -81,14 +81,7 @@ class _GroupCommit:
             for cb in waiters:
                 loop.call_soon(cb, False)
             return
-        fds = self._unsynced_fds
-        self._unsynced_fds = []
-        close_fds = list(fds)
-        if self._wfd >= 0:
-            fds = [*fds, self._wfd]
-        dirs = self._sync_dirs
-        self._sync_dirs = []
-        self._dirty = False
+        fds, close_fds, dirs = self._take_sync_set()
         job = _SyncJob(waiters, close_fds)
         self._job = job
         syncer = self._syncer
@@ -178,31 +171,30 @@ class _GroupCommit:
         if self._dirty or self._sync_dirs:
             ok = self._flush_write()
             if ok:
-                retired = self._unsynced_fds
-                self._unsynced_fds = []
-                fds = [*retired, self._wfd] if self._wfd >= 0 else list(retired)
-                dirs = self._sync_dirs
-                self._sync_dirs = []
-                self._dirty = False
+                fds, close_fds, dirs = self._take_sync_set()
+                job = _SyncJob(waiters, close_fds)
+                job.future = concurrent.futures.Future()
                 try:
                     _fsync_all(fds, dirs)
                 except OSError as exc:
-                    self._failed("fsync", exc)
-                    ok = False
-                    self._dirty = True  # not known durable: the next sync retries
-                    self._sync_dirs.extend(d for d in dirs if d not in self._sync_dirs)
+                    job.future.set_exception(exc)
                 else:
-                    if self.last_error is not None:
-                        log.warning("%s: writes and fsyncs succeed again", self.directory)
-                        self.last_error = None
-                for fd in retired:
-                    _close_fd(fd)
-                for fd in self._closing_fds:
-                    _close_fd(fd)
-                self._closing_fds.clear()
+                    job.future.set_result(None)
+                ok = self._finish_job(job, dirs)
         for cb in waiters:
             _call(cb, ok)
         return ok
+
+    def _take_sync_set(self) -> tuple[list[int], list[int], list[Path]]:
+        """What the next fsync covers: the fds with unsynced writes, those of them to close
+        after it (retired segments), and the directories whose entries changed."""
+        retired = self._unsynced_fds
+        self._unsynced_fds = []
+        fds = [*retired, self._wfd] if self._wfd >= 0 else list(retired)
+        dirs = self._sync_dirs
+        self._sync_dirs = []
+        self._dirty = False
+        return fds, retired, dirs
 
     def _arm(self) -> None:
         """Schedule a background flush (no loop running: close() flushes instead)."""

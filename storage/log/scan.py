@@ -7,7 +7,7 @@ index in RAM, so this scans the segment files, as recovery does.
 
 Two steps, so that the scan can leave the event loop: :meth:`LogStore.scan_plan` (on the
 store's loop) writes buffered records and acks to the files and notes how far
-each segment reaches; :func:`scan_files` (any thread) reads only the files. An
+each segment reaches; :func:`scan_records` (any thread) reads only the files. An
 ack or a dropped segment that lands between the two only makes the scan skip a
 record that was removed after the plan.
 """
@@ -92,11 +92,6 @@ def _walk(plan: list[SegmentExtent]) -> Iterator[tuple[int, mmap.mmap, int, int]
             os.close(fd)
 
 
-def scan_files(plan: list[SegmentExtent]) -> list[int]:
-    """Positions of the persistent, not acked records within ``plan`` (reads files only)."""
-    return [pos for pos, _mm, _at, _n in _walk(plan)]
-
-
 def scan_records(
     plan: list[SegmentExtent], batch_bytes: int = 256 * 1024, skip: int = 0
 ) -> Iterator[list[tuple[int, bytes]]]:
@@ -117,4 +112,4 @@ def scan_records(
 
 def live_positions(store: Any) -> list[int]:
     """Positions of every persistent, not yet acked record of a LogStore, in log order."""
-    return scan_files(store.scan_plan())
+    return [pos for pos, _mm, _at, _n in _walk(store.scan_plan())]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class _Batch:
     """Consecutive appends or acks of one store, framed as one operation when it ends."""
 
-    __slots__ = ("kind", "seq", "store", "items", "count")
+    __slots__ = ("kind", "seq", "store", "items")
 
     def __init__(self, kind: int, seq: int, store: str) -> None:
         self.kind = kind
@@ -29,7 +29,6 @@ class _Batch:
         self.store = store
         #: appends: record heads and bytes, alternating; acks: positions
         self.items: list[Any] = []
-        self.count = 0
 
 
 class Operations:
@@ -52,9 +51,9 @@ class Operations:
         batch = self._batch
         if batch is None or batch.kind != wire.OP_APPEND or batch.store != store:
             batch = self._open_batch(wire.OP_APPEND, store)
-        batch.items.append(wire.record_head(len(data), position))
-        batch.items.append(data)
-        batch.count += 1
+        items = batch.items
+        items.append(wire.record_head(len(data), position))
+        items.append(data)
         return batch.seq
 
     def ack(self, store: str, position: int) -> int:
@@ -64,8 +63,23 @@ class Operations:
         if batch is None or batch.kind != wire.OP_ACK or batch.store != store:
             batch = self._open_batch(wire.OP_ACK, store)
         batch.items.append(position)
-        batch.count += 1
         return batch.seq
+
+    def purge(self, store: str, keep: list[int], upto: int) -> int:
+        """Every record of ``store`` up to position ``upto`` (its last append) dropped but
+        the unacked ones at ``keep``."""
+        return self._emit(lambda seq: wire.op_purge(seq, store.encode(), keep, upto))
+
+    def delete_store(self, store: str) -> int:
+        return self._emit(lambda seq: wire.op_plain(wire.OP_DELETE, seq, store.encode()))
+
+    def delayed(self, store: str, payload: bytes) -> int:
+        """A change of ``store``'s delayed index (opaque here)."""
+        return self._emit(lambda seq: wire.op_plain(wire.OP_DELAYED, seq, store.encode(), payload))
+
+    def definitions(self, payload: bytes) -> int:
+        """A change of the definitions the leader owns (opaque here)."""
+        return self._emit(lambda seq: wire.op_plain(wire.OP_DEFINITIONS, seq, b"", payload))
 
     def _open_batch(self, kind: int, store: str) -> _Batch:
         # its seq is taken now, its frame made when another operation comes or at the
@@ -74,9 +88,7 @@ class Operations:
             self._finish_batch()
         self.seq += 1
         batch = self._batch = _Batch(kind, self.seq, store)
-        if not self._scheduled:
-            self._scheduled = True
-            (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
+        self._schedule()
         return batch
 
     def _finish_batch(self) -> None:
@@ -84,50 +96,33 @@ class Operations:
         assert batch is not None
         self._batch = None
         sid = batch.store.encode()
+        items = batch.items
         if batch.kind == wire.OP_APPEND:
-            body = wire.op_records(wire.OP_APPEND, batch.seq, sid, batch.count, batch.items)
+            self._queue(wire.op_records(wire.OP_APPEND, batch.seq, sid, len(items) // 2, items))
         else:
-            body = wire.op_ack(batch.seq, sid, batch.items)  # type: ignore[arg-type]
-        fr = wire.frame(body)
-        self._blog.append(fr)
-        self._blog_size += len(fr)
-        self._pending.append(fr)
+            self._queue(wire.op_ack(batch.seq, sid, items))
 
-    def purge(self, store: str, keep: list[int], upto: int) -> int:
-        """Every record of ``store`` up to position ``upto`` (its last append) dropped but
-        the unacked ones at ``keep``."""
-        return self._emit(wire.op_purge(self._next_seq(), store.encode(), keep, upto))
-
-    def delete_store(self, store: str) -> int:
-        return self._emit(wire.op_plain(wire.OP_DELETE, self._next_seq(), store.encode()))
-
-    def delayed(self, store: str, payload: bytes) -> int:
-        """A change of ``store``'s delayed index (opaque here)."""
-        return self._emit(wire.op_plain(wire.OP_DELAYED, self._next_seq(), store.encode(), payload))
-
-    def definitions(self, payload: bytes) -> int:
-        """A change of the definitions the leader owns (opaque here)."""
-        return self._emit(wire.op_plain(wire.OP_DEFINITIONS, self._next_seq(), b"", payload))
-
-    def _next_seq(self) -> int:
-        """The seq of an operation framed now (after the open batch, which ends here)."""
+    def _emit(self, body_of: Callable[[int], bytes]) -> int:
+        """An operation on its own: ``body_of(seq)`` frames it, after the open batch."""
         if self._batch is not None:
             self._finish_batch()
-        return self.seq + 1
-
-    def _emit(self, body: bytes) -> int:
-        """Queue ``body``, framed with the seq ``_next_seq`` gave it."""
         self.seq += 1
+        self._queue(body_of(self.seq))
+        self._schedule()
+        return self.seq
+
+    def _queue(self, body: bytes) -> None:
         fr = wire.frame(body)
         self._blog.append(fr)
         self._blog_size += len(fr)
         self._pending.append(fr)
+
+    def _schedule(self) -> None:
+        # one write per follower per loop turn, whatever the turn produced
         if not self._scheduled:
-            # one write per follower per loop turn, whatever the turn produced
             self._scheduled = True
-            loop = self._loop or asyncio.get_running_loop()
-            loop.call_soon(self._flush)
-        return self.seq
+            (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
+
     def _trim_backlog(self) -> None:
         if self._blog_size <= self.backlog_bytes:
             return

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from warren.server.cluster.replication import wire
+
 Hook = Callable[[str], Awaitable[Any]]
 
 CATCHUP = "catchup"
@@ -73,8 +75,6 @@ class AckReader(asyncio.StreamReader):
         if on_ack is None:
             super().feed_data(data)
             return
-        from warren.server.cluster.replication import wire
-
         buf = self._pending
         buf += data
         try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import web
-from warren.server.core.addresses import is_loopback
+from warren.server.core.addresses import loopback_refused
 from warren.server.core.errlog import clip, describe
 from warren.server.core.errors import ChannelError
 from warren.server.http.management import authz as A
@@ -229,7 +229,7 @@ class Api:
         user = self.broker.users.get(name)
         if user is None or not check_password(password, user.password_hash):
             return "Login failed"
-        if name in self.broker.config.loopback_users and not is_loopback(peer):
+        if loopback_refused(name, peer, self.broker.config.loopback_users):
             return "User can only log in via localhost"
         if not A.is_management(user):
             return "Not management user"
@@ -244,7 +244,7 @@ class Api:
         user = self.broker.users.get(name)
         if user is None or not A.is_management(user):
             raise HTTPError(401, "not_authorized", "Login failed")
-        if name in self.broker.config.loopback_users and not is_loopback(request.remote):
+        if loopback_refused(name, request.remote, self.broker.config.loopback_users):
             raise HTTPError(401, "not_authorised", "User can only log in via localhost")
         return user
 
