@@ -23,11 +23,6 @@ from warren.storage.log.syncproc import SyncProcess, syncer_for
 
 log = logging.getLogger("warren.storage")
 
-#: fsyncs sent to the helper process before the first is answered: the helper serves
-#: all that are queued with one pass, so a sync never waits for the loop to take the
-#: previous one's answer (on a busy loop that wait was longer than the fsync)
-_MAX_IN_FLIGHT = 4
-
 _executor_lock = threading.Lock()
 _default_executor: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -76,13 +71,8 @@ class _GroupCommit:
 
     def _start_sync(self) -> None:
         self._scheduled = False
-        if self._closed:
+        if self._job is not None or self._closed:
             return
-        jobs = self._jobs
-        if jobs and not jobs[-1].handled:
-            last = jobs[-1].syncer
-            if last is None or not last.alive or len(jobs) >= _MAX_IN_FLIGHT:
-                return  # _sync_done starts it
         waiters = self._waiters
         self._waiters = []
         loop = self._loop
@@ -93,7 +83,7 @@ class _GroupCommit:
             return
         fds, close_fds, dirs = self._take_sync_set()
         job = _SyncJob(waiters, close_fds)
-        jobs.append(job)
+        self._job = job
         syncer = self._syncer
         if syncer is None or not syncer.alive:
             syncer = None if self._executor is not None else syncer_for(loop, default_executor)
@@ -121,8 +111,8 @@ class _GroupCommit:
         if job.handled:
             return
         job.handled = True
+        self._job = None
         ok = self._finish_job(job, dirs)
-        self._release_jobs()
         for cb in job.waiters:
             _call(cb, ok)
         if self._waiters and not self._scheduled and not self._closed:
@@ -139,33 +129,28 @@ class _GroupCommit:
         elif self.last_error is not None:
             log.warning("%s: writes and fsyncs succeed again", self.directory)
             self.last_error = None
+        for fd in job.close_fds:
+            _close_fd(fd)
+        for fd in self._closing_fds:
+            _close_fd(fd)
+        self._closing_fds.clear()
         return exc is None
 
-    def _release_jobs(self) -> None:
-        """Forget the finished fsyncs that no older one is still running beside, closing the
-        retired segment fds they held (an older fsync, in a thread, may still use them)."""
-        jobs = self._jobs
-        while jobs and jobs[0].handled:
-            for fd in jobs.pop(0).close_fds:
-                _close_fd(fd)
-
     def _wait_job(self) -> list[tuple[Callable[[bool], None], bool]]:
-        """Block until the fsyncs in flight (if any) are done and finish them; their
-        waiters and how it went, for the caller to answer."""
-        out: list[tuple[Callable[[bool], None], bool]] = []
-        for job in self._jobs:
-            if job.handled:
-                continue
-            assert job.future is not None
-            if job.syncer is not None:
-                job.syncer.wait(job.future)
-            else:
-                concurrent.futures.wait([job.future])
-            job.handled = True
-            ok = self._finish_job(job, [])
-            out.extend((cb, ok) for cb in job.waiters)
-        self._release_jobs()
-        return out
+        """Block until the fsync in flight (if any) is done and finish it; its waiters
+        and how it went, for the caller to answer."""
+        job = self._job
+        if job is None:
+            return []
+        assert job.future is not None
+        if job.syncer is not None:
+            job.syncer.wait(job.future)
+        else:
+            concurrent.futures.wait([job.future])
+        job.handled = True
+        self._job = None
+        ok = self._finish_job(job, [])
+        return [(cb, ok) for cb in job.waiters]
 
     def sync_now(self) -> bool:
         """Make everything pushed so far durable now, in the calling thread (blocking).
@@ -196,8 +181,6 @@ class _GroupCommit:
                 else:
                     job.future.set_result(None)
                 ok = self._finish_job(job, dirs)
-                for fd in close_fds:
-                    _close_fd(fd)
         for cb in waiters:
             _call(cb, ok)
         return ok
@@ -226,7 +209,7 @@ class _GroupCommit:
         if self._closed:
             return
         self._flush_acks()
-        if self._dirty and not self._jobs and not self._scheduled:
+        if self._dirty and self._job is None and not self._scheduled:
             self._start_sync()  # writes the buffer first
         else:
             self._flush_write()
@@ -241,7 +224,6 @@ class _GroupCommit:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._drop_prep()
         # wait for the fsync in flight: it uses fds we are about to close
         results = self._wait_job()
         ok = True
@@ -268,9 +250,10 @@ class _GroupCommit:
                     ok = False
         results.extend((cb, ok) for cb in self._waiters)
         self._waiters = []
-        for fd in fds:
+        for fd in fds + self._closing_fds:
             _close_fd(fd)
         self._unsynced_fds = []
+        self._closing_fds = []
         self._wfd = -1
         for seg in self._segments.values():
             seg.unmap()

@@ -28,7 +28,6 @@ from warren.storage.log.format import (
     load_acks,
     parse_name,
 )
-from warren.storage.log.prealloc import PREP_SUFFIX, all_zero
 from warren.storage.log.segment import _Segment, _unlink
 
 log = logging.getLogger("warren.storage")
@@ -58,8 +57,6 @@ class _Recovery:
         for entry in os.scandir(self.directory):
             parsed = parse_name(entry.name)
             if parsed is None:
-                if entry.name.endswith(PREP_SUFFIX):
-                    _unlink(Path(entry.path))  # a next segment being prepared at a crash
                 continue
             if parsed[1] == "wlog":
                 wlogs.append(parsed[0])
@@ -89,8 +86,6 @@ class _Recovery:
             if parsed is not None:
                 last_id = max(last_id, parsed[0])
                 _unlink(Path(entry.path))
-            elif entry.name.endswith(PREP_SUFFIX):
-                _unlink(Path(entry.path))
         return last_id
 
     def _recover_segment(self, sid: int) -> tuple[_Segment, int] | None:
@@ -105,26 +100,20 @@ class _Recovery:
             return None
         acks = load_acks(seg.ack_path)
         with open(path, "rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mm:
-            zero_tail = False
             if mm[:SEGMENT_HEADER] != MAGIC:
-                if all_zero(mm, 0, size):
-                    log.debug("%s: dropped a prepared segment never written", path)
-                else:
-                    log.warning(
-                        "%s: dropped segment with bad header at offset 0 (%d bytes)", path, size
-                    )
+                log.warning(
+                    "%s: dropped segment with bad header at offset 0 (%d bytes)", path, size
+                )
                 good = 0
                 live = nbytes = 0
                 first_live = last_live = -1
             else:
                 good, live, nbytes, first_live, last_live = _scan(mm, size, acks)
-                # a prepared segment's unwritten rest: the end of the log, not a torn write
-                zero_tail = good < size and all_zero(mm, good, size)
         if good == 0:
             _unlink(path)
             _unlink(seg.ack_path)
             return None
-        if good < size and not zero_tail:
+        if good < size:
             log.warning(
                 "%s: dropped torn/corrupt tail at offset %d (%d bytes)", path, good, size - good
             )

@@ -8,7 +8,6 @@ is full or emptied, or a write fails. Mixed into
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import mmap
 import os
@@ -23,8 +22,6 @@ from warren.storage.log.format import (
     SEGMENT_SHIFT,
     ack_bytes,
 )
-from warren.storage.log.groupcommit import default_executor
-from warren.storage.log.prealloc import prep_name, zero_fill
 from warren.storage.log.segment import _Segment, _unlink
 
 log = logging.getLogger("warren.storage")
@@ -147,9 +144,8 @@ class _SegmentIO:
         if fd >= 0:
             if self._dirty:
                 self._unsynced_fds.append(fd)  # the next fsync covers it, then closes it
-            elif self._jobs:
-                # the fsyncs in flight may be using it: the last to finish closes it
-                self._jobs[-1].close_fds.append(fd)
+            elif self._job is not None:
+                self._closing_fds.append(fd)  # the fsync in flight may be using it
             else:
                 os.close(fd)
         old.unmap()
@@ -181,7 +177,7 @@ class _SegmentIO:
             if fd < 0:
                 if not self._dir_made:
                     self._make_dir()
-                fd = self._open_write_file()
+                fd = os.open(self._wseg.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 self._wfd = fd
                 if self.directory not in self._sync_dirs:
                     self._sync_dirs.append(self.directory)
@@ -197,61 +193,7 @@ class _SegmentIO:
             return False
         self._wflushed += total
         buf.clear()
-        if self._prep is None and self._durable and self._wflushed >= self._segment_size >> 1:
-            self._prepare(self._wseg.id + 1)
         return True
-
-    # -- preallocation (storage.log.prealloc) ------------------------------
-    def _prepare(self, segment_id: int) -> None:
-        """Have segment ``segment_id``'s file written with zeros in a worker thread.
-
-        Only once the write segment is half full: a store that never fills a
-        segment (most queues) never costs a second file."""
-        if self._closed:
-            return
-        tmp = self.directory / prep_name(segment_id)
-        try:
-            fut = (self._executor or default_executor()).submit(zero_fill, tmp, self._segment_size)
-        except RuntimeError:  # executor shut down: segments are created as they are needed
-            return
-        self._prep = (segment_id, fut, tmp)
-
-    def _open_write_file(self) -> int:
-        """Open the write segment's file: the prepared one renamed into place, or a new one."""
-        seg = self._wseg
-        prep, self._prep = self._prep, None
-        if prep is not None:
-            sid, fut, tmp = prep
-            if sid == seg.id and fut.done() and not fut.cancelled() and fut.exception() is None:
-                try:
-                    fd = os.open(tmp, os.O_WRONLY)
-                except OSError:
-                    pass
-                else:
-                    try:
-                        # seg.path does not exist: a write segment's file is made on its first write
-                        os.rename(tmp, seg.path)
-                    except OSError:
-                        os.close(fd)
-                    else:
-                        return fd
-            # not ready (or failed): removed once its worker is done with it
-            fut.cancel()
-            fut.add_done_callback(lambda _f, tmp=tmp: _unlink(tmp))
-            stale = self._stale_preps
-            stale[:] = [p for p in stale if not p[0].done()]
-            stale.append((fut, tmp))
-        return os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-
-    def _drop_prep(self) -> None:
-        """Stop preparing (shutdown): wait for the workers, remove their files."""
-        preps = [(p[1], p[2]) for p in [self._prep] if p is not None] + self._stale_preps
-        self._prep = None
-        self._stale_preps = []
-        for fut, tmp in preps:
-            if not fut.cancel():
-                concurrent.futures.wait([fut])
-            _unlink(tmp)
 
     def _make_dir(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -303,4 +245,3 @@ class _SegmentIO:
             log.debug("%s: %s failed again: %s", self.directory, what, exc)
         # without its traceback: kept frames would pin buffers and records
         self.last_error = exc.with_traceback(None)
-

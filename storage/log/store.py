@@ -128,9 +128,10 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         "_peeked",
         "_dirty",
         "_unsynced_fds",
+        "_closing_fds",
         "_sync_dirs",
         "_waiters",
-        "_jobs",
+        "_job",
         "_syncer",
         "_scheduled",
         "_timer",
@@ -140,8 +141,6 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         "_closed",
         "_durable",
         "_dir_made",
-        "_prep",
-        "_stale_preps",
         "last_error",
         "recovered_position_limit",
     )
@@ -179,10 +178,10 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         self._peeked: tuple[int, Any, int, int] | None = None
         self._dirty = False
         self._unsynced_fds: list[int] = []
+        self._closing_fds: list[int] = []
         self._sync_dirs: list[Path] = []
         self._waiters: list[Callable[[bool], None]] = []
-        #: fsyncs in flight, oldest first, and finished ones not yet released (groupcommit.py)
-        self._jobs: list[_SyncJob] = []
+        self._job: _SyncJob | None = None
         self._syncer: SyncProcess | None = None
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
@@ -191,10 +190,6 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         self._flush_interval = flush_interval
         self._closed = False
         self._durable = durable
-        #: (segment id, worker future, path) of the next segment's file being prepared
-        self._prep: tuple[int, concurrent.futures.Future[None], Path] | None = None
-        #: preparations given up (not ready when needed) whose worker may still be writing
-        self._stale_preps: list[tuple[concurrent.futures.Future[None], Path]] = []
         self.last_error: BaseException | None = None
         self.recovered_position_limit = 0
 
@@ -479,14 +474,14 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
             loop.call_soon(callback, True)  # close() flushed and fsynced everything
         elif self._dirty:
             self._waiters.append(callback)
-            if not self._scheduled:
+            if self._job is None and not self._scheduled:
                 # start at the end of this loop turn so that every sync() made
                 # by this turn's publishes joins the same fsync
                 self._scheduled = True
                 loop.call_soon(self._start_sync)
-        elif self._jobs and not self._jobs[-1].handled:
-            # nothing new since the last fsync in flight started: it covers us
-            self._jobs[-1].waiters.append(callback)
+        elif self._job is not None:
+            # nothing new since the fsync in flight started: it covers us
+            self._job.waiters.append(callback)
         else:
             loop.call_soon(callback, True)
 

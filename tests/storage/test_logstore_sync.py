@@ -224,7 +224,7 @@ async def test_rotation_while_fsync_in_flight(tmp_path: Path, executor) -> None:
     s.sync(done)
     executor.gate.set()
     assert await done.until(2) == [True, True]
-    assert s._unsynced_fds == [] and s._jobs == []
+    assert s._unsynced_fds == [] and s._closing_fds == []
     s.close()
     s = open_store(tmp_path, segment_size=256)
     assert drain_nums(s) == list(range(40))

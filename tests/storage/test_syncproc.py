@@ -70,56 +70,6 @@ async def test_helper_reports_errors_as_oserror(tmp_path: Path, syncer) -> None:
         os.close(w)
 
 
-async def test_requests_queued_behind_one_are_served_by_one_pass(tmp_path: Path, syncer) -> None:
-    pid = syncer._proc.pid
-    os.kill(pid, signal.SIGSTOP)  # everything below queues up in the socket
-    fds = [_file(tmp_path, f"f{i}") for i in range(3)]
-    r, w = os.pipe()
-    try:
-        futs = [syncer.sync([fds[i % 3], fds[(i + 1) % 3]], [tmp_path]) for i in range(10)]
-        os.kill(pid, signal.SIGCONT)
-        for fut in futs:
-            await _result(fut)
-        assert syncer._pending == {}
-        # a failing request fails those served with it, and the helper goes on
-        os.kill(pid, signal.SIGSTOP)
-        bad = syncer.sync([r], [])
-        also = syncer.sync([fds[0]], [])
-        os.kill(pid, signal.SIGCONT)
-        for fut in (bad, also):
-            with pytest.raises(OSError):
-                await _result(fut)
-        await _result(syncer.sync(fds, []))
-        assert syncer.alive
-    finally:
-        os.kill(pid, signal.SIGCONT)
-        for fd in [*fds, r, w]:
-            os.close(fd)
-
-
-async def test_a_store_sends_the_next_fsync_before_the_first_is_answered(tmp_path: Path) -> None:
-    loop = asyncio.get_running_loop()
-    helper = syncer_for(loop, default_executor)
-    assert helper is not None and helper.alive
-    os.kill(helper._proc.pid, signal.SIGSTOP)
-    s = open_store(tmp_path)
-    res = Results()
-    try:
-        for i in range(3):
-            s.push(rec(i))
-            s.sync(res)
-            await asyncio.sleep(0)  # the fsync starts at the end of this loop turn
-            assert len(s._jobs) == i + 1 and not any(j.handled for j in s._jobs)
-    finally:
-        os.kill(helper._proc.pid, signal.SIGCONT)
-    assert await res.until(3) == [True, True, True]
-    assert s._jobs == []
-    s.close()
-    s2 = open_store(tmp_path)
-    assert len(s2) == 3
-    s2.close()
-
-
 async def test_helper_death_moves_syncs_in_flight_to_threads(tmp_path: Path, syncer) -> None:
     pid = syncer._proc.pid
     os.kill(pid, signal.SIGSTOP)  # holds the next request in flight
@@ -161,7 +111,7 @@ async def test_store_syncs_through_the_helper_and_closes_with_one_in_flight(
     s.push(rec(10))
     s.sync(res)
     await asyncio.sleep(0)  # the fsync starts at the end of this loop turn
-    assert s._jobs and s._jobs[-1].syncer is helper
+    assert s._job is not None and s._job.syncer is helper
     s.close()  # waits for the helper's answer without the loop
     assert await res.until(2) == [True, True]
     s2 = open_store(tmp_path)
