@@ -567,11 +567,14 @@ def problems(run: dict[str, Any]) -> list[str]:
     return out
 
 
-def run_load(tool: str, broker: Any, queue: str, duration: float, label: str, extra_pids: list[int]) -> dict[str, Any]:
+def run_load(tool: str, broker: Any, queue: str, duration: float, label: str, extra_pids: list[int],
+             rate: float = 0.0) -> dict[str, Any]:
     """One amqp-perf run against ``broker``, with the broker's CPU around it."""
     pids = broker.pids()
     cmd = [tool, "--uri", broker.uri, "--queue", queue, "--time", str(duration),
            "--max-time", str(max(60.0, duration * 5)), "--cleanup", "--label", label, *SCENARIO]
+    if rate:
+        cmd += ["--rate", f"{rate:g}"]
     c0, e0, m0 = tree_cpu_s(pids), tree_cpu_s(extra_pids), machine_busy()
     t0 = time.monotonic()
     try:
@@ -671,6 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="query of the --cluster etcd:// URL of the warren nodes")
     ap.add_argument("--rmq-prefix", default="rmqcb", help="RabbitMQ node names <prefix>1@localhost ...")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data) after the run")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="publish at most this many msg/s (0: as fast as confirms allow): at a rate all "
+                         "brokers sustain, compare confirm latency and CPU per message at equal load")
     return ap
 
 
@@ -704,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else REPO / "bench" / "results" / f"cluster-{stamp}.json"
     base = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
     meta: dict[str, Any] = {"argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            "scenario": list(SCENARIO), "duration_s": args.duration, "repeat": args.repeat,
+                            "scenario": list(SCENARIO), "duration_s": args.duration, "repeat": args.repeat, "rate": args.rate,
                             "brokers": brokers, "nproc": os.cpu_count(), "versions": versions(), "base": str(base)}
     runs: list[dict[str, Any]] = []
     rc = 0
@@ -743,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
                     queue = f"cb-{b}-p{i + 1}-{secrets.token_hex(3)}"
                     log.info("pass %d/%d: %s (%s), queue %s, %.0f s", i + 1, args.repeat, b, broker.uri, queue,
                              args.duration)
-                    run = run_load(tool, broker, queue, args.duration, f"{b}-p{i + 1}", extra)
+                    run = run_load(tool, broker, queue, args.duration, f"{b}-p{i + 1}", extra, args.rate)
                     if isinstance(broker, WarrenCluster):
                         after = broker.status() or {}
                         run["leader"] = st["leader"]

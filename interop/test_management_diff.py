@@ -151,3 +151,37 @@ async def test_management_json_matches_rabbitmq(rabbit_mgmt, warren):
         problems += [f"{key}: {p}" for p in compare(rmq[key], ours[key])]
     assert not problems, "\n".join(problems)
     assert Path(BENCH).exists()
+
+
+def _blanks_outside_strings(raw: bytes) -> int:
+    """Whitespace bytes of a JSON document that are not inside a string."""
+    blanks, in_str, escaped = 0, False, False
+    for b in raw:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:
+                in_str = False
+        elif b == 0x22:
+            in_str = True
+        elif b in b" \t\r\n":
+            blanks += 1
+    return blanks
+
+
+async def test_management_json_is_laid_out_as_rabbitmqs(rabbit_mgmt, warren):
+    """Byte layout too: RabbitMQ answers compact JSON (nothing between ``,``/``:`` and the
+    next value), so does warren: listings, paged listings, single objects and errors."""
+    _amqp, mgmt = rabbit_mgmt
+    wait_port(warren.mgmt_port)
+    paths = ["overview", "whoami", "vhosts", "users", "exchanges", "queues?page=1&page_size=10",
+             "exchanges/%2F/amq.direct", "queues/%2F/no-such-queue"]
+    for port in (mgmt, warren.mgmt_port):
+        async with aiohttp.ClientSession(headers=AUTH) as s:
+            for path in paths:
+                async with s.get(f"http://127.0.0.1:{port}/api/{path}") as r:
+                    raw = await r.read()
+                assert raw.startswith((b"{", b"[")), (port, path, raw[:200])
+                assert _blanks_outside_strings(raw) == 0, (port, path, raw[:300])

@@ -178,17 +178,25 @@ class ClusterNode:
                     await asyncio.sleep(RETRY)
                     continue
                 self.session = session
+                failed = False
                 try:
                     await self.membership.join(session, self.info)
                     leadership = await self._follow(session)
                     await self._lead(session, leadership)
                 except (LeaseLost, EtcdError) as exc:
                     log.warning("cluster: node %s: %s; starting over", self.name, exc)
+                except Exception:
+                    # e.g. a listener that cannot be bound as the broker starts: a node that
+                    # let this end its loop would sit silent, neither leading nor following
+                    log.exception("cluster: node %s: a role failed; starting over", self.name)
+                    failed = True
                 finally:
                     await self._stop_roles()
                     with contextlib.suppress(Exception):
                         await session.stop(revoke=not session.lost.is_set())
                     self.session = None
+                if failed and not self._stopping:
+                    await asyncio.sleep(RETRY)
         except asyncio.CancelledError:
             await self._stop_roles()
             if self.session is not None:

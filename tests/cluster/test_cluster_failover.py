@@ -219,3 +219,32 @@ async def test_a_leader_that_cannot_update_the_in_sync_set_steps_down_promptly(t
 
 async def _logged(node, text: str, before: int) -> bool:
     return node.log_text().count(text) > before
+
+
+async def test_a_node_whose_role_fails_to_start_keeps_trying(tmp_path, etcd_fresh):
+    """A listener that cannot be bound (here: the management port, taken) fails the node's
+    role as it starts. The node says so and starts over; once the port is free it serves.
+    A fault run saw a new leader's broker fail to start and the node then sit silent,
+    neither leading nor following, while the cluster had no eligible leader."""
+    import socket
+
+    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint, n=1,
+                     options="lease_ttl=2&min_insync=1&follower_timeout=1")
+    node = c.nodes["n1"]
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    taken.bind(("127.0.0.1", node.mgmt_port))
+    taken.listen()
+    try:
+        c.start()
+        await c.wait(lambda: _logged(node, "a role failed; starting over", 1), 30,
+                     "the node to report the failed start and try again")
+        taken.close()
+        leader = c.nodes[await c.wait_serving(size=1)]
+        conn = await _connect(leader)
+        await (await conn.channel()).declare_queue("after", durable=True)
+        await conn.close()
+        assert await publish_confirmed(leader.url, "after", [b"served"]) == [b"served"]
+    finally:
+        taken.close()
+        await c.close()

@@ -53,9 +53,7 @@ def bad_request(reason: str) -> HTTPError:
 
 
 def jresp(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(data, default=_default).encode(), status=status, content_type=JSON_CT
-    )
+    return web.Response(body=L.dumps(data, _default).encode(), status=status, content_type=JSON_CT)
 
 
 def _default(v: Any) -> Any:

@@ -28,6 +28,14 @@ from warren.server.core.safe_regex import RegexError, compile_safe
 #: objects handled between two yields to the event loop
 CHUNK = 50
 
+#: RabbitMQ's management API answers compact JSON (no blank after ``,`` or ``:``)
+COMPACT = (",", ":")
+
+
+def dumps(data: Any, default: Any = None) -> str:
+    """``data`` as JSON, laid out as RabbitMQ's management API lays it out."""
+    return json.dumps(data, default=default, separators=COMPACT)
+
 
 class ListingError(ValueError):
     """A query parameter the listing cannot use (answered 400)."""
@@ -130,11 +138,11 @@ async def render(objs: list[Any], name_of: Callable[[Any], str], to_json: Callab
         items = [to_json(o) for o in objs[start : start + CHUNK]]
         if cols:
             items = select_columns(items, cols)
-        parts.append(json.dumps(items, default=default)[1:-1])
-    body = "[" + ", ".join(parts) + "]"
+        parts.append(dumps(items, default)[1:-1])
+    body = "[" + ",".join(p for p in parts if p) + "]"
     if page is None:
         return body.encode()
     p, size = page
     head = {"filtered_count": filtered, "item_count": len(objs)}
     tail = {"page": p, "page_count": max(1, (filtered + size - 1) // size), "page_size": size, "total_count": total}
-    return (json.dumps(head)[:-1] + ', "items": ' + body + ", " + json.dumps(tail)[1:]).encode()
+    return (dumps(head)[:-1] + ',"items":' + body + "," + dumps(tail)[1:]).encode()

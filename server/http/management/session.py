@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from warren.server.core.errlog import clip
+from warren.server.http.management.listing import dumps
 
 if TYPE_CHECKING:
     from warren.server.http.management.api import Api
@@ -91,7 +92,7 @@ def install(app: web.Application, api: Api) -> None:
     sessions: Sessions = api.sessions
 
     def reply(data: dict, status: int = 200) -> web.Response:
-        return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+        return web.Response(text=dumps(data), status=status, content_type="application/json")
 
     async def login(request: web.Request) -> web.Response:
         try:
