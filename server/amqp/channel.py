@@ -35,6 +35,7 @@ from warren.server.amqp.publishing import (
     sender_selected,
     unexpected_content_header,
 )
+from warren.server.amqp.replies import TOPOLOGY, HeldReplies
 from warren.server.amqp.tx import TxMethods
 from warren.server.amqp.unacked import Unacked
 from warren.server.core.errors import (
@@ -92,6 +93,8 @@ class Channel(BasicMethods, TxMethods):
         self.last_queue: str | None = None
         self.max_message_size = conn.broker.config.max_message_size
         self.reply_token: str | None = None
+        #: replies waiting for definition saves (replies.py; cluster mode)
+        self.held: HeldReplies | None = None
         self.reply_consumer: Consumer | None = None
         # counters
         self.published = 0
@@ -115,6 +118,9 @@ class Channel(BasicMethods, TxMethods):
         return self.confirms.acked
 
     def send(self, method: Any) -> None:
+        if self.held is not None:
+            self.held.methods.append(method)  # behind a reply that waits for a save
+            return
         self.conn.send_method(self.number, method)
 
     def can_deliver(self) -> bool:
@@ -331,12 +337,22 @@ class Channel(BasicMethods, TxMethods):
         if handler is None:
             # RabbitMQ: any method a client may not send on a channel
             raise ConnectionError_(COMMAND_INVALID, "unimplemented method", *_ids(m))
+        held = None
+        persistence = self.conn.broker.persistence
+        if persistence.mirror is not None and type(m) in TOPOLOGY:
+            # a cluster's definitions: the reply waits until the change is saved
+            held = self.held = self.held or HeldReplies(self)
+            before = persistence.changes
         try:
             handler(self, m)
         except AMQPError as exc:
+            if held is not None and not held.saves:
+                held.release()  # the replies before the error, then its close
             if not exc.class_id:
                 exc.class_id, exc.method_id = _ids(m)
             raise
+        if held is not None:
+            held.after(persistence.changes != before)
 
     # channel.* --------------------------------------------------------------
     def _channel_close(self, m: C.Channel.Close) -> None:

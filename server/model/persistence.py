@@ -147,6 +147,11 @@ class Persistence:
         loop.call_soon(self._start_save)
 
     @property
+    def changes(self) -> int:
+        """Definition changes made so far (a counter: did an operation change one?)."""
+        return self._changes
+
+    @property
     def unsaved(self) -> bool:
         """Some definition change is not on disk yet."""
         return self._saved < self._changes

@@ -248,3 +248,57 @@ async def test_a_node_whose_role_fails_to_start_keeps_trying(tmp_path, etcd_fres
     finally:
         taken.close()
         await c.close()
+
+
+async def test_declare_ok_means_the_definition_is_in_etcd(tmp_path, etcd_fresh):
+    """RabbitMQ answers declare-ok once the queue is in its replicated metadata store;
+    warren's leader once the definition is saved to etcd. Cut the leader off etcd: a
+    declare is not answered OK (541 when the save fails, or the connection closes as the
+    leader steps down at its lease), and the next leader indeed does not know that
+    queue, while it knows the one declared before the cut."""
+    from tests.cluster.netcut import CuttableLink
+
+    links = {f"n{i}": CuttableLink(etcd_fresh.endpoint).start() for i in (1, 2, 3)}
+    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint,
+                     node_etcd={name: link.endpoint for name, link in links.items()}).start()
+    try:
+        first = await c.wait_serving(size=3)
+        leader = c.nodes[first]
+        conn = await _connect(leader)
+        ch = await conn.channel()
+        await ch.declare_queue("before-cut", durable=True)
+        ex = await ch.declare_exchange("ev", aio_pika.ExchangeType.TOPIC, durable=True)
+        ended = leader.log_text().count("stopped leading")
+        links[first].cut()
+        with pytest.raises((aio_pika.exceptions.AMQPException, ConnectionError, asyncio.TimeoutError)):
+            # not answered OK: the save to etcd fails (541), or the term ends first
+            await asyncio.wait_for(ch.declare_queue("during-cut", durable=True), 20)
+
+        async def other_leader():
+            lead = await c.leader()
+            if lead is None or lead[0] == first:
+                return None
+            return lead[0] if f"serves as leader (token {lead[1]})" in c.nodes[lead[0]].log_text() else None
+
+        await c.wait(lambda: _logged(leader, "stopped leading", ended), 15, "the cut-off leader to step down")
+        new = c.nodes[await c.wait(other_leader, 30, "a leader other than the cut-off one")]
+        links[first].heal()
+        conn2 = await _connect(new)
+        try:
+            ch2 = await conn2.channel()
+            await ch2.declare_queue("before-cut", passive=True)
+            with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+                await ch2.declare_queue("during-cut", passive=True)
+            # the other topology replies wait too (a bind), and the answers keep their order
+            ch3 = await conn2.channel()
+            q = await ch3.declare_queue("after", durable=True)
+            await q.bind("ev", "k.#")
+            assert ex.name == "ev"
+        finally:
+            await conn2.close()
+        with contextlib.suppress(Exception):
+            await conn.close()
+    finally:
+        await c.close()
+        for link in links.values():
+            link.close()

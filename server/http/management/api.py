@@ -12,10 +12,11 @@ List endpoints accept RabbitMQ's ``columns``, ``name``/``use_regex``, ``sort``,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -188,7 +189,15 @@ class Api:
                 raise not_found()
             handler, params, rule = found
             A.authorize(rule, user, params, self.broker)
-            return await handler(Ctx(self, request, params, user))
+            persistence = self.broker.persistence
+            before = persistence.changes
+            response = await handler(Ctx(self, request, params, user))
+            if persistence.mirror is not None and persistence.changes != before:
+                # a cluster's definitions: answer once the change is saved (etcd too),
+                # as the AMQP replies do (amqp/replies.py)
+                if not await _saved(persistence):
+                    raise HTTPError(500, "internal_server_error", "the definitions could not be saved")
+            return response
         except (HTTPError, A.Denied) as exc:
             r = jresp({"error": exc.error, "reason": exc.reason}, exc.status)
             if exc.status == 401 and exc.error == "not_authorized" and not request.headers.get("X-Warren-UI"):
@@ -260,6 +269,18 @@ async def _index(request: web.Request) -> web.StreamResponse:
     )
     r.headers["X-Frame-Options"] = "DENY"
     return r
+
+
+async def _saved(persistence: Any) -> bool:
+    """Wait until every definition change made so far is saved; False if the save failed."""
+    done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def answer(ok: bool) -> None:
+        if not done.done():
+            done.set_result(ok)
+
+    persistence.sync(answer)
+    return await done
 
 
 def make_management_app(broker: Broker) -> web.Application:
