@@ -197,11 +197,7 @@ async def test_a_leader_that_cannot_update_the_in_sync_set_steps_down_promptly(t
     60-round fault run that resign hung ~30 s. It steps down within about a lease."""
     import time
 
-    from tests.cluster.netcut import CuttableLink
-
-    links = {f"n{i}": CuttableLink(etcd_fresh.endpoint).start() for i in (1, 2, 3)}
-    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint,
-                     node_etcd={name: link.endpoint for name, link in links.items()}).start()
+    c, links = _cuttable_cluster(tmp_path, etcd_fresh)
     try:
         first = await c.wait_serving(size=3)
         leader = c.nodes[first]
@@ -215,6 +211,16 @@ async def test_a_leader_that_cannot_update_the_in_sync_set_steps_down_promptly(t
         await c.close()
         for link in links.values():
             link.close()
+
+
+def _cuttable_cluster(tmp_path, etcd_fresh) -> tuple[LocalCluster, dict]:
+    """Three nodes, each reaching etcd through a link the test can cut."""
+    from tests.cluster.netcut import CuttableLink
+
+    links = {f"n{i}": CuttableLink(etcd_fresh.endpoint).start() for i in (1, 2, 3)}
+    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint,
+                     node_etcd={name: link.endpoint for name, link in links.items()}).start()
+    return c, links
 
 
 async def _logged(node, text: str, before: int) -> bool:
@@ -256,11 +262,7 @@ async def test_declare_ok_means_the_definition_is_in_etcd(tmp_path, etcd_fresh):
     declare is not answered OK (541 when the save fails, or the connection closes as the
     leader steps down at its lease), and the next leader indeed does not know that
     queue, while it knows the one declared before the cut."""
-    from tests.cluster.netcut import CuttableLink
-
-    links = {f"n{i}": CuttableLink(etcd_fresh.endpoint).start() for i in (1, 2, 3)}
-    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint,
-                     node_etcd={name: link.endpoint for name, link in links.items()}).start()
+    c, links = _cuttable_cluster(tmp_path, etcd_fresh)
     try:
         first = await c.wait_serving(size=3)
         leader = c.nodes[first]
