@@ -339,8 +339,9 @@ class Channel(BasicMethods, TxMethods):
             raise ConnectionError_(COMMAND_INVALID, "unimplemented method", *_ids(m))
         held = None
         persistence = self.conn.broker.persistence
-        if persistence.mirror is not None and type(m) in TOPOLOGY:
-            # a cluster's definitions: the reply waits until the change is saved
+        if persistence.mirror is not None and type(m) in TOPOLOGY and not getattr(m, "nowait", False):
+            # a cluster's definitions: the reply waits until the change is saved (a nowait
+            # method has no reply, and its client does not wait: nothing is held for it)
             held = self.held = self.held or HeldReplies(self)
             before = persistence.changes
         try:
@@ -361,6 +362,8 @@ class Channel(BasicMethods, TxMethods):
         self.confirms.end_batch()
         self.close()
         self.conn.channels.pop(self.number, None)
+        # a client that sent Channel.Close takes only Close-Ok: replies still held go
+        self.held = None
         self.send(C.Channel.CloseOk())
 
     def _channel_open(self, m: C.Channel.Open) -> None:
