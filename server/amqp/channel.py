@@ -35,7 +35,7 @@ from warren.server.amqp.publishing import (
     sender_selected,
     unexpected_content_header,
 )
-from warren.server.amqp.replies import TOPOLOGY, HeldReplies
+from warren.server.amqp.replies import TOPOLOGY, HeldReplies, run_topology
 from warren.server.amqp.tx import TxMethods
 from warren.server.amqp.unacked import Unacked
 from warren.server.core.errors import (
@@ -337,23 +337,15 @@ class Channel(BasicMethods, TxMethods):
         if handler is None:
             # RabbitMQ: any method a client may not send on a channel
             raise ConnectionError_(COMMAND_INVALID, "unimplemented method", *_ids(m))
-        held = None
-        persistence = self.conn.broker.persistence
-        if persistence.mirror is not None and type(m) in TOPOLOGY and not getattr(m, "nowait", False):
-            # a cluster's definitions: the reply waits until the change is saved (a nowait
-            # method has no reply, and its client does not wait: nothing is held for it)
-            held = self.held = self.held or HeldReplies(self)
-            before = persistence.changes
         try:
-            handler(self, m)
+            if type(m) in TOPOLOGY:
+                run_topology(self, handler, m)  # a cluster's replies wait for the save
+            else:
+                handler(self, m)
         except AMQPError as exc:
-            if held is not None and not held.saves:
-                held.release()  # the replies before the error, then its close
             if not exc.class_id:
                 exc.class_id, exc.method_id = _ids(m)
             raise
-        if held is not None:
-            held.after(persistence.changes != before)
 
     # channel.* --------------------------------------------------------------
     def _channel_close(self, m: C.Channel.Close) -> None:

@@ -15,10 +15,12 @@ warren saves in the background as before (publisher confirms wait for the save).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from warren.protocol import commands as C
 from warren.protocol.constants import INTERNAL_ERROR
+from warren.protocol.errors import AMQPError
 from warren.server.core.errors import ConnectionError_
 
 if TYPE_CHECKING:
@@ -73,3 +75,22 @@ class HeldReplies:
             return  # a channel closed meanwhile takes no more replies
         for m in methods:
             ch.conn.send_method(ch.number, m)
+
+
+def run_topology(ch: Channel, handler: Callable[[Channel, Any], None], m: Any) -> None:
+    """Run a topology method's handler; in a cluster, its reply (and the channel's later
+    ones) waits until a definition it changed is saved. A ``nowait`` method has no reply
+    and its client does not wait: nothing is held for it."""
+    persistence = ch.conn.broker.persistence
+    if persistence.mirror is None or getattr(m, "nowait", False):
+        handler(ch, m)
+        return
+    held = ch.held = ch.held or HeldReplies(ch)
+    before = persistence.changes
+    try:
+        handler(ch, m)
+    except AMQPError:
+        if not held.saves:
+            held.release()  # the replies before the error, then its close
+        raise
+    held.after(persistence.changes != before)
