@@ -170,6 +170,18 @@ class Persistence:
         # unsaved changes always have a save scheduled, in flight or retrying
         self._waiters.append((self._changes, callback))
 
+    async def saved(self) -> bool:
+        """``sync`` awaited: True once every change made so far is saved, False if the
+        save failed."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def answer(ok: bool) -> None:
+            if not done.done():
+                done.set_result(ok)
+
+        self.sync(answer)
+        return await done
+
     def _start_save(self) -> None:
         from warren.server.model.definitions import durable_definitions_payload
 

@@ -12,11 +12,10 @@ List endpoints accept RabbitMQ's ``columns``, ``name``/``use_regex``, ``sort``,
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -195,7 +194,7 @@ class Api:
             if persistence.mirror is not None and persistence.changes != before:
                 # a cluster's definitions: answer once the change is saved (etcd too),
                 # as the AMQP replies do (amqp/replies.py)
-                if not await _saved(persistence):
+                if not await persistence.saved():
                     raise HTTPError(500, "internal_server_error", "the definitions could not be saved")
             return response
         except (HTTPError, A.Denied) as exc:
@@ -269,18 +268,6 @@ async def _index(request: web.Request) -> web.StreamResponse:
     )
     r.headers["X-Frame-Options"] = "DENY"
     return r
-
-
-async def _saved(persistence: Any) -> bool:
-    """Wait until every definition change made so far is saved; False if the save failed."""
-    done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-
-    def answer(ok: bool) -> None:
-        if not done.done():
-            done.set_result(ok)
-
-    persistence.sync(answer)
-    return await done
 
 
 def make_management_app(broker: Broker) -> web.Application:

@@ -139,7 +139,7 @@ async def render(objs: list[Any], name_of: Callable[[Any], str], to_json: Callab
         if cols:
             items = select_columns(items, cols)
         parts.append(dumps(items, default)[1:-1])
-    body = "[" + ",".join(p for p in parts if p) + "]"
+    body = "[" + ",".join(parts) + "]"
     if page is None:
         return body.encode()
     p, size = page
