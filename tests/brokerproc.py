@@ -48,7 +48,8 @@ class BrokerProcess:
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
-    def start(self) -> BrokerProcess:
+    def start(self, wait: bool = True) -> BrokerProcess:
+        """``wait``: until the AMQP port listens (off for a broker expected not to listen yet)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -73,7 +74,8 @@ class BrokerProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(ROOT),
                                      preexec_fn=self._limits if self.nofile else None)
-        wait_port(self.port, proc=self.proc)
+        if wait:
+            wait_port(self.port, proc=self.proc)
         return self
 
     def _limits(self) -> None:

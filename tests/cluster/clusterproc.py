@@ -48,9 +48,9 @@ class LocalCluster:
         }
         self.etcd = Etcd([etcd_endpoint], timeout=5.0)
 
-    def start(self) -> LocalCluster:
+    def start(self, wait: bool = True) -> LocalCluster:
         for node in self.nodes.values():
-            node.start()
+            node.start(wait)
         return self
 
     async def close(self) -> None:

@@ -242,7 +242,8 @@ async def test_a_node_whose_role_fails_to_start_keeps_trying(tmp_path, etcd_fres
     taken.bind(("127.0.0.1", node.mgmt_port))
     taken.listen()
     try:
-        c.start()
+        # not waiting for its AMQP port: a node whose start fails listens only in moments
+        c.start(wait=False)
         await c.wait(lambda: _logged(node, "a role failed; starting over", 1), 30,
                      "the node to report the failed start and try again")
         taken.close()
