@@ -100,6 +100,11 @@ class _GroupCommit:
         job.future = fut
 
         def done(_f: concurrent.futures.Future[None]) -> None:
+            if _get_loop() is loop and not (job.syncer is not None and job.syncer.blocking):
+                # the helper's answer, read in the loop's own thread: finish now, not a
+                # loop turn later (on a busy leader that turn cost ~0.3 ms per confirm)
+                self._sync_done(job, dirs)
+                return
             try:
                 loop.call_soon_threadsafe(self._sync_done, job, dirs)
             except RuntimeError:
@@ -143,11 +148,12 @@ class _GroupCommit:
         if job is None:
             return []
         assert job.future is not None
+        # before waiting: the answer may be read (and `done` run) inside the wait
+        job.handled = True
         if job.syncer is not None:
             job.syncer.wait(job.future)
         else:
             concurrent.futures.wait([job.future])
-        job.handled = True
         self._job = None
         ok = self._finish_job(job, [])
         return [(cb, ok) for cb in job.waiters]

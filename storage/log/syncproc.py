@@ -58,6 +58,8 @@ class SyncProcess:
         self._fallback = fallback
         self._pending: dict[int, tuple[concurrent.futures.Future[None], list[int], list[Path]]] = {}
         self._next = 1
+        #: inside wait(): answers read there are for a caller that blocks, not a loop turn
+        self.blocking = False
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -109,13 +111,17 @@ class SyncProcess:
 
     def wait(self, fut: concurrent.futures.Future[Any]) -> None:
         """Block until ``fut`` is done, reading the helper's answers meanwhile."""
-        while not fut.done():
-            sock = self._sock
-            if sock is None:
-                concurrent.futures.wait([fut])
-                return
-            select.select([sock], [], [], 1.0)
-            self._on_readable()
+        self.blocking = True
+        try:
+            while not fut.done():
+                sock = self._sock
+                if sock is None:
+                    concurrent.futures.wait([fut])
+                    return
+                select.select([sock], [], [], 1.0)
+                self._on_readable()
+        finally:
+            self.blocking = False
 
     def close(self) -> None:
         """Stop the helper; syncs still in flight move to the fallback threads."""

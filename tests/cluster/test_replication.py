@@ -254,6 +254,44 @@ async def test_callback_form_and_meta_operations(tmp_path):
         await _stop(primary, {})
 
 
+async def test_acks_alone_follow_within_the_ack_delay_and_at_once_when_waited_for(tmp_path):
+    """Acks are not flushed on their own turn (a flush of acks alone would cost each
+    follower an fsync that publishes queue behind): they ride with the next append, or
+    go within ACK_DELAY; a wait that covers an ack sends it at once."""
+    from warren.server.cluster.replication import operations
+
+    primary = Primary(tmp_path / "leader", {"min_insync": 2})
+    followers = await _started(primary, tmp_path, names=("f1",))
+    f1 = followers["f1"]
+    try:
+        seqs = [primary.append("q") for _ in range(4)]
+        await primary.leader.replicated(seqs[-1])
+        positions = list(primary.live["q"])
+        t0 = time.monotonic()
+        ack_seq = primary.ack("q", positions[0])
+        await asyncio.sleep(0)  # a loop turn: an append would be flushed now; the ack is not
+        assert primary.leader._flushed < ack_seq
+        await wait_for(lambda: f1.durable >= ack_seq, 10, what="the ack on the follower")
+        assert time.monotonic() - t0 >= operations.ACK_DELAY * 0.9
+        ack_seq = primary.ack("q", positions[1])
+        waiting = asyncio.ensure_future(primary.leader.replicated(ack_seq))
+        for _ in range(3):  # the wait registers, then the flush runs: turns, not the delay
+            await asyncio.sleep(0)
+        assert primary.leader._flushed >= ack_seq
+        await waiting
+        assert f1.durable >= ack_seq
+        # an append carries the acks before it
+        ack_seq = primary.ack("q", positions[2])
+        seq = primary.append("q")
+        await asyncio.sleep(0)
+        assert primary.leader._flushed >= seq > ack_seq
+        await primary.leader.replicated(seq)
+    finally:
+        await _stop(primary, {})
+        await f1.close()
+    assert_equal(primary, f1.data_dir, tmp_path)
+
+
 async def test_wrong_secret_refused_both_ways(tmp_path):
     primary = Primary(tmp_path / "leader", {"min_insync": 1})
     await primary.leader.start()

@@ -98,6 +98,7 @@ class Leader(Operations):
         #: appends or acks of one store not framed yet (operations.py)
         self._batch: _Batch | None = None
         self._scheduled = False
+        self._late: asyncio.TimerHandle | None = None
         #: frames of seq _blog_base .. seq, for catch-up
         self._blog: list[bytes] = []
         self._blog_base = 1
@@ -144,6 +145,8 @@ class Leader(Operations):
                 await task
         if self._timer is not None:
             self._timer.cancel()
+        if self._late is not None:
+            self._late.cancel()
         self._fail_all("leader closed")
         if self._server is not None:
             with contextlib.suppress(Exception):
@@ -185,6 +188,9 @@ class Leader(Operations):
 
     def _flush(self) -> None:
         self._scheduled = False
+        if self._late is not None:
+            self._late.cancel()
+            self._late = None
         if self._batch is not None:
             self._finish_batch()
         if not self._pending:
@@ -216,6 +222,8 @@ class Leader(Operations):
             self.last_ok_at = self._decided_at
             callback(True)
             return
+        if seq > self._flushed:
+            self._schedule()  # a wait for deferred acks (a purge or a delete waits) sends them now
         waiters = self._waiters
         if waiters and seq < waiters[-1][0]:
             # rare: registered out of order; keep the deque sorted

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
+#: longest a follower waits for acks when no publish comes to carry them (seconds)
+ACK_DELAY = 0.01
+
+
 class _Batch:
     """Consecutive appends or acks of one store, framed as one operation when it ends."""
 
@@ -41,6 +45,8 @@ class Operations:
     _blog_size: int
     backlog_bytes: int
     _scheduled: bool
+    #: a flush of non-urgent operations (acks) due within ACK_DELAY
+    _late: asyncio.TimerHandle | None
     _batch: _Batch | None
     _loop: asyncio.AbstractEventLoop | None
     _flush: Callable[[], None]
@@ -58,10 +64,13 @@ class Operations:
 
     def ack(self, store: str, position: int) -> int:
         """A record of ``store`` acked. Consecutive acks of one store (a consumer's acks
-        read in one go) become one operation."""
+        read in one go) become one operation. Acks are not urgent: nothing waits for them
+        (an ack a follower lacks at a failover only means a redelivery), so they ride
+        with the next append, or go within ``ACK_DELAY``: a flush of acks alone would
+        cost each follower a wakeup and an fsync that the next publishes queue behind."""
         batch = self._batch
         if batch is None or batch.kind != wire.OP_ACK or batch.store != store:
-            batch = self._open_batch(wire.OP_ACK, store)
+            batch = self._open_batch(wire.OP_ACK, store, urgent=False)
         batch.items.append(position)
         return batch.seq
 
@@ -81,14 +90,17 @@ class Operations:
         """A change of the definitions the leader owns (opaque here)."""
         return self._emit(lambda seq: wire.op_plain(wire.OP_DEFINITIONS, seq, b"", payload))
 
-    def _open_batch(self, kind: int, store: str) -> _Batch:
+    def _open_batch(self, kind: int, store: str, urgent: bool = True) -> _Batch:
         # its seq is taken now, its frame made when another operation comes or at the
         # flush: the order of operations is kept
         if self._batch is not None:
             self._finish_batch()
         self.seq += 1
         batch = self._batch = _Batch(kind, self.seq, store)
-        self._schedule()
+        if urgent:
+            self._schedule()
+        else:
+            self._schedule_late()
         return batch
 
     def _finish_batch(self) -> None:
@@ -122,6 +134,10 @@ class Operations:
         if not self._scheduled:
             self._scheduled = True
             (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
+
+    def _schedule_late(self) -> None:
+        if not self._scheduled and self._late is None:
+            self._late = (self._loop or asyncio.get_running_loop()).call_later(ACK_DELAY, self._flush)
 
     def _trim_backlog(self) -> None:
         if self._blog_size <= self.backlog_bytes:
