@@ -99,6 +99,9 @@ class ClusterNode:
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
         self._members: set[str] = set()
+        #: every node seen a member since this process started (a node that went down is
+        #: still listed, not running, as RabbitMQ lists a stopped cluster node)
+        self._seen: set[str] = set()
         self._leader_name: str | None = None
         self._insync: list[str] = []
 
@@ -128,6 +131,7 @@ class ClusterNode:
             "role": self.role,
             "leader": self._leader_name,
             "members": sorted(self._members),
+            "known": sorted(self._seen | self._members | set(self._insync) | {self.name}),
             "in_sync": list(self._insync),
             "min_in_sync": self.cc.min_insync,
             "lease_ttl": self.cc.lease_ttl,
@@ -147,6 +151,7 @@ class ClusterNode:
         async def members() -> None:
             async for found in self.membership.watch():
                 self._members = set(found)
+                self._seen |= self._members
 
         async def leader() -> None:
             async for lead in self.election.observe():

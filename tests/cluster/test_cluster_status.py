@@ -242,3 +242,47 @@ async def test_the_dashboard_shows_the_cluster(cluster3, tmp_path):
         assert insync.startswith(leader)
         rows = await page.eval("document.querySelectorAll('#cluster-status tbody tr').length")
         assert rows == 2  # one per follower, with its lag
+
+
+async def test_api_nodes_lists_every_member_and_a_stopped_one_as_not_running(cluster3):
+    """As RabbitMQ's /api/nodes lists every cluster node (``running`` false for one that
+    is down): the leader with its own figures, the followers with what the leader knows."""
+    leader = await cluster3.wait_serving(size=3)
+    follower = next(n for n in cluster3.nodes if n != leader)
+
+    async def listing(port: int, want_running: dict[str, bool]):
+        try:
+            status, body = await _get(port, "/api/nodes")
+        except aiohttp.ClientError:
+            return None
+        if status != 200:
+            return None
+        got = {n["name"]: n for n in json.loads(body)}
+        return got if {k: v["running"] for k, v in got.items()} == want_running else None
+
+    everyone = {f"warren@{n}": True for n in cluster3.nodes}
+    for node in cluster3.nodes.values():  # a follower's API is the leader's
+        got = await cluster3.wait(lambda port=node.mgmt_port: listing(port, everyone), 20,
+                                  f"/api/nodes on {node.name}")
+        me = got[f"warren@{leader}"]
+        assert me["cluster_role"] == "leader" and me["in_sync"] is True
+        assert me["mem_used"] > 0 and me["fd_total"] > 0
+        f = got[f"warren@{follower}"]
+        assert f["cluster_role"] == "follower" and f["in_sync"] is True
+        assert f["replication_state"] == "insync" and "replication_lag_seconds" in f
+        assert "mem_used" not in f  # not collected from other nodes: not shown as zero
+    port = cluster3.nodes[leader].mgmt_port
+    status, body = await _get(port, f"/api/nodes/warren@{follower}")
+    assert status == 200 and json.loads(body)["name"] == f"warren@{follower}"
+    status, body = await _get(port, "/api/nodes/warren@nowhere")
+    assert status == 404 and json.loads(body) == {"error": "Object Not Found", "reason": "Not Found"}
+
+    cluster3.nodes[follower].kill()
+    gone = dict(everyone, **{f"warren@{follower}": False})
+    got = await cluster3.wait(lambda: listing(port, gone), 30, f"{follower} listed as not running")
+    await cluster3.wait(lambda: _not_in_sync(port, f"warren@{follower}"), 30, f"{follower} out of sync")
+
+
+async def _not_in_sync(port: int, name: str) -> bool:
+    status, body = await _get(port, "/api/nodes")
+    return status == 200 and any(n["name"] == name and not n["in_sync"] for n in json.loads(body))

@@ -82,13 +82,26 @@ async def _serve(app: web.Application, host: str, port: int, what: str, cfg: Any
     return runner
 
 
+def node_name_of(broker: Broker) -> str:
+    """RabbitMQ's ``name@host`` form: ``warren@<host>``, and in a cluster ``warren@<node
+    name>`` (the nodes of one machine must not share a name)."""
+    cluster = getattr(broker, "cluster", None)
+    if cluster is not None:
+        return cluster_node_name(cluster.name)
+    return f"warren@{socket.gethostname().split('.')[0]}"
+
+
+def cluster_node_name(node: str) -> str:
+    return node if "@" in node else f"warren@{node}"
+
+
 async def start_http(broker: Broker) -> list[Any]:
     """Start the management and Prometheus listeners configured for ``broker``."""
     from warren.server.core.fdwatch import FdWatch
     from warren.server.http.management.api import make_management_app, make_prometheus_app
 
     cfg = broker.config
-    broker.node_name = f"warren@{socket.gethostname().split('.')[0]}"  # type: ignore[attr-defined]
+    broker.node_name = node_name_of(broker)  # type: ignore[attr-defined]
     broker.tracer.node = broker.node_name  # type: ignore[attr-defined]
     host = cfg.management_host or cfg.host
     # the descriptor watcher lives with the listeners: stop_http stops it too

@@ -64,6 +64,7 @@ class Api:
         r("GET", "overview", overview.overview)
         r("GET", "whoami", overview.whoami)
         r("GET", "nodes", overview.nodes)
+        r("GET", "nodes/{name}", overview.node)
         r("GET", "extensions", overview.extensions)
         r("GET", "cluster-name", overview.cluster_name)
         r("GET", "cluster", overview.cluster_status)

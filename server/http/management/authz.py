@@ -110,6 +110,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "overview"): ANY,
     ("GET", "whoami"): ANY,
     ("GET", "nodes"): MONITOR,
+    ("GET", "nodes/{name}"): MONITOR,
     ("GET", "extensions"): ANY,
     ("GET", "cluster-name"): ANY,
     # warren's own: members, leader and lag are node-level facts, as /api/nodes is

@@ -11,6 +11,7 @@ from warren.server.http.management.common import (
     Ctx,
     bad_request,
     jresp,
+    not_found,
 )
 from warren.server.http.management.history import add_samples
 
@@ -73,13 +74,52 @@ async def extensions(c: Ctx) -> web.Response:
 
 
 async def nodes(c: Ctx) -> web.Response:
+    return jresp(_nodes(c))
+
+
+async def node(c: Ctx) -> web.Response:
+    name = c.params["name"]
+    for n in _nodes(c):
+        if n["name"] == name:
+            return jresp(n)
+    raise not_found()
+
+
+def _nodes(c: Ctx) -> list[dict[str, Any]]:
+    """This node with its figures; in a cluster (this node leads: followers forward the
+    API to it) every other node it knows too (a member since it started, or in the
+    in-sync set), with what the leader knows of it: running (its session lease is alive
+    in etcd), in sync, replication lag. Their own memory/fd/disk figures are not
+    collected (the README says so): not shown, not zero."""
+    from warren.server.http.management import cluster_node_name
     from warren.server.http.metrics import process_stats
 
     p = process_stats()
-    return jresp([{
+    me = {
         "name": V.node_name(c.broker), "type": "disc", "running": True,
         "mem_used": p["resident_memory_bytes"], "fd_used": p["open_fds"], "fd_total": p["max_fds"],
         "sockets_used": len(c.broker.connections), "disk_free": getattr(c.broker, "disk_free", -1),
         "mem_alarm": "memory" in c.broker.alarms, "disk_free_alarm": "disk" in c.broker.alarms,
         "mem_limit": c.broker.memory.limit, "disk_free_limit": c.broker.config.disk_free_limit,
-    }])
+    }
+    cluster = c.broker.cluster
+    if cluster is None:
+        return [me]
+    st = cluster.status()
+    me["cluster_role"] = st["role"]
+    me["in_sync"] = cluster.name in st["in_sync"]
+    out = [me]
+    followers = st.get("followers") or {}
+    for name in sorted(set(st["known"]) | set(followers)):
+        if name == cluster.name:
+            continue
+        f = followers.get(name, {})
+        entry: dict[str, Any] = {
+            "name": cluster_node_name(name), "type": "disc", "running": name in st["members"],
+            "cluster_role": "follower", "in_sync": name in st["in_sync"],
+        }
+        for k in ("state", "acked_seq", "lag_operations", "lag_bytes", "lag_seconds"):
+            if k in f:
+                entry[f"replication_{k}"] = f[k]
+        out.append(entry)
+    return out
