@@ -127,6 +127,8 @@ class Connection(Handshake, asyncio.Protocol):
         # a verified client certificate (TLS listener with verify_peer): allows EXTERNAL
         self.peer_cert = transport.get_extra_info("peercert") or None
         self.name = f"{peer[0]}:{peer[1]} -> {sock[0]}:{sock[1]}"
+        if self.forwarded_peer is not None:
+            self._forwarded_before_tls()
         transport.set_write_buffer_limits(high=4 * OUT_HIGH)  # type: ignore[attr-defined]
         self.broker.connections.add(self)
         self._handshake_handle = self.loop.call_later(

@@ -49,6 +49,17 @@ _AMQP_0_9_HEADER = b"AMQP\x01\x01\x00\x09"
 class Handshake:
     """The connection handshake (protocol header, start-ok and login, tune-ok, open, update-secret): methods of :class:`Connection`, kept here."""
 
+    #: a TLS client a follower forwarded: the address its line named (amqp/tls_listener.py)
+    forwarded_peer: tuple[str, int] | None = None
+
+    def _forwarded_before_tls(self: Connection) -> None:
+        # the line came ahead of TLS, so there is none to take from the AMQP bytes
+        assert self.forwarded_peer is not None
+        via = self.name.split(" ")[0]
+        self.forwarded = True
+        self.peer = self.forwarded_peer
+        self.name = f"{self.peer[0]}:{self.peer[1]} -> {self.name.split(' -> ')[-1]} via {via}"
+
     def _header_received(self: Connection, data: bytes) -> bytes:
         """The protocol header (possibly split over reads): answer with Connection.Start;
         returns what followed the header."""

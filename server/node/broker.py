@@ -131,7 +131,21 @@ class Broker(Node):
             lambda: Connection(self), self.config.host, self.config.port, backlog=1024, reuse_address=True,
             start_serving=False,  # clients are let in once everything below has started
         )
-        if self.config.tls_port:
+        if self.config.tls_port and self.forward_secret is not None:
+            from warren.server.amqp.tls import server_context
+            from warren.server.amqp.tls_listener import ForwardingTLSServer
+
+            def forwarded(peer: tuple[str, int] | None) -> Connection:
+                conn = Connection(self)
+                conn.forwarded_peer = peer
+                return conn
+
+            # cluster mode: TLS clients may come through a follower, named by a line before TLS
+            self._tls_server = ForwardingTLSServer(
+                forwarded, self.config.host, self.config.tls_port, server_context(self.config),
+                self.forward_secret, self.config.handshake_timeout,
+            )
+        elif self.config.tls_port:
             from warren.server.amqp.tls import server_context
 
             self._tls_server = await loop.create_server(

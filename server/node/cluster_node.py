@@ -79,6 +79,7 @@ class ClusterNode:
         host = advertised_host(config)
         self.info: dict[str, Any] = {
             "amqp": [host, config.port],
+            "amqps": [host, config.tls_port],
             "repl": [host, config.replication_port],
             "http": [host, config.management_port],
             "prometheus": [host, config.prometheus_port],
@@ -233,7 +234,8 @@ class ClusterNode:
         self.role = "follower"
         cfg = self.config
         http_host = cfg.management_host or cfg.host
-        for kind, host, port in (("amqp", cfg.host, cfg.port), ("http", http_host, cfg.management_port),
+        for kind, host, port in (("amqp", cfg.host, cfg.port), ("amqps", cfg.host, cfg.tls_port),
+                                 ("http", http_host, cfg.management_port),
                                  ("prometheus", http_host, cfg.prometheus_port)):
             if port:
                 # clients are named to the leader by a signed line ahead of their bytes
@@ -262,7 +264,8 @@ class ClusterNode:
             return
         for kind, proxy in self.proxies.items():
             target = None if leadership is None else leadership.info.get(kind)
-            proxy.retarget((str(target[0]), int(target[1])) if target and len(target) == 2 else None)
+            # a listener the leader does not have (port 0: e.g. no tls_port) forwards nowhere
+            proxy.retarget((str(target[0]), int(target[1])) if target and len(target) == 2 and target[1] else None)
         repl = None if leadership is None else tuple(leadership.info.get("repl", ()))
         current = self.follower
         if current is not None and repl and (current.host, current.port) == repl:

@@ -286,3 +286,52 @@ async def test_api_nodes_lists_every_member_and_a_stopped_one_as_not_running(clu
 async def _not_in_sync(port: int, name: str) -> bool:
     status, body = await _get(port, "/api/nodes")
     return status == 200 and any(n["name"] == name and not n["in_sync"] for n in json.loads(body))
+
+
+async def test_a_tls_client_of_a_follower_reaches_the_leader(tmp_path, etcd_fresh):
+    """AMQPS through a follower: the follower carries the TLS bytes to the leader's AMQPS
+    listener as they are (the session is the client's with the leader), behind the
+    signed line naming the client; a direct TLS client of the leader is served too, and
+    an unsigned line in front of TLS is refused."""
+    import ssl
+
+    import trustme
+
+    from tests.brokerproc import free_port
+    from tests.cluster.clusterproc import LocalCluster
+
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    server.cert_chain_pems[0].write_to_path(cert)
+    server.private_key_pem.write_to_path(key)
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint)
+    tls = {}
+    for name, node in c.nodes.items():
+        tls[name] = free_port()
+        node.extra_args += ["--tls-port", str(tls[name]), "--tls-cert", str(cert), "--tls-key", str(key)]
+    c.start()
+    try:
+        leader = await c.wait_serving(size=3)
+        lead = c.nodes[leader]
+        follower = next(n for n in c.nodes if n != leader)
+        for port in (tls[follower], tls[leader]):
+            conn = await aio_pika.connect(f"amqps://guest:guest@127.0.0.1:{port}/", ssl_context=ctx, timeout=10)
+            async with conn:
+                ch = await conn.channel()
+                q = await ch.declare_queue("", exclusive=True)
+                await ch.default_exchange.publish(aio_pika.Message(b"over tls"), routing_key=q.name)
+                assert (await q.get(timeout=5)).body == b"over tls"
+        # the leader named the follower's client by its own address, via the follower
+        opened = [ln for ln in lead.log_text().splitlines() if "connection opened conn=" in ln]
+        assert any(" via 127.0.0.1:" in ln for ln in opened), opened
+        # a line not signed with the cluster secret, then TLS: dropped before any handshake
+        fake = make_line(b"not-the-secret-at-all", "10.9.8.7", 1234)
+        with socket.create_connection(("127.0.0.1", tls[leader]), timeout=10) as s:
+            s.sendall(fake)
+            assert s.recv(100) == b""
+        assert "bad forwarding line" in lead.log_text()
+    finally:
+        await c.close()

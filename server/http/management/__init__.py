@@ -87,12 +87,10 @@ def node_name_of(broker: Broker) -> str:
     name>`` (the nodes of one machine must not share a name)."""
     cluster = getattr(broker, "cluster", None)
     if cluster is not None:
+        from warren.server.http.management.views import cluster_node_name
+
         return cluster_node_name(cluster.name)
     return f"warren@{socket.gethostname().split('.')[0]}"
-
-
-def cluster_node_name(node: str) -> str:
-    return node if "@" in node else f"warren@{node}"
 
 
 async def start_http(broker: Broker) -> list[Any]:

@@ -91,7 +91,6 @@ def _nodes(c: Ctx) -> list[dict[str, Any]]:
     in-sync set), with what the leader knows of it: running (its session lease is alive
     in etcd), in sync, replication lag. Their own memory/fd/disk figures are not
     collected (the README says so): not shown, not zero."""
-    from warren.server.http.management import cluster_node_name
     from warren.server.http.metrics import process_stats
 
     p = process_stats()
@@ -115,7 +114,7 @@ def _nodes(c: Ctx) -> list[dict[str, Any]]:
             continue
         f = followers.get(name, {})
         entry: dict[str, Any] = {
-            "name": cluster_node_name(name), "type": "disc", "running": name in st["members"],
+            "name": V.cluster_node_name(name), "type": "disc", "running": name in st["members"],
             "cluster_role": "follower", "in_sync": name in st["in_sync"],
         }
         for k in ("state", "acked_seq", "lag_operations", "lag_bytes", "lag_seconds"):

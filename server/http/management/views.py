@@ -73,6 +73,11 @@ def node_name(broker: Broker) -> str:
     return getattr(broker, "node_name", "warren@localhost")
 
 
+def cluster_node_name(node: str) -> str:
+    """A cluster node's name as the management API shows it (RabbitMQ's ``name@host``)."""
+    return node if "@" in node else f"warren@{node}"
+
+
 # ----------------------------------------------------------------------------- queues
 def queue_message_stats(q: Queue) -> dict[str, int]:
     return QUEUE.stats_of(q)
