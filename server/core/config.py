@@ -74,6 +74,12 @@ class Config:
     replication_port: int = 5679
     #: the address other nodes reach this one at (default: host, or 127.0.0.1 when host is 0.0.0.0)
     advertise_host: str = ""
+    #: PEM files for TLS between the nodes: with all three set, the replication link is
+    #: TLS, each end verified against cluster_tls_ca (the leader's certificate must name
+    #: its advertise_host); off by default (the link is HMAC-authenticated either way)
+    cluster_tls_cert: str = ""
+    cluster_tls_key: str = ""
+    cluster_tls_ca: str = ""
 
     @classmethod
     def load(cls, argv: list[str] | None = None) -> Config:

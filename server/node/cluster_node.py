@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,25 @@ def advertised_host(config: Config) -> str:
     return "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
 
 
+def link_contexts(config: Config) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    """(leader's, follower's) TLS contexts for the replication link, or (None, None)
+    without cluster_tls_*: mutual TLS, each end verified against cluster_tls_ca."""
+    files = (config.cluster_tls_cert, config.cluster_tls_key, config.cluster_tls_ca)
+    if not any(files):
+        return None, None
+    if not all(files):
+        raise ConfigError("cluster TLS needs cluster_tls_cert, cluster_tls_key and cluster_tls_ca (PEM files)")
+    try:
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=config.cluster_tls_ca)
+        server.verify_mode = ssl.CERT_REQUIRED
+        server.load_cert_chain(config.cluster_tls_cert, config.cluster_tls_key)
+        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=config.cluster_tls_ca)
+        client.load_cert_chain(config.cluster_tls_cert, config.cluster_tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cluster TLS: {exc}") from None
+    return server, client
+
+
 def read_secret(config: Config) -> bytes:
     if not config.cluster_secret_file:
         raise ConfigError("cluster mode needs cluster_secret_file (the secret every node shares)")
@@ -75,6 +95,7 @@ class ClusterNode:
         self.config = config
         self.services = list(services)
         self.secret = read_secret(config)
+        self.link_tls = link_contexts(config)
         self.name = self.cc.node_name
         host = advertised_host(config)
         self.info: dict[str, Any] = {
@@ -137,6 +158,7 @@ class ClusterNode:
             "min_in_sync": self.cc.min_insync,
             "lease_ttl": self.cc.lease_ttl,
             "follower_timeout": self.cc.follower_timeout,
+            "replication_tls": self.link_tls[0] is not None,
             "replication_seq": leader.seq if leader is not None else None,
             "followers": leader.follower_status() if leader is not None else {},
             "follower": None if self.follower is None else {
@@ -276,7 +298,7 @@ class ClusterNode:
         if leadership is not None and repl and len(repl) == 2:
             log.info("cluster: node %s follows %s at %s:%s", self.name, leadership.node, *repl)
             self.follower = Follower(self.name, str(repl[0]), int(repl[1]), self.secret,
-                                     self.config.data_dir)
+                                     self.config.data_dir, ssl=self.link_tls[1])
             await self.follower.start()
 
     # -- leader -------------------------------------------------------------------
@@ -300,7 +322,7 @@ class ClusterNode:
         leader = self.leader = Leader(
             self.secret, source=source, host=self.config.host, port=self.config.replication_port,
             min_insync=cc.min_insync, follower_timeout=cc.follower_timeout, on_add=add, on_remove=remove,
-            alive=lambda: session.alive,
+            alive=lambda: session.alive, ssl=self.link_tls[0],
         )
 
         def persistence(node: Node) -> ClusterPersistence:

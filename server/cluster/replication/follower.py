@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import shutil
+import ssl as _ssl
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -109,8 +110,12 @@ class Follower:
         on_meta: MetaHook | None = None,
         reconnect_delay: float = 0.1,
         store_options: dict[str, Any] | None = None,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
         self.node = node
+        #: TLS for the link (cluster_tls_*): the leader's certificate must name ``host``
+        self._ssl = ssl
+        self._tls_error = ""
         self.host = host
         self.port = port
         self._secret = secret
@@ -190,8 +195,13 @@ class Follower:
         while not self._closed:
             try:
                 reader, writer = await asyncio.open_connection(
-                    self.host, self.port, limit=_READ_SIZE
+                    self.host, self.port, limit=_READ_SIZE, ssl=self._ssl
                 )
+            except _ssl.SSLError as exc:
+                # a certificate refused, or no TLS on the other end: say so (once per cause)
+                if str(exc) != self._tls_error:
+                    self._tls_error = str(exc)
+                    log.warning("replication: TLS with the leader %s:%d failed: %s", self.host, self.port, exc)
             except OSError as exc:
                 log.debug("replication: cannot reach the leader: %s", exc)
             else:

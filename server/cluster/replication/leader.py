@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import ssl as _ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -72,10 +73,13 @@ class Leader(Operations):
         on_add: Hook | None = None,
         on_remove: Hook | None = None,
         alive: Callable[[], bool] | None = None,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
         if not secret:
             raise ValueError("the replication link needs a cluster secret")
         self._secret = secret
+        #: TLS for the link (cluster_tls_*): followers must present a certificate of the CA
+        self._ssl = ssl
         self._source = source
         self._host = host
         self._port = port
@@ -123,7 +127,7 @@ class Leader(Operations):
     # -- life ---------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._server = await start_ack_server(self._serve, self._host, self._port)
+        self._server = await start_ack_server(self._serve, self._host, self._port, ssl=self._ssl)
         self._port = self._server.sockets[0].getsockname()[1]
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl as _ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -97,7 +98,8 @@ class AckReader(asyncio.StreamReader):
 
 
 async def start_ack_server(
-    serve: Callable[[AckReader, asyncio.StreamWriter], Awaitable[None]], host: str, port: int
+    serve: Callable[[AckReader, asyncio.StreamWriter], Awaitable[None]], host: str, port: int,
+    ssl: _ssl.SSLContext | None = None,
 ) -> asyncio.Server:
     """``asyncio.start_server`` with :class:`AckReader` as the connections' reader."""
     loop = asyncio.get_running_loop()
@@ -106,4 +108,4 @@ async def start_ack_server(
         reader = AckReader(loop=loop)
         return asyncio.StreamReaderProtocol(reader, serve, loop=loop)  # type: ignore[arg-type]
 
-    return await loop.create_server(factory, host, port)
+    return await loop.create_server(factory, host, port, ssl=ssl)
