@@ -5,6 +5,9 @@ a flag, a TOML value or an environment variable:
 
     etcd://10.0.0.1:2379,10.0.0.2:2379,[::1]:2379/prod?lease_ttl=5&min_insync=2&follower_timeout=2
 
+``etcds://`` is the same over TLS (``etcd_ca``, and ``etcd_cert``/``etcd_key`` for etcd's
+``--client-cert-auth``, are node settings: files, not URL parts).
+
 - path: the cluster name (default ``warren``): several clusters can share one etcd;
 - ``lease_ttl`` (s, integer, default 5): how long a dead node keeps its membership and
   leadership; failover takes about this long;
@@ -45,6 +48,8 @@ class ClusterConfig:
     lease_ttl: int = DEFAULT_TTL
     min_insync: int = DEFAULT_MIN_INSYNC
     follower_timeout: float = DEFAULT_FOLLOWER_TIMEOUT
+    #: etcds://: TLS to etcd (server verified against etcd_ca, or the system's CAs)
+    tls: bool = False
 
 
 def _endpoint(text: str) -> tuple[str, int]:
@@ -60,10 +65,8 @@ def _endpoint(text: str) -> tuple[str, int]:
 def parse_cluster(url: str, node_name: str | None = None) -> ClusterConfig:
     """Parse ``--cluster`` and ``--node-name`` (default: this machine's short host name)."""
     parts = urlsplit(url.strip())
-    if parts.scheme == "etcds":
-        raise ClusterConfigError("etcds:// (TLS to etcd) is not supported yet; use etcd://")
-    if parts.scheme != "etcd":
-        raise ClusterConfigError(f"--cluster must be an etcd:// URL, got {url!r}")
+    if parts.scheme not in ("etcd", "etcds"):
+        raise ClusterConfigError(f"--cluster must be an etcd:// or etcds:// URL, got {url!r}")
     if "@" in parts.netloc:
         raise ClusterConfigError("etcd user credentials are not supported yet")
     hosts = [h for h in parts.netloc.split(",") if h]
@@ -103,4 +106,5 @@ def parse_cluster(url: str, node_name: str | None = None) -> ClusterConfig:
             if isinstance(e, ClusterConfigError):
                 raise
             raise ClusterConfigError(f"--cluster option {key}={raw!r} is not a number") from None
-    return ClusterConfig(endpoints=endpoints, node_name=name, cluster=cluster, **options)  # type: ignore[arg-type]
+    return ClusterConfig(endpoints=endpoints, node_name=name, cluster=cluster,  # type: ignore[arg-type]
+                         tls=parts.scheme == "etcds", **options)

@@ -152,16 +152,60 @@ def op_get(key: str) -> Any:
     return rpc.RequestOp(request_range=rpc.RangeRequest(key=key.encode()))
 
 
+@dataclass(frozen=True)
+class EtcdTLS:
+    """TLS to etcd: PEM bytes of the CA that signed etcd's certificate (None: the system's
+    CAs) and of this node's client certificate and key (for etcd's --client-cert-auth)."""
+
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+
+
+class _TLSClient(aetcd.Client):
+    """aetcd's client on a TLS channel (aetcd 1.0 opens only plaintext ones): its
+    ``connect`` with ``secure_channel``; the rest is aetcd's."""
+
+    def __init__(self, *args: Any, tls: EtcdTLS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tls = tls
+
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        if self._is_connecting:
+            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            return
+        import grpc
+        from aetcd import watcher as _watcher
+
+        try:
+            self._is_connecting = True
+            creds = grpc.ssl_channel_credentials(self._tls.ca, self._tls.key, self._tls.cert)
+            self.channel = grpc.aio.secure_channel(f"{self._host}:{self._port}", creds,
+                                                   options=list(self._options.items()))
+            self.kvstub = rpc.KVStub(self.channel)
+            self.clusterstub = rpc.ClusterStub(self.channel)
+            self.leasestub = rpc.LeaseStub(self.channel)
+            self.maintenancestub = rpc.MaintenanceStub(self.channel)
+            self._watcher = _watcher.Watcher(rpc.WatchStub(self.channel), timeout=self._timeout,
+                                             metadata=self.metadata)
+            self._connected.set()
+        finally:
+            self._is_connecting = False
+
+
 class Etcd:
     """A connection to an etcd cluster given as several endpoints; fails over between them."""
 
     def __init__(
-        self, endpoints: Sequence[tuple[str, int]], *, timeout: float = 2.0
+        self, endpoints: Sequence[tuple[str, int]], *, timeout: float = 2.0, tls: EtcdTLS | None = None
     ) -> None:
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
         self.endpoints = list(endpoints)
         self.timeout = timeout
+        self.tls = tls
         self._index = 0
         self._client: aetcd.Client | None = None
         self._closed = False
@@ -173,17 +217,20 @@ class Etcd:
 
     def _new_client(self) -> aetcd.Client:
         host, port = self.endpoints[self._index]
-        return aetcd.Client(
-            host=host,
-            port=port,
-            timeout=self.timeout,
+        kwargs: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "timeout": self.timeout,
             # gRPC pings notice a dead TCP peer (e.g. a paused etcd) without waiting on the OS
-            options={
+            "options": {
                 "grpc.keepalive_time_ms": 2000,
                 "grpc.keepalive_timeout_ms": 2000,
                 "grpc.keepalive_permit_without_calls": 1,
             },
-        )
+        }
+        if self.tls is not None:
+            return _TLSClient(tls=self.tls, **kwargs)
+        return aetcd.Client(**kwargs)
 
     async def _switch(self, failed: aetcd.Client) -> None:
         """Drop the client that failed and move on to the next endpoint."""

@@ -80,6 +80,11 @@ class Config:
     cluster_tls_cert: str = ""
     cluster_tls_key: str = ""
     cluster_tls_ca: str = ""
+    #: with --cluster etcds://: PEM of the CA that signed etcd's certificate (default: the
+    #: system's CAs), and this node's client certificate and key for etcd's --client-cert-auth
+    etcd_ca: str = ""
+    etcd_cert: str = ""
+    etcd_key: str = ""
 
     @classmethod
     def load(cls, argv: list[str] | None = None) -> Config:

@@ -29,7 +29,7 @@ from typing import Any
 from warren.server.cluster.config import ClusterConfig, ClusterConfigError, parse_cluster
 from warren.server.cluster.definitions import ClusterDefinitions
 from warren.server.cluster.election import Election, Leadership
-from warren.server.cluster.etcd import Etcd, EtcdError
+from warren.server.cluster.etcd import Etcd, EtcdError, EtcdTLS
 from warren.server.cluster.isr import InSyncReplicas
 from warren.server.cluster.lease import LeaseLost, Session
 from warren.server.cluster.membership import Membership
@@ -72,6 +72,24 @@ def link_contexts(config: Config) -> tuple[ssl.SSLContext | None, ssl.SSLContext
     return server, client
 
 
+def etcd_tls(config: Config, tls: bool) -> EtcdTLS | None:
+    """TLS to etcd for an etcds:// URL (None for etcd://)."""
+    files = {"etcd_ca": config.etcd_ca, "etcd_cert": config.etcd_cert, "etcd_key": config.etcd_key}
+    if not tls:
+        if any(files.values()):
+            raise ConfigError("etcd_ca/etcd_cert/etcd_key are for TLS to etcd: use --cluster etcds://...")
+        return None
+    if bool(config.etcd_cert) != bool(config.etcd_key):
+        raise ConfigError("etcd_cert and etcd_key go together (a client certificate and its key)")
+    pem: dict[str, bytes | None] = {}
+    for name, path in files.items():
+        try:
+            pem[name] = Path(path).read_bytes() if path else None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {name}: {exc}") from None
+    return EtcdTLS(ca=pem["etcd_ca"], cert=pem["etcd_cert"], key=pem["etcd_key"])
+
+
 def read_secret(config: Config) -> bytes:
     if not config.cluster_secret_file:
         raise ConfigError("cluster mode needs cluster_secret_file (the secret every node shares)")
@@ -105,7 +123,7 @@ class ClusterNode:
             "http": [host, config.management_port],
             "prometheus": [host, config.prometheus_port],
         }
-        self.etcd = Etcd(list(self.cc.endpoints))
+        self.etcd = Etcd(list(self.cc.endpoints), tls=etcd_tls(config, self.cc.tls))
         self.election = Election(self.etcd, self.cc.cluster, self.name)
         self.membership = Membership(self.etcd, self.cc.cluster, self.name)
         self.isr = InSyncReplicas(self.etcd, self.cc.cluster, self.cc.min_insync)

@@ -33,8 +33,11 @@ def etcd_binary() -> str:
 class EtcdProcess:
     """One single-member etcd on loopback with a private data dir; output goes to etcd.log."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, tls: dict[str, Path] | None = None) -> None:
+        """``tls``: {"cert", "key", "ca"} files: serve clients over TLS and require a
+        client certificate the CA signed (etcd's --client-cert-auth)."""
         self.base = base
+        self.tls = tls
         self.client_port = free_port()
         self.peer_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -55,12 +58,17 @@ class EtcdProcess:
     def start(self, timeout: float = 20.0) -> EtcdProcess:
         binary = etcd_binary()
         self.base.mkdir(parents=True, exist_ok=True)
-        client = f"http://127.0.0.1:{self.client_port}"
+        client = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.client_port}"
         peer = f"http://127.0.0.1:{self.peer_port}"
         self._log = open(self.base / "etcd.log", "ab")  # noqa: SIM115 - closed in stop()
+        tls = [] if not self.tls else [
+            "--cert-file", str(self.tls["cert"]), "--key-file", str(self.tls["key"]),
+            "--trusted-ca-file", str(self.tls["ca"]), "--client-cert-auth",
+        ]
         self.proc = subprocess.Popen(
             [
                 binary,
+                *tls,
                 "--name", "t",
                 "--data-dir", str(self.data_dir),
                 "--listen-client-urls", client,
@@ -86,9 +94,16 @@ class EtcdProcess:
     def _wait_healthy(self, deadline: float) -> None:
         """Listening is not serving: wait until the member has elected itself and answers."""
         url = f"http://127.0.0.1:{self.client_port}/health"
+        ctx = None
+        if self.tls:
+            import ssl
+
+            url = url.replace("http://", "https://")
+            ctx = ssl.create_default_context(cafile=str(self.tls["ca"]))
+            ctx.load_cert_chain(str(self.tls["client_cert"]), str(self.tls["client_key"]))
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=1) as r:
+                with urllib.request.urlopen(url, timeout=1, context=ctx) as r:
                     if json.loads(r.read()).get("health") == "true":
                         return
             except (OSError, ValueError):

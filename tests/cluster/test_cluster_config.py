@@ -31,7 +31,11 @@ def test_cluster_settings_from_flags_env_and_toml(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--cluster", "etcd://127.0.0.1:1", "--node-name", "n1"], "cluster_secret_file"),
-    (["--cluster", "http://127.0.0.1:2379", "--node-name", "n1"], "must be an etcd:// URL"),
+    (["--cluster", "http://127.0.0.1:2379", "--node-name", "n1"], "must be an etcd:// or etcds:// URL"),
+    (["--cluster", "etcd://127.0.0.1:2379", "--node-name", "n1", "--etcd-ca", "/x.pem"], "use --cluster etcds://"),
+    (["--cluster", "etcds://127.0.0.1:2379", "--node-name", "n1", "--etcd-cert", "/x.pem"], "go together"),
+    (["--cluster", "etcds://127.0.0.1:2379", "--node-name", "n1", "--etcd-ca", "/nonexistent.pem"],
+     "cannot read etcd_ca"),
     (["--cluster", "etcd://127.0.0.1:2379?lease_ttl=1", "--node-name", "n1"], "lease_ttl"),
     (["--cluster", "etcd://127.0.0.1:2379", "--node-name", "bad name"], "bad node name"),
 ])

@@ -126,3 +126,67 @@ def test_cluster_tls_needs_all_three_files(tmp_path):
     )
     assert out.returncode != 0
     assert "cluster_tls_cert, cluster_tls_key and cluster_tls_ca" in out.stdout + out.stderr
+
+
+async def test_a_cluster_on_etcd_over_tls(tmp_path):
+    """etcds://: the nodes talk to an etcd that serves TLS only and wants a client
+    certificate; a node without one never reaches it (and never leads)."""
+    from tests.cluster.etcdproc import EtcdProcess
+
+    ca = trustme.CA()
+    etcd_cert = ca.issue_cert("127.0.0.1", "localhost")
+    node_cert = ca.issue_cert("warren-node", common_name="warren-node")
+    files = {k: tmp_path / f"etcd-{k}.pem" for k in ("cert", "key", "ca", "client_cert", "client_key")}
+    etcd_cert.cert_chain_pems[0].write_to_path(files["cert"])
+    etcd_cert.private_key_pem.write_to_path(files["key"])
+    ca.cert_pem.write_to_path(files["ca"])
+    node_cert.cert_chain_pems[0].write_to_path(files["client_cert"])
+    node_cert.private_key_pem.write_to_path(files["client_key"])
+    etcd = EtcdProcess(tmp_path / "etcd", tls=files).start()
+    try:
+        c = LocalCluster(tmp_path / "cluster", etcd.endpoint, n=2,
+                         options="lease_ttl=2&min_insync=1&follower_timeout=1")
+        url_of = {}
+        for name, node in c.nodes.items():
+            i = node.extra_args.index("--cluster") + 1
+            node.extra_args[i] = url_of[name] = node.extra_args[i].replace("etcd://", "etcds://", 1)
+            node.extra_args += ["--etcd-ca", str(files["ca"])]
+        # n1 has a client certificate; n2 has none, so etcd refuses it
+        c.nodes["n1"].extra_args += ["--etcd-cert", str(files["client_cert"]),
+                                     "--etcd-key", str(files["client_key"])]
+        c.etcd = _tls_etcd_client(etcd, files)
+        c.start(wait=False)
+        try:
+            leader = await c.wait(c.leader, 30, "a leader")
+            assert leader[0] == "n1"
+            n1 = c.nodes["n1"]
+            await c.wait(lambda: _logged_any(n1, f"serves as leader (token {leader[1]})"), 30, "n1 serving")
+            conn = await aio_pika.connect(n1.url, timeout=10)
+            await (await conn.channel()).declare_queue("over-etcds", durable=True)
+            await conn.close()
+            assert await publish_confirmed(n1.url, "over-etcds", [b"x"]) == [b"x"]
+            from warren.server.cluster.definitions import ClusterDefinitions
+
+            found, _ = await ClusterDefinitions(c.etcd, c.cluster).load()
+            assert "over-etcds" in {q["name"] for q in found["queues"]}
+            await c.wait(lambda: _logged_any(c.nodes["n2"], "etcd unreachable"), 30,
+                         "n2 to report that it cannot reach etcd")
+            assert "n2" not in {m for m in await _members(c)}
+        finally:
+            await c.close()
+    finally:
+        etcd.remove()
+
+
+def _tls_etcd_client(etcd, files):
+    from warren.server.cluster.etcd import Etcd, EtcdTLS
+
+    return Etcd([etcd.endpoint], timeout=5.0, tls=EtcdTLS(
+        ca=files["ca"].read_bytes(), cert=files["client_cert"].read_bytes(),
+        key=files["client_key"].read_bytes()))
+
+
+async def _members(c: LocalCluster) -> list[str]:
+    from warren.server.cluster.membership import Membership
+
+    return list(await Membership(c.etcd, c.cluster, "observer").members())

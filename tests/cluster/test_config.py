@@ -24,6 +24,11 @@ def test_ipv6_path_and_options():
     assert (cfg.lease_ttl, cfg.min_insync, cfg.follower_timeout) == (3, 3, 0.5)
 
 
+def test_etcds_means_tls_to_etcd():
+    assert parse_cluster("etcds://h1:2379/p", "n1").tls
+    assert not parse_cluster("etcd://h1:2379/p", "n1").tls
+
+
 def test_node_name_defaults_to_host_name():
     assert parse_cluster("etcd://h1").node_name
 
@@ -31,8 +36,7 @@ def test_node_name_defaults_to_host_name():
 @pytest.mark.parametrize(
     ("url", "node", "message"),
     [
-        ("http://h1:2379", "n1", "must be an etcd:// URL"),
-        ("etcds://h1:2379", "n1", "TLS to etcd"),
+        ("http://h1:2379", "n1", "must be an etcd:// or etcds:// URL"),
         ("etcd://", "n1", "names no etcd endpoint"),
         ("etcd://h1:99999", "n1", "port out of range"),
         ("etcd://h1:abc", "n1", "bad etcd endpoint"),
