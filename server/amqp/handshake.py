@@ -55,10 +55,14 @@ class Handshake:
     def _forwarded_before_tls(self: Connection) -> None:
         # the line came ahead of TLS, so there is none to take from the AMQP bytes
         assert self.forwarded_peer is not None
+        self._forwarded_from(self.forwarded_peer)
+
+    def _forwarded_from(self: Connection, peer: tuple[str, int]) -> None:
+        """The client a follower's line named: the peer, and the name says which follower."""
         via = self.name.split(" ")[0]
-        self.forwarded = True
-        self.peer = self.forwarded_peer
-        self.name = f"{self.peer[0]}:{self.peer[1]} -> {self.name.split(' -> ')[-1]} via {via}"
+        self.forwarded = True  # one line per connection: a second would be the client's
+        self.peer = peer
+        self.name = f"{peer[0]}:{peer[1]} -> {self.name.split(' -> ')[-1]} via {via}"
 
     def _header_received(self: Connection, data: bytes) -> bytes:
         """The protocol header (possibly split over reads): answer with Connection.Start;
@@ -76,11 +80,8 @@ class Handshake:
             if taken is None:
                 self._hdr = buf
                 return b""
-            (ip, port), buf = taken
-            via = self.name.split(" ")[0]
-            self.forwarded = True  # one line per connection: a second would be the client's
-            self.peer = (ip, port)
-            self.name = f"{ip}:{port} -> {self.name.split(' -> ')[-1]} via {via}"
+            peer, buf = taken
+            self._forwarded_from(peer)
             self._hdr = b""
             if not buf:
                 return b""

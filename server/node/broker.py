@@ -131,33 +131,34 @@ class Broker(Node):
             lambda: Connection(self), self.config.host, self.config.port, backlog=1024, reuse_address=True,
             start_serving=False,  # clients are let in once everything below has started
         )
-        if self.config.tls_port and self.forward_secret is not None:
-            from warren.server.amqp.tls import server_context
-            from warren.server.amqp.tls_listener import ForwardingTLSServer
-
-            def forwarded(peer: tuple[str, int] | None) -> Connection:
-                conn = Connection(self)
-                conn.forwarded_peer = peer
-                return conn
-
-            # cluster mode: TLS clients may come through a follower, named by a line before TLS
-            self._tls_server = ForwardingTLSServer(
-                forwarded, self.config.host, self.config.tls_port, server_context(self.config),
-                self.forward_secret, self.config.handshake_timeout,
-            )
-        elif self.config.tls_port:
+        if self.config.tls_port:
             from warren.server.amqp.tls import server_context
 
-            self._tls_server = await loop.create_server(
-                lambda: Connection(self),
-                self.config.host,
-                self.config.tls_port,
-                ssl=server_context(self.config),
-                ssl_handshake_timeout=self.config.handshake_timeout,
-                backlog=1024,
-                reuse_address=True,
-                start_serving=False,
-            )
+            ctx = server_context(self.config)
+            if self.forward_secret is not None:
+                from warren.server.amqp.tls_listener import ForwardingTLSServer
+
+                def forwarded(peer: tuple[str, int] | None) -> Connection:
+                    conn = Connection(self)
+                    conn.forwarded_peer = peer
+                    return conn
+
+                # cluster mode: TLS clients may come through a follower, named by a line before TLS
+                self._tls_server = ForwardingTLSServer(
+                    forwarded, self.config.host, self.config.tls_port, ctx,
+                    self.forward_secret, self.config.handshake_timeout,
+                )
+            else:
+                self._tls_server = await loop.create_server(
+                    lambda: Connection(self),
+                    self.config.host,
+                    self.config.tls_port,
+                    ssl=ctx,
+                    ssl_handshake_timeout=self.config.handshake_timeout,
+                    backlog=1024,
+                    reuse_address=True,
+                    start_serving=False,
+                )
             addrs = ", ".join(str(s.getsockname()) for s in self._tls_server.sockets)
             log.info("listening amqps=%s", addrs)
         self._timeout_handle = loop.call_later(self._timeout_interval(), self._check_consumer_timeouts)

@@ -171,7 +171,7 @@ class ClusterNode:
             "role": self.role,
             "leader": self._leader_name,
             "members": sorted(self._members),
-            "known": sorted(self._seen | self._members | set(self._insync) | {self.name}),
+            "known": sorted(self._seen | set(self._insync) | {self.name}),
             "in_sync": list(self._insync),
             "min_in_sync": self.cc.min_insync,
             "lease_ttl": self.cc.lease_ttl,

@@ -25,18 +25,21 @@ async def _get(port: int, path: str) -> tuple[int, str]:
         return r.status, await r.text()
 
 
+async def _get_json(port: int, path: str):
+    """The parsed answer of a 200, else None (a node not serving the API yet)."""
+    try:
+        status, body = await _get(port, path)
+    except aiohttp.ClientError:
+        return None
+    return json.loads(body) if status == 200 else None
+
+
 async def test_status_is_served_on_every_node(cluster3):
     leader = await cluster3.wait_serving(size=3)
     for node in cluster3.nodes.values():
         async def full(port=node.mgmt_port):
-            try:
-                status, body = await _get(port, "/api/cluster")
-            except aiohttp.ClientError:
-                return None
-            if status != 200:
-                return None
-            st = json.loads(body)
-            return st if len(st["followers"]) == 2 and len(st["in_sync"]) == 3 else None
+            st = await _get_json(port, "/api/cluster")
+            return st if st and len(st["followers"]) == 2 and len(st["in_sync"]) == 3 else None
 
         st = await cluster3.wait(full, 20, f"/api/cluster on {node.name}")
         assert st["leader"] == leader and st["role"] == "leader"
@@ -251,14 +254,9 @@ async def test_api_nodes_lists_every_member_and_a_stopped_one_as_not_running(clu
     follower = next(n for n in cluster3.nodes if n != leader)
 
     async def listing(port: int, want_running: dict[str, bool]):
-        try:
-            status, body = await _get(port, "/api/nodes")
-        except aiohttp.ClientError:
-            return None
-        if status != 200:
-            return None
-        got = {n["name"]: n for n in json.loads(body)}
-        return got if {k: v["running"] for k, v in got.items()} == want_running else None
+        nodes = await _get_json(port, "/api/nodes")
+        got = {n["name"]: n for n in nodes or []}
+        return got if got and {k: v["running"] for k, v in got.items()} == want_running else None
 
     everyone = {f"warren@{n}": True for n in cluster3.nodes}
     for node in cluster3.nodes.values():  # a follower's API is the leader's
