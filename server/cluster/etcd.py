@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aetcd
+from aetcd import exceptions as _exceptions
 from aetcd import rpc
 from aetcd import transactions as _tx
 from aetcd import utils as _utils
@@ -184,6 +185,14 @@ class _TLSClient(aetcd.Client):
             creds = grpc.ssl_channel_credentials(self._tls.ca, self._tls.key, self._tls.cert)
             self.channel = grpc.aio.secure_channel(f"{self._host}:{self._port}", creds,
                                                    options=list(self._options.items()))
+            if self._username is not None and self._password is not None:
+                # as aetcd's own connect: a token for this channel, sent with every call
+                self.auth_stub = rpc.AuthStub(self.channel)
+                resp = await self.auth_stub.Authenticate(
+                    rpc.AuthenticateRequest(name=self._username, password=self._password),
+                    timeout=self._timeout,
+                )
+                self.metadata = (("token", resp.token),)
             self.kvstub = rpc.KVStub(self.channel)
             self.clusterstub = rpc.ClusterStub(self.channel)
             self.leasestub = rpc.LeaseStub(self.channel)
@@ -196,16 +205,23 @@ class _TLSClient(aetcd.Client):
 
 
 class Etcd:
-    """A connection to an etcd cluster given as several endpoints; fails over between them."""
+    """A connection to an etcd cluster given as several endpoints; fails over between them.
+
+    ``credentials`` (user, password): for an etcd with authentication enabled. Each client
+    (one per endpoint in use) authenticates when it connects; a token etcd no longer knows
+    (an etcd restart, or a token that expired) makes the call reconnect and authenticate
+    again, once per endpoint tried."""
 
     def __init__(
-        self, endpoints: Sequence[tuple[str, int]], *, timeout: float = 2.0, tls: EtcdTLS | None = None
+        self, endpoints: Sequence[tuple[str, int]], *, timeout: float = 2.0, tls: EtcdTLS | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
         self.endpoints = list(endpoints)
         self.timeout = timeout
         self.tls = tls
+        self.credentials = credentials
         self._index = 0
         self._client: aetcd.Client | None = None
         self._closed = False
@@ -228,6 +244,8 @@ class Etcd:
                 "grpc.keepalive_permit_without_calls": 1,
             },
         }
+        if self.credentials is not None:
+            kwargs["username"], kwargs["password"] = self.credentials
         if self.tls is not None:
             return _TLSClient(tls=self.tls, **kwargs)
         return aetcd.Client(**kwargs)
@@ -242,12 +260,24 @@ class Etcd:
         except Exception:  # closing a broken channel may itself fail; nothing to do about it
             pass
 
+    async def _drop(self, failed: aetcd.Client) -> None:
+        """Drop the client (the next call makes a new one on the same endpoint)."""
+        if self._client is failed:
+            self._client = None
+        try:
+            await failed.close()
+        except Exception:
+            pass
+
     async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         """Run one request, trying each endpoint once when it is unreachable."""
         if self._closed:
             raise EtcdError("etcd client closed")
         last: Exception | None = None
-        for _ in range(len(self.endpoints)):
+        tries = len(self.endpoints)
+        reauth = 1  # one new token per call (a second refusal is not a stale token)
+        while tries > 0:
+            tries -= 1
             client = self._client
             if client is None:
                 client = self._client = self._new_client()
@@ -256,9 +286,24 @@ class Etcd:
                 # that races with the result, leaving a cancelled task running on
                 async with asyncio.timeout(self.timeout):
                     return await fn(client)
-            except (*_UNREACHABLE, TimeoutError, rpc.AioRpcError) as e:
-                if isinstance(e, rpc.AioRpcError) and e.code() not in _UNREACHABLE_CODES:
+            except (_exceptions.UnauthenticatedError, rpc.AioRpcError) as e:
+                if isinstance(e, rpc.AioRpcError) and e.code() in _UNREACHABLE_CODES:
+                    last = e
+                    log.warning("etcd %s unreachable: %s", self.endpoint, e.details())
+                    await self._switch(client)
+                    continue
+                if isinstance(e, rpc.AioRpcError) and e.code() != rpc.StatusCode.UNAUTHENTICATED:
                     raise EtcdError(e.details() or str(e.code())) from e
+                # etcd does not know our token (it restarted, or the token expired):
+                # a new client authenticates again
+                last = e
+                log.info("etcd %s: authentication token refused (%s); authenticating again",
+                         self.endpoint, e.details() if isinstance(e, rpc.AioRpcError) else e)
+                await self._drop(client)
+                if reauth:
+                    reauth -= 1
+                    tries += 1
+            except (*_UNREACHABLE, TimeoutError) as e:
                 last = e
                 why = e.details() if isinstance(e, rpc.AioRpcError) else (str(e) or type(e).__name__)
                 log.warning("etcd %s unreachable: %s", self.endpoint, why)

@@ -85,6 +85,10 @@ class Config:
     etcd_ca: str = ""
     etcd_cert: str = ""
     etcd_key: str = ""
+    #: for an etcd with authentication enabled: the user, and a file holding its password
+    #: (a file, so that the password is not in the process list or the environment)
+    etcd_username: str = ""
+    etcd_password_file: str = ""
 
     @classmethod
     def load(cls, argv: list[str] | None = None) -> Config:

@@ -90,6 +90,21 @@ def etcd_tls(config: Config, tls: bool) -> EtcdTLS | None:
     return EtcdTLS(ca=pem["etcd_ca"], cert=pem["etcd_cert"], key=pem["etcd_key"])
 
 
+def etcd_credentials(config: Config) -> tuple[str, str] | None:
+    """(user, password) for an etcd with authentication enabled; None without."""
+    if not config.etcd_username and not config.etcd_password_file:
+        return None
+    if not (config.etcd_username and config.etcd_password_file):
+        raise ConfigError("etcd_username and etcd_password_file go together")
+    try:
+        password = Path(config.etcd_password_file).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read etcd_password_file: {exc}") from None
+    if not password:
+        raise ConfigError("etcd_password_file is empty")
+    return config.etcd_username, password
+
+
 def read_secret(config: Config) -> bytes:
     if not config.cluster_secret_file:
         raise ConfigError("cluster mode needs cluster_secret_file (the secret every node shares)")
@@ -123,7 +138,8 @@ class ClusterNode:
             "http": [host, config.management_port],
             "prometheus": [host, config.prometheus_port],
         }
-        self.etcd = Etcd(list(self.cc.endpoints), tls=etcd_tls(config, self.cc.tls))
+        self.etcd = Etcd(list(self.cc.endpoints), tls=etcd_tls(config, self.cc.tls),
+                         credentials=etcd_credentials(config))
         self.election = Election(self.etcd, self.cc.cluster, self.name)
         self.membership = Membership(self.etcd, self.cc.cluster, self.name)
         self.isr = InSyncReplicas(self.etcd, self.cc.cluster, self.cc.min_insync)

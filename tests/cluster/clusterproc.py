@@ -35,8 +35,10 @@ class LocalCluster:
 
     def __init__(self, base: Path, etcd_endpoint: tuple[str, int], n: int = 3,
                  options: str = "lease_ttl=2&min_insync=2&follower_timeout=1",
-                 node_etcd: dict[str, tuple[str, int]] | None = None) -> None:
-        """``node_etcd``: where a node reaches etcd, if not directly (e.g. a CuttableLink)."""
+                 node_etcd: dict[str, tuple[str, int]] | None = None,
+                 etcd_credentials: tuple[str, str] | None = None) -> None:
+        """``node_etcd``: where a node reaches etcd, if not directly (e.g. a CuttableLink);
+        ``etcd_credentials``: (user, password) the test reads etcd with."""
         self.cluster = f"t-{secrets.token_hex(4)}"
         base.mkdir(parents=True, exist_ok=True)
         secret = base / "secret"
@@ -46,7 +48,7 @@ class LocalCluster:
                                         self.cluster, secret, options)
             for i in range(1, n + 1)
         }
-        self.etcd = Etcd([etcd_endpoint], timeout=5.0)
+        self.etcd = Etcd([etcd_endpoint], timeout=5.0, credentials=etcd_credentials)
 
     def start(self, wait: bool = True) -> LocalCluster:
         for node in self.nodes.values():

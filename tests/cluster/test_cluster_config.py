@@ -36,6 +36,10 @@ def test_cluster_settings_from_flags_env_and_toml(tmp_path, monkeypatch):
     (["--cluster", "etcds://127.0.0.1:2379", "--node-name", "n1", "--etcd-cert", "/x.pem"], "go together"),
     (["--cluster", "etcds://127.0.0.1:2379", "--node-name", "n1", "--etcd-ca", "/nonexistent.pem"],
      "cannot read etcd_ca"),
+    (["--cluster", "etcd://127.0.0.1:2379", "--node-name", "n1", "--etcd-username", "w"],
+     "etcd_username and etcd_password_file go together"),
+    (["--cluster", "etcd://127.0.0.1:2379", "--node-name", "n1", "--etcd-username", "w",
+      "--etcd-password-file", "/nonexistent"], "cannot read etcd_password_file"),
     (["--cluster", "etcd://127.0.0.1:2379?lease_ttl=1", "--node-name", "n1"], "lease_ttl"),
     (["--cluster", "etcd://127.0.0.1:2379", "--node-name", "bad name"], "bad node name"),
 ])
