@@ -33,11 +33,13 @@ def etcd_binary() -> str:
 class EtcdProcess:
     """One single-member etcd on loopback with a private data dir; output goes to etcd.log."""
 
-    def __init__(self, base: Path, tls: dict[str, Path] | None = None) -> None:
-        """``tls``: {"cert", "key", "ca"} files: serve clients over TLS and require a
-        client certificate the CA signed (etcd's --client-cert-auth)."""
+    def __init__(self, base: Path, tls: dict[str, Path] | None = None, client_cert_auth: bool = True) -> None:
+        """``tls``: {"cert", "key", "ca"} files: serve clients over TLS and (unless
+        ``client_cert_auth`` is False) require a client certificate the CA signed (etcd's
+        --client-cert-auth; then also {"client_cert", "client_key"} for the health check)."""
         self.base = base
         self.tls = tls
+        self.client_cert_auth = client_cert_auth
         self.client_port = free_port()
         self.peer_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -63,7 +65,8 @@ class EtcdProcess:
         self._log = open(self.base / "etcd.log", "ab")  # noqa: SIM115 - closed in stop()
         tls = [] if not self.tls else [
             "--cert-file", str(self.tls["cert"]), "--key-file", str(self.tls["key"]),
-            "--trusted-ca-file", str(self.tls["ca"]), "--client-cert-auth",
+            # with a trusted CA etcd asks every client for a certificate
+            *(["--trusted-ca-file", str(self.tls["ca"]), "--client-cert-auth"] if self.client_cert_auth else []),
         ]
         self.proc = subprocess.Popen(
             [
@@ -100,7 +103,8 @@ class EtcdProcess:
 
             url = url.replace("http://", "https://")
             ctx = ssl.create_default_context(cafile=str(self.tls["ca"]))
-            ctx.load_cert_chain(str(self.tls["client_cert"]), str(self.tls["client_key"]))
+            if self.client_cert_auth:
+                ctx.load_cert_chain(str(self.tls["client_cert"]), str(self.tls["client_key"]))
         while True:
             try:
                 with urllib.request.urlopen(url, timeout=1, context=ctx) as r:

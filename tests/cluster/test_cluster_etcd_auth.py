@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import ssl
 import urllib.request
+from pathlib import Path
 
 import aio_pika
 import pytest
-from warren.server.cluster.etcd import Etcd, EtcdError
+from warren.server.cluster.etcd import Etcd, EtcdError, EtcdTLS
 
 from tests.cluster.clusterproc import LocalCluster
 from tests.cluster.test_cluster_failover import publish_confirmed
@@ -26,25 +28,27 @@ def _b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
 
 
-def _gateway(endpoint: tuple[str, int], path: str, body: dict, token: str | None = None) -> dict:
+def _gateway(endpoint: tuple[str, int], path: str, body: dict, ca: Path | None = None) -> dict:
     """etcd's JSON gateway (etcd 3.4: /v3/...): the setup an operator does with etcdctl."""
+    scheme = "https" if ca else "http"
     req = urllib.request.Request(
-        f"http://{endpoint[0]}:{endpoint[1]}/v3/{path}", data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json", **({"Authorization": token} if token else {})})
-    with urllib.request.urlopen(req, timeout=10) as r:
+        f"{scheme}://{endpoint[0]}:{endpoint[1]}/v3/{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"})
+    ctx = ssl.create_default_context(cafile=str(ca)) if ca else None
+    with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
         return json.loads(r.read() or b"{}")
 
 
-def enable_auth(endpoint: tuple[str, int]) -> None:
+def enable_auth(endpoint: tuple[str, int], ca: Path | None = None) -> None:
     """root (etcd needs it to enable auth) and a user ``warren`` with read-write on /warren/."""
-    _gateway(endpoint, "auth/user/add", {"name": "root", "password": ROOT_PW})
-    _gateway(endpoint, "auth/user/grant", {"user": "root", "role": "root"})
-    _gateway(endpoint, "auth/role/add", {"name": "warren"})
+    _gateway(endpoint, "auth/user/add", {"name": "root", "password": ROOT_PW}, ca)
+    _gateway(endpoint, "auth/user/grant", {"user": "root", "role": "root"}, ca)
+    _gateway(endpoint, "auth/role/add", {"name": "warren"}, ca)
     _gateway(endpoint, "auth/role/grant", {"name": "warren", "perm": {
-        "permType": "READWRITE", "key": _b64("/warren/"), "range_end": _b64("/warren0")}})
-    _gateway(endpoint, "auth/user/add", {"name": USER, "password": USER_PW})
-    _gateway(endpoint, "auth/user/grant", {"user": USER, "role": "warren"})
-    _gateway(endpoint, "auth/enable", {})
+        "permType": "READWRITE", "key": _b64("/warren/"), "range_end": _b64("/warren0")}}, ca)
+    _gateway(endpoint, "auth/user/add", {"name": USER, "password": USER_PW}, ca)
+    _gateway(endpoint, "auth/user/grant", {"user": USER, "role": "warren"}, ca)
+    _gateway(endpoint, "auth/enable", {}, ca)
 
 
 def _cluster(tmp_path, etcd_fresh, password: str, n: int = 3) -> LocalCluster:
@@ -85,6 +89,41 @@ async def test_the_client_authenticates_again_after_an_etcd_restart(etcd_fresh, 
             await etcd.put("/warren/x/k", b"2")
         assert "authentication token refused" in caplog.text
         assert (await etcd.get("/warren/x/k")).value == b"2"
+
+
+async def test_password_login_over_tls(tmp_path, caplog):
+    """etcds:// with a password (etcd serves TLS, no client certificates): the same login,
+    on the TLS channel warren opens itself, and again after a restart."""
+    import trustme
+
+    from tests.cluster.etcdproc import EtcdProcess
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = {k: tmp_path / f"etcd-{k}.pem" for k in ("cert", "key", "ca")}
+    cert.cert_chain_pems[0].write_to_path(files["cert"])
+    cert.private_key_pem.write_to_path(files["key"])
+    ca.cert_pem.write_to_path(files["ca"])
+    server = EtcdProcess(tmp_path / "etcd", tls=files, client_cert_auth=False).start()
+    try:
+        enable_auth(server.endpoint, files["ca"])
+        tls = EtcdTLS(ca=files["ca"].read_bytes())
+        async with Etcd([server.endpoint], timeout=5.0, tls=tls, credentials=(USER, USER_PW)) as etcd:
+            await etcd.put("/warren/x/k", b"1")
+            server.stop()
+            server.start()
+            with caplog.at_level(logging.INFO, logger="warren.cluster.etcd"):
+                await etcd.put("/warren/x/k", b"2")
+            assert "authentication token refused" in caplog.text
+            assert (await etcd.get("/warren/x/k")).value == b"2"
+        async with Etcd([server.endpoint], timeout=5.0, tls=tls, credentials=(USER, "wrong")) as wrong:
+            with pytest.raises(EtcdError, match="authentication failed"):
+                await wrong.get("/warren/x/k")
+        async with Etcd([server.endpoint], timeout=5.0, tls=tls) as anonymous:
+            with pytest.raises(EtcdError, match="user name is empty"):
+                await anonymous.get("/warren/x/k")
+    finally:
+        server.remove()
 
 
 async def test_a_cluster_on_an_etcd_with_authentication_serves_and_outlives_an_etcd_restart(
