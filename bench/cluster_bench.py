@@ -11,6 +11,8 @@ In ONE run on this machine it starts
 * ``warren-3``: a private etcd and three ``warren --cluster etcd://...`` nodes; the load goes to the
   LEADER once all three are in the in-sync set (a confirm = fsynced on the leader and both followers);
 * ``warren-1``: one warren without ``--cluster``;
+* ``warren-3-tls`` (only when ``--brokers`` names it): ``warren-3`` with mutual TLS on the
+  replication link (``cluster_tls_*``) and etcd over TLS with client certificates (``etcds://``);
 
 and runs the same load on each with the C load generator ``amqp-perf``: 1 producer / 1 consumer,
 persistent 1 KiB into a durable ``x-queue-type=quorum`` queue, publisher confirms (window 100),
@@ -54,7 +56,9 @@ REPO = HERE.parent
 RMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 SHARED_BENCH = Path("/work/shared/bench")
 PACKAGES = ("server", "protocol", "storage", "bench")
-BROKERS = ("rabbit-3", "warren-3", "warren-1")
+BROKERS = ("rabbit-3", "warren-3", "warren-1", "warren-3-tls")
+#: run unless --brokers names them
+DEFAULT_BROKERS = ("rabbit-3", "warren-3", "warren-1")
 
 # the issue's scenario (queue name, --time and --cleanup are added per run)
 SCENARIO = ("--size", "1024", "--persistent", "--durable", "--confirm", "100", "--prefetch", "100",
@@ -419,18 +423,26 @@ class WarrenCluster:
     name = "warren-3"
 
     def __init__(self, base: Path, env: dict[str, str], log_level: str, n: int = 3,
-                 options: str = "lease_ttl=5&min_insync=2") -> None:
+                 options: str = "lease_ttl=5&min_insync=2", tls: bool = False) -> None:
+        """``tls``: mutual TLS on the replication link and etcd over TLS with client
+        certificates (certificates from a throwaway CA made with trustme)."""
         self.n = n
         self.cluster = "cb"
+        self.name = "warren-3-tls" if tls else "warren-3"
         base.mkdir(parents=True, exist_ok=True)
+        self.pki = _make_pki(base / "pki", [f"n{i}" for i in range(1, n + 1)]) if tls else None
         self.etcd_port, peer = free_port(), free_port()
         shm = Path("/dev/shm")
         # etcd fsyncs every write; on tmpfs its latency does not depend on the brokers' disk traffic
         parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else base
         self.etcd_dir = Path(tempfile.mkdtemp(prefix="cluster-bench-etcd-", dir=parent))
-        client, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer}"
+        scheme = "https" if self.pki else "http"
+        client, peer_url = f"{scheme}://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer}"
+        etcd_tls = [] if not self.pki else [
+            "--cert-file", str(self.pki["etcd"][0]), "--key-file", str(self.pki["etcd"][1]),
+            "--trusted-ca-file", str(self.pki["ca"]), "--client-cert-auth"]
         self.etcd = Proc("etcd", [
-            etcd_binary(), "--name", "cb", "--data-dir", str(self.etcd_dir),
+            etcd_binary(), *etcd_tls, "--name", "cb", "--data-dir", str(self.etcd_dir),
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
             "--initial-cluster", f"cb={peer_url}", "--initial-cluster-state", "new", "--log-level", "warn",
@@ -438,11 +450,20 @@ class WarrenCluster:
         secret = base / "cluster-secret"
         secret.write_text(secrets.token_hex(32))
         secret.chmod(0o600)
-        url = f"etcd://127.0.0.1:{self.etcd_port}/{self.cluster}?{options}"
+        url = f"{'etcds' if self.pki else 'etcd'}://127.0.0.1:{self.etcd_port}/{self.cluster}?{options}"
+
+        def tls_args(name: str) -> list[str]:
+            if not self.pki:
+                return []
+            cert, key = self.pki[name]
+            return ["--etcd-ca", str(self.pki["ca"]), "--etcd-cert", str(cert), "--etcd-key", str(key),
+                    "--cluster-tls-cert", str(cert), "--cluster-tls-key", str(key),
+                    "--cluster-tls-ca", str(self.pki["ca"])]
+
         self.nodes = {
             f"n{i}": WarrenNode(f"n{i}", base, env, log_level, extra=[
                 "--cluster", url, "--node-name", f"n{i}", "--cluster-secret-file", str(secret),
-                "--replication-port", str(free_port()), "--advertise-host", "127.0.0.1"])
+                "--replication-port", str(free_port()), "--advertise-host", "127.0.0.1", *tls_args(f"n{i}")])
             for i in range(1, n + 1)
         }
         self.leader: WarrenNode | None = None
@@ -465,9 +486,18 @@ class WarrenCluster:
         log.info("warren-3: starting etcd on %d", self.etcd_port)
         self.etcd.start()
 
+        ctx = None
+        if self.pki:
+            import ssl
+
+            ctx = ssl.create_default_context(cafile=str(self.pki["ca"]))
+            ctx.load_cert_chain(str(self.pki["n1"][0]), str(self.pki["n1"][1]))
+        scheme = "https" if self.pki else "http"
+
         def healthy() -> bool:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.etcd_port}/health", timeout=1) as r:
+                with urllib.request.urlopen(f"{scheme}://127.0.0.1:{self.etcd_port}/health", timeout=1,
+                                            context=ctx) as r:
                     return json.loads(r.read()).get("health") == "true"
             except (OSError, ValueError):
                 return False
@@ -523,6 +553,23 @@ class WarrenCluster:
     def describe(self) -> dict[str, Any]:
         return {"nodes": {n.name: n.port for n in self.nodes.values()}, "etcd_port": self.etcd_port,
                 "logs": str(self.nodes["n1"].proc.logpath.parent)}
+
+
+def _make_pki(d: Path, names: list[str]) -> dict[str, Any]:
+    """A throwaway CA and a certificate (for 127.0.0.1) per name and for etcd:
+    {"ca": path, name: (cert path, key path), ...}."""
+    import trustme
+
+    d.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    out: dict[str, Any] = {"ca": d / "ca.pem"}
+    ca.cert_pem.write_to_path(out["ca"])
+    for name in [*names, "etcd"]:
+        cert = ca.issue_cert("127.0.0.1", "localhost", common_name=name)
+        out[name] = (d / f"{name}.pem", d / f"{name}.key")
+        cert.cert_chain_pems[0].write_to_path(out[name][0])
+        cert.private_key_pem.write_to_path(out[name][1])
+    return out
 
 
 # --------------------------------------------------------------------------- load
@@ -638,7 +685,8 @@ def report(brokers: list[str], per_broker: dict[str, list[dict[str, float]]], is
         p99 = " / ".join(fmt(v["conf_p99"], "{:.1f}") for v in per_broker[b])
         lines.append(f"| {b} | " + " | ".join(fmt(med[b][k], f) for k, _, f in COLS) + f" | {pp} | {p99} |")
     ratios: dict[str, Any] = {}
-    pairs = [("warren-3", "rabbit-3", "target ≥ 4x rate, ≤ 0.5x confirm p99"), ("warren-3", "warren-1", "")]
+    pairs = [("warren-3", "rabbit-3", "target ≥ 4x rate, ≤ 0.5x confirm p99"), ("warren-3", "warren-1", ""),
+             ("warren-3-tls", "warren-3", "the cost of TLS between the nodes and to etcd")]
     rl = ["", "| ratio | publish rate | consume rate | confirm p50 | confirm p99 | note |", "|---|---|---|---|---|---|"]
     for a, b, note in pairs:
         if a in med and b in med:
@@ -662,7 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python3 -m warren.bench.cluster_bench", description=__doc__.split("\n")[0])
     ap.add_argument("--duration", type=float, default=15.0, help="seconds per load run (default 15)")
     ap.add_argument("--repeat", type=int, default=3, help="passes over all brokers (default 3); medians over passes")
-    ap.add_argument("--brokers", default=",".join(BROKERS), help=f"comma list out of {','.join(BROKERS)}")
+    ap.add_argument("--brokers", default=",".join(DEFAULT_BROKERS),
+                    help=f"comma list out of {','.join(BROKERS)} (default {','.join(DEFAULT_BROKERS)}; warren-3-tls: "
+                         "warren-3 with mutual TLS on the replication link and etcds:// with client certificates)")
     ap.add_argument("--out", help="results JSON (default bench/results/cluster-<date>-<time>.json; tables go "
                                   "next to it as .md)")
     ap.add_argument("--amqp-perf", help="path of the built load generator (default: /tmp/amqp-perf, ... or build it)")
@@ -727,6 +777,8 @@ def main(argv: list[str] | None = None) -> int:
                 "warren-3": lambda: WarrenCluster(base / "warren3", env, args.warren_log_level,
                                                   options=args.cluster_options),
                 "warren-1": lambda: WarrenSingle(base / "warren1", env, args.warren_log_level),
+                "warren-3-tls": lambda: WarrenCluster(base / "warren3tls", env, args.warren_log_level,
+                                                      options=args.cluster_options, tls=True),
             }
             objs: dict[str, Any] = {}
             for b in brokers:
