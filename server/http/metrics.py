@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import resource
 import time
 import weakref
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ from prometheus_client.core import (
     UnknownMetricFamily,
 )
 from prometheus_client.registry import Collector
+from warren.server.core.process import process_stats
 from warren.server.model.counters import (
     CHANNEL,
     CONNECTION,
@@ -122,24 +122,6 @@ def global_counts(broker: Broker) -> dict[str, Any]:
         "ready_bytes": ready_bytes,
         "queues": nqueues,
         "queue_consumers": qconsumers,
-    }
-
-
-def process_stats() -> dict[str, float]:
-    rss = 0
-    try:
-        with open("/proc/self/statm") as fh:
-            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    try:
-        fds = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        fds = 0
-    return {
-        "resident_memory_bytes": rss,
-        "open_fds": fds,
-        "max_fds": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
     }
 
 

@@ -39,8 +39,12 @@ from warren.server.cluster.replication.follower import Follower
 from warren.server.cluster.replication.leader import Leader
 from warren.server.cluster.replication.store import ReplicatedSource
 from warren.server.core.config import Config, ConfigError
+from warren.server.core.process import disk_free, process_stats
 from warren.server.model.node import Node
 from warren.server.node.broker import Broker, Service
+
+#: seconds between a node's updates of its own figures (memory, fds, disk) in its member key
+STATS_INTERVAL = 5.0
 
 log = logging.getLogger("warren.cluster")
 
@@ -160,6 +164,9 @@ class ClusterNode:
         self._seen: set[str] = set()
         self._leader_name: str | None = None
         self._insync: list[str] = []
+        #: each member's own figures, as it last published them in its member key
+        self._member_stats: dict[str, dict[str, Any]] = {}
+        self._started = time.time()
 
     async def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -189,6 +196,7 @@ class ClusterNode:
             "members": sorted(self._members),
             "known": sorted(self._seen | set(self._insync) | {self.name}),
             "in_sync": list(self._insync),
+            "member_stats": self._stats_view(),
             "min_in_sync": self.cc.min_insync,
             "lease_ttl": self.cc.lease_ttl,
             "follower_timeout": self.cc.follower_timeout,
@@ -202,12 +210,36 @@ class ClusterNode:
             },
         }
 
+    def _stats_view(self) -> dict[str, dict[str, Any]]:
+        now = time.time()
+        return {name: {**{k: v for k, v in st.items() if k != "at"}, "age_s": round(max(0.0, now - st["at"]), 1)}
+                for name, st in self._member_stats.items() if isinstance(st.get("at"), (int, float))}
+
+    def _own_stats(self) -> dict[str, Any]:
+        """This process's figures, published in its member key for the others' /api/nodes."""
+        p = process_stats()
+        return {"mem_used": p["resident_memory_bytes"], "fd_used": p["open_fds"], "fd_total": p["max_fds"],
+                "disk_free": disk_free(self.config.data_dir), "uptime": int((time.time() - self._started) * 1000),
+                "at": time.time()}
+
+    async def _publish_stats(self, session: Session) -> None:
+        """Refresh this node's figures in its member key every STATS_INTERVAL (the key is
+        bound to the session's lease: a node that is down has no figures, not stale ones)."""
+        while True:
+            await asyncio.sleep(STATS_INTERVAL)
+            try:
+                await self.membership.join(session, {**self.info, "stats": self._own_stats()})
+            except EtcdError as exc:
+                log.debug("cluster: publishing this node's figures: %s", exc)
+
     async def _watch_cluster(self) -> None:
         """Keep the members, the leader's name and the in-sync set current (for status)."""
 
         async def members() -> None:
             async for found in self.membership.watch():
                 self._members = set(found)
+                self._member_stats = {name: m.info["stats"] for name, m in found.items()
+                                      if isinstance(m.info.get("stats"), dict)}
                 self._seen |= self._members
 
         async def leader() -> None:
@@ -241,8 +273,10 @@ class ClusterNode:
                     continue
                 self.session = session
                 failed = False
+                stats: asyncio.Task[None] | None = None
                 try:
-                    await self.membership.join(session, self.info)
+                    await self.membership.join(session, {**self.info, "stats": self._own_stats()})
+                    stats = asyncio.ensure_future(self._publish_stats(session))
                     leadership = await self._follow(session)
                     await self._lead(session, leadership)
                 except (LeaseLost, EtcdError) as exc:
@@ -253,6 +287,8 @@ class ClusterNode:
                     log.exception("cluster: node %s: a role failed; starting over", self.name)
                     failed = True
                 finally:
+                    if stats is not None:
+                        stats.cancel()
                     await self._stop_roles()
                     with contextlib.suppress(Exception):
                         await session.stop(revoke=not session.lost.is_set())

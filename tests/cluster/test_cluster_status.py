@@ -249,7 +249,8 @@ async def test_the_dashboard_shows_the_cluster(cluster3, tmp_path):
 
 async def test_api_nodes_lists_every_member_and_a_stopped_one_as_not_running(cluster3):
     """As RabbitMQ's /api/nodes lists every cluster node (``running`` false for one that
-    is down): the leader with its own figures, the followers with what the leader knows."""
+    is down): the leader with its own figures, the followers with what the leader knows
+    and the figures they publish in etcd (none for a node that is down)."""
     leader = await cluster3.wait_serving(size=3)
     follower = next(n for n in cluster3.nodes if n != leader)
 
@@ -268,7 +269,10 @@ async def test_api_nodes_lists_every_member_and_a_stopped_one_as_not_running(clu
         f = got[f"warren@{follower}"]
         assert f["cluster_role"] == "follower" and f["in_sync"] is True
         assert f["replication_state"] == "insync" and "replication_lag_seconds" in f
-        assert "mem_used" not in f  # not collected from other nodes: not shown as zero
+        # its own figures, as it published them (at its start, then every few seconds)
+        assert f["mem_used"] > 10 << 20 and 0 < f["fd_used"] < f["fd_total"]
+        assert f["disk_free"] > 0 and f["uptime"] > 0 and 0 <= f["stats_age_s"] < 30
+        assert f["mem_used"] != me["mem_used"]  # the follower's, not the leader's
     port = cluster3.nodes[leader].mgmt_port
     status, body = await _get(port, f"/api/nodes/warren@{follower}")
     assert status == 200 and json.loads(body)["name"] == f"warren@{follower}"
@@ -278,6 +282,7 @@ async def test_api_nodes_lists_every_member_and_a_stopped_one_as_not_running(clu
     cluster3.nodes[follower].kill()
     gone = dict(everyone, **{f"warren@{follower}": False})
     got = await cluster3.wait(lambda: listing(port, gone), 30, f"{follower} listed as not running")
+    assert "mem_used" not in got[f"warren@{follower}"]  # down: no figures, not stale ones
     await cluster3.wait(lambda: _not_in_sync(port, f"warren@{follower}"), 30, f"{follower} out of sync")
 
 

@@ -89,9 +89,10 @@ def _nodes(c: Ctx) -> list[dict[str, Any]]:
     """This node with its figures; in a cluster (this node leads: followers forward the
     API to it) every other node it knows too (a member since it started, or in the
     in-sync set), with what the leader knows of it: running (its session lease is alive
-    in etcd), in sync, replication lag. Their own memory/fd/disk figures are not
-    collected (the README says so): not shown, not zero."""
-    from warren.server.http.metrics import process_stats
+    in etcd), in sync, replication lag, and the memory/fd/disk figures it publishes in
+    its member key (every few seconds, ``stats_age_s`` old; a node that is down has
+    none: not shown, not zero)."""
+    from warren.server.core.process import process_stats
 
     p = process_stats()
     me = {
@@ -120,5 +121,11 @@ def _nodes(c: Ctx) -> list[dict[str, Any]]:
         for k in ("state", "acked_seq", "lag_operations", "lag_bytes", "lag_seconds"):
             if k in f:
                 entry[f"replication_{k}"] = f[k]
+        own = (st.get("member_stats") or {}).get(name) if entry["running"] else None
+        if own:
+            for k in ("mem_used", "fd_used", "fd_total", "disk_free", "uptime"):
+                if k in own:
+                    entry[k] = own[k]
+            entry["stats_age_s"] = own.get("age_s")
         out.append(entry)
     return out
