@@ -140,6 +140,10 @@ class Follower:
         self._closed = False
         self._writer: asyncio.StreamWriter | None = None
         self._dirs_to_sync: set[Path] = set()
+        #: the local stores were opened (_open_all: only when resuming, not to resync)
+        self._opened = False
+        #: stores written since RESYNC_BEGIN, fsynced at RESYNC_END
+        self._resync_touched: dict[str, _Replica] = {}
 
     # -- life -----------------------------------------------------------------
     async def start(self) -> None:
@@ -152,6 +156,16 @@ class Follower:
         )
         self.log_id, self.applied = self._state.log_id, self._state.seq
         self.durable = self.applied
+        # the stores are opened once the leader says it resumes from our position: a new
+        # leader (a new log) resyncs us fully, and opening (scanning) stores only to
+        # delete them cost ~0.5 s per 150 MB queued in every failover
+        self._task = asyncio.ensure_future(self._run())
+
+    def _open_all(self) -> None:
+        """Open every local store (rebuilding the position maps), once."""
+        if self._opened:
+            return
+        self._opened = True
         for entry in sorted(os.scandir(self.data_dir / "stores"), key=lambda e: e.name):
             if entry.is_dir():
                 try:
@@ -159,8 +173,8 @@ class Follower:
                 except ValueError:
                     log.warning("replication: ignoring %s (not a replica store)", entry.path)
                     continue
-                self._stores[store_id] = self._open(store_id)
-        self._task = asyncio.ensure_future(self._run())
+                if store_id not in self._stores:
+                    self._stores[store_id] = self._open(store_id)
 
     async def close(self) -> None:
         """Stop following; stores are closed (flushed) and the position recorded."""
@@ -242,6 +256,7 @@ class Follower:
         elif log_id != self.log_id or seq != self.durable:
             raise wire.WireError("leader resumed from a position we did not ask for")
         else:
+            self._open_all()
             # ops after `durable` follow; anything applied past it is replayed (harmless)
             self.applied = self.durable
         await self._follow(reader, writer)
@@ -285,6 +300,14 @@ class Follower:
             result = self._apply(op, touched)
             if result is not None:
                 metas.append(result)
+        if self._resyncing and resync_end < 0 and not metas:
+            # mid-resync nothing is acknowledged (the position is valid only at its end):
+            # one fsync of every store it wrote at RESYNC_END, not one per batch read
+            self._resync_touched.update(touched)
+            return
+        if resync_end >= 0:
+            touched = {**self._resync_touched, **touched}
+            self._resync_touched = {}
         # fsync here, blocking: this loop has nothing else to do but forward client
         # bytes, and each hop to a helper process and back cost more than the fsync
         ok = True
@@ -386,6 +409,8 @@ class Follower:
             self._delete(store_id)
         for entry in list(os.scandir(self.data_dir / "stores")):
             shutil.rmtree(entry.path, ignore_errors=True)
+        self._opened = True  # nothing left to open: the resync brings every store
+        self._resync_touched = {}
         await loop.run_in_executor(None, _fsync_dir, self.data_dir / "stores")
         self._dirs_to_sync = set()
         self.log_id = log_id
