@@ -346,10 +346,13 @@ class Follower:
             if replica is None:
                 replica = self._stores[op.store] = self._open(op.store)
             local = replica.local
-            push = replica.store.push
-            for position, raw in wire.records(op):
-                if position not in local:
-                    local[position] = push(ReplicaRecord(position, raw))
+            fresh = [ReplicaRecord(position, raw) for position, raw in wire.records(op) if position not in local]
+            placed: list[int] = []
+            try:
+                replica.store.push_many(fresh, placed)
+            finally:
+                # what went in is known even if a push failed (a replay must not add it twice)
+                local.update(zip([r.origin for r in fresh[:len(placed)]], placed, strict=True))
             touched[op.store] = replica
         elif kind == wire.OP_ACK:
             replica = self._stores.get(op.store)
