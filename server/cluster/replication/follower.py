@@ -14,6 +14,11 @@ in the same round, at most every ``STATE_INTERVAL``: it may lag the disk, and
 replaying operations over a state that already has them is harmless (appends
 of a known position are skipped, acks of an unknown one ignored, a purge only
 covers positions up to its own, delete repeats).
+
+The stores are opened (scanned, to rebuild the position maps) only when the leader
+resumes this follower from its position; a full resync (a new leader's log) deletes
+them unopened, writes what it receives without an fsync per batch, and fsyncs every
+store it wrote once, at ``RESYNC_END``, before the new position is recorded.
 """
 
 from __future__ import annotations
