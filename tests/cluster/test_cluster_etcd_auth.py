@@ -168,3 +168,42 @@ async def test_a_node_with_a_wrong_etcd_password_says_so_and_never_leads(tmp_pat
 
 async def _logged(node, text: str) -> bool:
     return text in node.log_text()
+
+
+async def test_a_cluster_logs_in_to_etcd_over_tls(tmp_path):
+    """etcds:// and a password together, with node processes: etcd serves TLS only (no
+    client certificates) and wants a login; two nodes serve and confirm."""
+    import trustme
+
+    from tests.cluster.etcdproc import EtcdProcess
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = {k: tmp_path / f"etcd-{k}.pem" for k in ("cert", "key", "ca")}
+    cert.cert_chain_pems[0].write_to_path(files["cert"])
+    cert.private_key_pem.write_to_path(files["key"])
+    ca.cert_pem.write_to_path(files["ca"])
+    server = EtcdProcess(tmp_path / "etcd", tls=files, client_cert_auth=False).start()
+    try:
+        enable_auth(server.endpoint, files["ca"])
+        c = _cluster(tmp_path, server, USER_PW, n=2)
+        await c.etcd.close()
+        c.etcd = Etcd([server.endpoint], timeout=5.0, tls=EtcdTLS(ca=files["ca"].read_bytes()),
+                      credentials=("root", ROOT_PW))
+        for node in c.nodes.values():
+            i = node.extra_args.index("--cluster") + 1
+            node.extra_args[i] = node.extra_args[i].replace("etcd://", "etcds://", 1)
+            node.extra_args += ["--etcd-ca", str(files["ca"])]
+        c.start()
+        try:
+            leader = await c.wait_serving(size=2, timeout=60)
+            url = c.nodes[leader].url
+            conn = await aio_pika.connect(url, timeout=10)
+            await (await conn.channel()).declare_queue("auth-tls-jobs", durable=True)
+            await conn.close()
+            bodies = [f"t{i}".encode() for i in range(20)]
+            assert await publish_confirmed(url, "auth-tls-jobs", bodies) == bodies
+        finally:
+            await c.close()
+    finally:
+        server.remove()
