@@ -766,16 +766,42 @@ async def test_split_frames_reads_what_read_frame_reads():
     reader.feed_data(stream)
     reader.feed_eof()
     plain = [await wire.read_frame(reader) for _ in bodies]
-    buf, split, at = bytearray(), [], 0
-    while at < len(stream):
-        step = rnd.randrange(1, 5000)
-        buf += stream[at:at + step]
-        at += step
-        split += wire.split_frames(buf)
-    assert split == plain == bodies and not buf
-    bad = bytearray(wire.frame(b"hello"))
-    bad[-1] ^= 1
-    with pytest.raises(wire.WireError):
-        wire.split_frames(bad)
-    with pytest.raises(wire.WireError):
-        wire.split_frames(bytearray(wire.FRAME.pack(wire.MAX_FRAME + 1, 0)))
+    for splitter in (wire.split_frames, wire.split_frame_views):
+        buf, split, at = bytearray(), [], 0
+        while at < len(stream):
+            step = rnd.randrange(1, 5000)
+            buf += stream[at:at + step]
+            at += step
+            split += splitter(buf)
+        assert [bytes(b) for b in split] == plain == bodies and not buf
+        bad = bytearray(wire.frame(b"hello"))
+        bad[-1] ^= 1
+        with pytest.raises(wire.WireError):
+            splitter(bad)
+        with pytest.raises(wire.WireError):
+            splitter(bytearray(wire.FRAME.pack(wire.MAX_FRAME + 1, 0)))
+
+
+def test_parse_op_of_a_view_reads_what_it_reads_of_bytes():
+    """The follower parses views (split_frame_views): every kind decodes as from bytes,
+    an append's records are the same bytes, and opaque payloads are copies (a hook may
+    keep them)."""
+    parts = []
+    for pos, data in ((7, b"abc"), (9, b""), (12, os.urandom(1500))):
+        parts += [wire.record_head(len(data), pos), data]
+    bodies = [
+        wire.op_records(wire.OP_APPEND, 3, "q/é".encode(), 3, parts),
+        wire.op_ack(4, b"q", [7, 12]),
+        wire.op_purge(5, b"q", [9], 12),
+        wire.op_plain(wire.OP_DELAYED, 6, b"q", b"payload"),
+        wire.op_plain(wire.OP_DELETE, 7, b"q"),
+    ]
+    views = wire.split_frame_views(bytearray(b"".join(wire.frame(b) for b in bodies)))
+    for body, view in zip(bodies, views, strict=True):
+        a, b = wire.parse_op(body), wire.parse_op(view)
+        assert (a.kind, a.seq, a.store, a.position, bytes(a.data), a.keep) == (
+            b.kind, b.seq, b.store, b.position, bytes(b.data), b.keep)
+        if a.kind == wire.OP_APPEND:
+            assert [(p, bytes(r)) for p, r in wire.records(b)] == wire.records(a)
+        elif a.kind == wire.OP_DELAYED:
+            assert type(b.data) is bytes

@@ -57,18 +57,18 @@ class ReplicaRecord:
     __slots__ = ("origin", "raw", "size")
     persistent = True
 
-    def __init__(self, origin: int, raw: bytes) -> None:
+    def __init__(self, origin: int, raw: bytes | memoryview) -> None:
         self.origin = origin
         self.raw = raw
         self.size = len(raw) - 8
 
     @property
-    def data(self) -> bytes:
+    def data(self) -> bytes | memoryview:
         """The leader's bytes."""
         return self.raw[8:]
 
 
-def encode_replica(record: ReplicaRecord) -> bytes:
+def encode_replica(record: ReplicaRecord) -> bytes | memoryview:
     return record.raw
 
 
@@ -271,7 +271,7 @@ class Follower:
         applied and fsynced waits in the socket and forms the next batch (group commit)."""
         buf = bytearray()
         read = reader.read
-        split = wire.split_frames
+        split = wire.split_frame_views
         while True:
             data = await read(_READ_SIZE)
             if not data:
@@ -286,7 +286,7 @@ class Follower:
             writer.write(wire.frame(wire.seq_message(wire.ACKSEQ, self.durable)))
 
     # -- applying ---------------------------------------------------------------
-    async def _apply_batch(self, batch: list[bytes]) -> None:
+    async def _apply_batch(self, batch: list[memoryview]) -> None:
         touched: dict[str, _Replica] = {}
         metas: list[Any] = []
         resync_end = -1

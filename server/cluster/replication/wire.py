@@ -122,6 +122,36 @@ def split_frames(buf: bytearray, limit: int = MAX_FRAME) -> list[bytes]:
     return out
 
 
+def split_frame_views(buf: bytearray, limit: int = MAX_FRAME) -> list[memoryview]:
+    """As ``split_frames``, with the bodies as views of one copy of the frames taken: a
+    follower's batch of appends is copied once here, not again per operation and record
+    (``parse_op`` and ``records`` slice views of views)."""
+    off = 0
+    end = len(buf)
+    unpack = FRAME.unpack_from
+    spans: list[tuple[int, int, int]] = []
+    while end - off >= 8:
+        n, crc = unpack(buf, off)
+        if n > limit or n == 0:
+            raise WireError(f"frame length {n} out of range")
+        stop = off + 8 + n
+        if stop > end:
+            break
+        spans.append((off + 8, stop, crc))
+        off = stop
+    if not off:
+        return []
+    view = memoryview(bytes(buf[:off]))
+    del buf[:off]
+    out: list[memoryview] = []
+    for start, stop, crc in spans:
+        body = view[start:stop]
+        if crc32(body) != crc:
+            raise WireError("frame checksum mismatch")
+        out.append(body)
+    return out
+
+
 # -- handshake ---------------------------------------------------------------
 def _proof(secret: bytes, role: bytes, a: bytes, b: bytes, node: str) -> bytes:
     return hmac.new(
@@ -210,7 +240,7 @@ def op_records(kind: int, seq: int, store: bytes, count: int, parts: list[bytes]
     return b"".join([_OP.pack(kind, seq, len(store)), store, _COUNT.pack(count), *parts])
 
 
-def records(op: Op) -> list[tuple[int, bytes]]:
+def records(op: Op) -> list[tuple[int, bytes | memoryview]]:
     """An OP_APPEND's or RESYNC_RECORD's records: (the leader's position,
     ``position | bytes`` as stored)."""
     data = op.data
@@ -271,12 +301,13 @@ class Op(NamedTuple):
     seq: int
     store: str
     position: int = 0
-    data: bytes = b""
+    data: bytes | memoryview = b""
     keep: tuple[int, ...] = ()
 
 
-def parse_op(body: bytes) -> Op:
-    """Decode an operation frame (OP_* or RESYNC_RECORD)."""
+def parse_op(body: bytes | memoryview) -> Op:
+    """Decode an operation frame (OP_* or RESYNC_RECORD). Of a view, an append's ``data``
+    (and so its ``records``) are views too; other payloads are copied."""
     if len(body) < _OP.size:
         raise WireError("short operation")
     kind, seq, n = _OP.unpack_from(body)
@@ -305,7 +336,7 @@ def parse_op(body: bytes) -> Op:
             raise WireError("bad purge length")
         return Op(kind, seq, store, upto, keep=struct.unpack_from(f"<{count}Q", body, at + 12))
     if kind in (OP_DELETE, OP_DELAYED, OP_DEFINITIONS):
-        return Op(kind, seq, store, data=body[at:])
+        return Op(kind, seq, store, data=bytes(body[at:]))
     raise WireError(f"unknown operation type {kind}")
 
 
@@ -318,8 +349,8 @@ def _expect(body: bytes, kind: int, size: int) -> None:
         raise WireError(f"short message of type {kind}")
 
 
-def _text(raw: bytes) -> str:
+def _text(raw: bytes | memoryview) -> str:
     try:
-        return raw.decode()
+        return str(raw, "utf-8")
     except UnicodeDecodeError as exc:
         raise WireError("bad utf-8") from exc
