@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("cluster", help="cluster commands")
     clsub = cl.add_subparsers(dest="cluster_cmd", required=True)
     clsub.add_parser("status", help="members, leader, in-sync set and replication lag")
+    fg = clsub.add_parser("forget", help="take a node that is down off the cluster's node list")
+    fg.add_argument("node")
     d = sub.add_parser("declare", help="declare a queue, exchange or binding")
     dsub = d.add_subparsers(dest="kind", required=True)
     dq = dsub.add_parser("queue")
@@ -214,7 +216,11 @@ def run(args: argparse.Namespace, client: Client) -> int:
     elif cmd == "overview":
         emit(client.call("GET", "overview"), "json")
     elif cmd == "cluster":
-        emit_cluster(client.call("GET", "cluster"), fmt)
+        if args.cluster_cmd == "forget":
+            client.call("DELETE", f"cluster/nodes/{q(args.node)}")
+            print(f"node forgotten: {args.node}")
+        else:
+            emit_cluster(client.call("GET", "cluster"), fmt)
     elif cmd == "declare":
         if args.kind == "queue":
             client.call("PUT", f"queues/{vh}/{q(args.name)}", {

@@ -1,6 +1,8 @@
 """The etcd key layout of a warren cluster (one place, so DESIGN.md and the code agree).
 
     /warren/<cluster>/members/<node>          node info (JSON), bound to the node's lease
+    /warren/<cluster>/nodes/<node>            a node that joined once (JSON), no lease: listed
+                                              (not running) while down, until forgotten
     /warren/<cluster>/leader                  leader info (JSON), bound to the leader's lease;
                                               its create_revision is the fencing token
     /warren/<cluster>/isr                     in-sync replica set (JSON), written only by the leader
@@ -35,6 +37,14 @@ def members_prefix(cluster: str) -> str:
 
 def member_key(cluster: str, node: str) -> str:
     return f"{members_prefix(cluster)}{part(node)}"
+
+
+def nodes_prefix(cluster: str) -> str:
+    return f"{cluster_prefix(cluster)}nodes/"
+
+
+def node_key(cluster: str, node: str) -> str:
+    return f"{nodes_prefix(cluster)}{part(node)}"
 
 
 def leader_key(cluster: str) -> str:

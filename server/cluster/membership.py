@@ -2,6 +2,10 @@
 
 A node is a member exactly while its key exists; a node whose keep-alives stop drops out
 when etcd expires its lease (within the TTL), with no action by anyone else.
+
+Every node that joined also has a key under ``nodes/`` with no lease: the cluster's node
+list, which keeps a node that is down (RabbitMQ lists a stopped node, not running, until
+``forget_cluster_node``); ``forget`` removes one.
 """
 
 from __future__ import annotations
@@ -49,6 +53,28 @@ class Membership:
         """Announce this node (e.g. its AMQP, HTTP and replication addresses) under its lease."""
         payload = {"node": self.node, **info}
         await self.etcd.put(self.key, json.dumps(payload).encode(), lease=session.lease_id)
+
+    async def register(self, info: dict[str, Any]) -> None:
+        """Put this node in the cluster's node list (kept while it is down)."""
+        await self.etcd.put(keys.node_key(self.cluster, self.node), json.dumps({"node": self.node, **info}).encode())
+
+    async def forget(self, node: str) -> bool:
+        """Take ``node`` off the node list; False if it was not on it."""
+        return bool(await self.etcd.delete(keys.node_key(self.cluster, node)))
+
+    async def watch_nodes(self) -> AsyncIterator[set[str]]:
+        """The names on the node list now, then again after every change."""
+        prefix = keys.nodes_prefix(self.cluster)
+        found, revision = await self.etcd.get_prefix(prefix)
+        current = {keys.unpart(kv.key[len(prefix):]) for kv in found}
+        yield set(current)
+        async for ev in self.etcd.watch_prefix(prefix, revision + 1):
+            name = keys.unpart(ev.kv.key[len(prefix):])
+            if ev.kind == "delete":
+                current.discard(name)
+            else:
+                current.add(name)
+            yield set(current)
 
     async def leave(self) -> None:
         await self.etcd.delete(self.key)

@@ -121,6 +121,10 @@ def read_secret(config: Config) -> bytes:
     return secret
 
 
+class ForgetRefused(Exception):
+    """A node that cannot be forgotten now (``ClusterNode.forget``); the text says why."""
+
+
 class ClusterNode:
     """Runs this process as one node of the cluster (module docstring)."""
 
@@ -159,9 +163,9 @@ class ClusterNode:
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
         self._members: set[str] = set()
-        #: every node seen a member since this process started (a node that went down is
-        #: still listed, not running, as RabbitMQ lists a stopped cluster node)
-        self._seen: set[str] = set()
+        #: the cluster's node list in etcd: every node that joined, until forgotten (a node
+        #: that is down is still listed, not running, as RabbitMQ lists a stopped node)
+        self._known: set[str] = set()
         self._leader_name: str | None = None
         self._insync: list[str] = []
         #: each member's own figures, as it last published them in its member key
@@ -194,7 +198,7 @@ class ClusterNode:
             "role": self.role,
             "leader": self._leader_name,
             "members": sorted(self._members),
-            "known": sorted(self._seen | set(self._insync) | {self.name}),
+            "known": sorted(self._known | self._members | set(self._insync) | {self.name}),
             "in_sync": list(self._insync),
             "member_stats": self._stats_view(),
             "min_in_sync": self.cc.min_insync,
@@ -209,6 +213,22 @@ class ClusterNode:
                 "resyncs": self.follower.resyncs,
             },
         }
+
+    async def forget(self, node: str) -> None:
+        """Take a node that is down off the cluster's node list (``/api/nodes`` stops
+        listing it), as ``rabbitmqctl forget_cluster_node``. ForgetRefused for this node,
+        a running one or one in the in-sync set; KeyError if it is not on the list. A
+        forgotten node that starts again joins, and is listed, again."""
+        if node == self.name:
+            raise ForgetRefused(f"node {node} is this node")
+        if node in self._members:
+            raise ForgetRefused(f"node {node} is running; stop it first")
+        if node in self._insync:
+            raise ForgetRefused(f"node {node} is in the in-sync set")
+        if not await self.membership.forget(node):
+            raise KeyError(node)
+        self._known.discard(node)
+        log.info("cluster: node %s forgotten", node)
 
     def _stats_view(self) -> dict[str, dict[str, Any]]:
         now = time.time()
@@ -240,7 +260,10 @@ class ClusterNode:
                 self._members = set(found)
                 self._member_stats = {name: m.info["stats"] for name, m in found.items()
                                       if isinstance(m.info.get("stats"), dict)}
-                self._seen |= self._members
+
+        async def known() -> None:
+            async for names in self.membership.watch_nodes():
+                self._known = names
 
         async def leader() -> None:
             async for lead in self.election.observe():
@@ -258,7 +281,7 @@ class ClusterNode:
                     log.debug("cluster: status watch: %s", exc)
                 await asyncio.sleep(RETRY)
 
-        await asyncio.gather(forever(members), forever(leader), forever(insync))
+        await asyncio.gather(forever(members), forever(known), forever(leader), forever(insync))
 
     # -- the node's life ------------------------------------------------------
     async def _run(self) -> None:
@@ -276,6 +299,7 @@ class ClusterNode:
                 stats: asyncio.Task[None] | None = None
                 try:
                     await self.membership.join(session, {**self.info, "stats": self._own_stats()})
+                    await self.membership.register(self.info)
                     stats = asyncio.ensure_future(self._publish_stats(session))
                     leadership = await self._follow(session)
                     await self._lead(session, leadership)

@@ -13,6 +13,7 @@ import sys
 import aio_pika
 import aiohttp
 import pytest
+from warren.server.cluster import keys
 from warren.server.core.forwarded import make_line
 
 pytestmark = pytest.mark.timeout(120)
@@ -279,11 +280,37 @@ async def test_api_nodes_lists_every_member_and_a_stopped_one_as_not_running(clu
     status, body = await _get(port, "/api/nodes/warren@nowhere")
     assert status == 404 and json.loads(body) == {"error": "Object Not Found", "reason": "Not Found"}
 
+    # a running node (or this one) is not forgotten
+    assert (await _delete(port, f"/api/cluster/nodes/warren@{follower}"))[0] == 400
+    assert (await _delete(port, f"/api/cluster/nodes/{leader}"))[0] == 400
+
     cluster3.nodes[follower].kill()
     gone = dict(everyone, **{f"warren@{follower}": False})
     got = await cluster3.wait(lambda: listing(port, gone), 30, f"{follower} listed as not running")
     assert "mem_used" not in got[f"warren@{follower}"]  # down: no figures, not stale ones
     await cluster3.wait(lambda: _not_in_sync(port, f"warren@{follower}"), 30, f"{follower} out of sync")
+    # the node list is in etcd, not in the leader's memory: a leader started later lists it too
+    found, _ = await cluster3.etcd.get_prefix(keys.nodes_prefix(cluster3.cluster))
+    assert sorted(keys.unpart(kv.key.rsplit("/", 1)[1]) for kv in found) == sorted(cluster3.nodes)
+
+    # forgotten (warrenctl cluster forget, through a follower's API): no longer listed
+    other = next(n for n in cluster3.nodes if n not in (leader, follower))
+    out = subprocess.run([sys.executable, "-m", "warren.server.cli", "--port", str(cluster3.nodes[other].mgmt_port),
+                          "cluster", "forget", follower], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"node forgotten: {follower}"
+    rest = {k: v for k, v in everyone.items() if k != f"warren@{follower}"}
+    await cluster3.wait(lambda: listing(port, rest), 10, f"{follower} forgotten")
+    assert (await _delete(port, f"/api/cluster/nodes/{follower}"))[0] == 404
+    # ... until it starts again: it joins and is listed, running
+    cluster3.nodes[follower].start()
+    await cluster3.wait(lambda: listing(port, everyone), 60, f"{follower} listed again")
+
+
+async def _delete(port: int, path: str) -> tuple[int, str]:
+    auth = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+    async with aiohttp.ClientSession(headers=auth) as s, s.delete(f"http://127.0.0.1:{port}{path}") as r:
+        return r.status, await r.text()
 
 
 async def _not_in_sync(port: int, name: str) -> bool:

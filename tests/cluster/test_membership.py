@@ -54,3 +54,32 @@ async def test_names_with_odd_characters_round_trip(make_node, cluster):
     node = await make_node("n.1_x-y")
     await Membership(node.etcd, cluster, node.name).join(node.session, {})
     assert list(await Membership(node.etcd, cluster, "x").members()) == ["n.1_x-y"]
+
+
+async def test_the_node_list_outlives_the_lease_until_forgotten(make_node, cluster):
+    """``register`` keeps a node on the node list (no lease) after its session ends;
+    ``forget`` takes it off, once; a watcher sees both."""
+    nodes = [await make_node(n) for n in ("n1", "n/2")]
+    for node in nodes:
+        m = Membership(node.etcd, cluster, node.name)
+        await m.join(node.session, {})
+        await m.register({"amqp": "127.0.0.1:5672"})
+    view = Membership(nodes[0].etcd, cluster, "n1")
+    lists: list[set[str]] = []
+
+    async def follow():
+        async for names in view.watch_nodes():
+            lists.append(names)
+
+    task = asyncio.ensure_future(follow())
+    try:
+        await wait_for(lambda: lists and lists[-1] == {"n1", "n/2"}, 5, what="the node list")
+        await nodes[1].session.stop(revoke=True)
+        assert sorted(await view.members()) == ["n1"]  # not a member any more ...
+        assert lists[-1] == {"n1", "n/2"}  # ... still on the list
+        assert await view.forget("n/2") is True
+        await wait_for(lambda: lists[-1] == {"n1"}, 5, what="n/2 forgotten")
+        assert await view.forget("n/2") is False
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

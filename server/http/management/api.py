@@ -68,6 +68,7 @@ class Api:
         r("GET", "extensions", overview.extensions)
         r("GET", "cluster-name", overview.cluster_name)
         r("GET", "cluster", overview.cluster_status)
+        r("DELETE", "cluster/nodes/{name}", overview.forget_node)
         r("GET", "connections", connections.connections)
         r("GET", "connections/{name}", connections.connection)
         r("DELETE", "connections/{name}", connections.connection_close)

@@ -115,6 +115,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "cluster-name"): ANY,
     # warren's own: members, leader and lag are node-level facts, as /api/nodes is
     ("GET", "cluster"): MONITOR,
+    ("DELETE", "cluster/nodes/{name}"): ADMIN,
     ("GET", "connections"): ANY,
     ("GET", "connections/{name}"): OWNER,
     ("DELETE", "connections/{name}"): OWNER,

@@ -69,6 +69,27 @@ async def cluster_status(c: Ctx) -> web.Response:
     return jresp(cluster.status())
 
 
+async def forget_node(c: Ctx) -> web.Response:
+    """warren's own (``rabbitmqctl forget_cluster_node``): take a node that is down off
+    the cluster's node list. 400 for a running node, one in the in-sync set, this node or
+    a single node; 404 for a node not on the list."""
+    from warren.server.node.cluster_node import ForgetRefused
+
+    cluster = c.broker.cluster
+    if cluster is None:
+        raise bad_request("not a cluster node")
+    name = c.params["name"]
+    if name.startswith("warren@"):
+        name = name[len("warren@"):]
+    try:
+        await cluster.forget(name)
+    except ForgetRefused as exc:
+        raise bad_request(str(exc)) from None
+    except KeyError:
+        raise not_found() from None
+    return web.Response(status=204)
+
+
 async def extensions(c: Ctx) -> web.Response:
     return jresp([])
 
@@ -87,8 +108,8 @@ async def node(c: Ctx) -> web.Response:
 
 def _nodes(c: Ctx) -> list[dict[str, Any]]:
     """This node with its figures; in a cluster (this node leads: followers forward the
-    API to it) every other node it knows too (a member since it started, or in the
-    in-sync set), with what the leader knows of it: running (its session lease is alive
+    API to it) every other node on the cluster's node list (every node that joined, until
+    ``warrenctl cluster forget``) or in the in-sync set, with what the leader knows of it: running (its session lease is alive
     in etcd), in sync, replication lag, and the memory/fd/disk figures it publishes in
     its member key (every few seconds, ``stats_age_s`` old; a node that is down has
     none: not shown, not zero)."""
