@@ -331,11 +331,14 @@ pages.overview = async (main) => {
       return;
     }
     const enough = st.in_sync.length >= st.min_in_sync;
+    // on the node list but not running (until `warrenctl cluster forget`)
+    const down = (st.known || []).filter(n => !st.members.includes(n));
     cluster.replaceChildren(
       h("dl", {class: "dl"},
         h("dt", {}, "Cluster"), h("dd", {}, st.cluster),
         h("dt", {}, "Leader"), h("dd", {id: "cluster-leader"}, st.leader || "(none)"),
         h("dt", {}, "Members"), h("dd", {id: "cluster-members"}, st.members.join(", ")),
+        h("dt", {}, "Down"), h("dd", {id: "cluster-down"}, down.length ? pill(down.join(", "), "warn") : "none"),
         h("dt", {}, "In sync"), h("dd", {id: "cluster-insync"}, st.in_sync.join(", "), " ",
           pill("min " + st.min_in_sync, enough ? "ok" : "warn"))),
       table([{label: "Follower", key: "name"}, {label: "State", render: f => pill(f.state, f.state === "insync" ? "ok" : "warn")},

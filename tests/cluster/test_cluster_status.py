@@ -241,11 +241,18 @@ async def test_the_dashboard_shows_the_cluster(cluster3, tmp_path):
         assert await page.wait("(() => { const e = document.querySelector('#cluster-leader');"
                                " return e && e.textContent; })()") == leader
         assert await page.text("#cluster-members") == "n1, n2, n3"
+        assert await page.text("#cluster-down") == "none"
         insync = await page.wait("(() => { const e = document.querySelector('#cluster-insync');"
                                  " return e && e.textContent.split(',').length === 3 && e.textContent; })()")
         assert insync.startswith(leader)
         rows = await page.eval("document.querySelectorAll('#cluster-status tbody tr').length")
         assert rows == 2  # one per follower, with its lag
+        # a node that goes down is shown as down (it stays on the node list)
+        other = next(n for n in cluster3.nodes.values() if n.name not in (leader, follower.name))
+        other.kill()
+        assert await page.wait("(() => { const e = document.querySelector('#cluster-down');"
+                               " return e && e.textContent !== 'none' && e.textContent; })()",
+                               timeout=30) == other.name
 
 
 async def test_api_nodes_lists_every_member_and_a_stopped_one_as_not_running(cluster3):
