@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from warren.server.cluster.replication import wire
+from warren.server.cluster.replication.positions import PositionMap
 from warren.server.cluster.replication.state import NO_LOG, ReplicaState
 from warren.storage.log import LogStore
 
@@ -92,8 +93,8 @@ class _Replica:
 
     def __init__(self, store: LogStore) -> None:
         self.store = store
-        #: leader position -> local position
-        self.local: dict[int, int] = {}
+        #: leader position -> local position of each live record (16 bytes a record)
+        self.local = PositionMap()
 
 
 class Follower:
@@ -351,30 +352,31 @@ class Follower:
             if replica is None:
                 replica = self._stores[op.store] = self._open(op.store)
             local = replica.local
-            fresh = [ReplicaRecord(position, raw) for position, raw in wire.records(op) if position not in local]
+            recs = wire.records(op)
+            ordered = bool(recs) and local.newer(recs[0][0]) and all(
+                a[0] < b[0] for a, b in zip(recs, recs[1:], strict=False))
+            if ordered:  # the usual: all new, in the leader's order
+                fresh = [ReplicaRecord(position, raw) for position, raw in recs]
+            else:  # a replay: some are here already
+                fresh = [ReplicaRecord(position, raw) for position, raw in recs if position not in local]
             placed: list[int] = []
             try:
                 replica.store.push_many(fresh, placed)
             finally:
                 # what went in is known even if a push failed (a replay must not add it twice)
-                local.update(zip([r.origin for r in fresh[:len(placed)]], placed, strict=True))
+                local.add_many([r.origin for r in fresh[:len(placed)]], placed, ordered)
             touched[op.store] = replica
         elif kind == wire.OP_ACK:
             replica = self._stores.get(op.store)
             if replica is not None:
-                local_of = replica.local.pop
                 ack = replica.store.ack
-                for position in op.keep:
-                    local = local_of(position, None)
-                    if local is not None:
-                        ack(local)
+                for local in replica.local.pop_many(op.keep):
+                    ack(local)
         elif kind == wire.OP_PURGE:
             replica = self._stores.get(op.store)
             if replica is not None:
-                keep = set(op.keep)
-                upto = op.position
-                for pos in [p for p in replica.local if p <= upto and p not in keep]:
-                    replica.store.ack(replica.local.pop(pos))
+                for local in replica.local.pop_upto(op.position, set(op.keep)):
+                    replica.store.ack(local)
         elif kind == wire.OP_DELETE:
             self._delete(op.store)
             touched.pop(op.store, None)
@@ -392,9 +394,13 @@ class Follower:
         replica = _Replica(store)
         # rebuild leader -> local positions (the follower never consumes: shifting
         # only walks the files; acks work on shifted records as on any other)
+        origins: list[int] = []
+        positions: list[int] = []
         while (item := store.shift()) is not None:
             pos, record = item
-            replica.local[record.origin] = pos
+            origins.append(record.origin)
+            positions.append(pos)
+        replica.local.add_many(origins, positions)
         return replica
 
     def _delete(self, store_id: str) -> None:
