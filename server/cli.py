@@ -201,6 +201,9 @@ def emit_cluster(st: dict[str, Any], fmt: str) -> None:
         emit(st, "json")
         return
     print(f"cluster {st['cluster']}: leader {st['leader'] or '(none)'}, members {', '.join(st['members'])}")
+    down = [n for n in st.get("known", []) if n not in st["members"]]
+    if down:
+        print(f"down: {', '.join(down)} (warrenctl cluster forget <node> takes one off the node list)")
     print(f"in sync: {', '.join(st['in_sync'])} (min {st['min_in_sync']}); replication seq {st['replication_seq']}")
     rows = [{"follower": name, **f} for name, f in sorted(st.get("followers", {}).items())]
     emit(rows, "table", ["follower", "state", "acked_seq", "lag_operations", "lag_bytes", "lag_seconds"])

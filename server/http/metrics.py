@@ -247,6 +247,8 @@ class WarrenCollector(Collector):
         st = cluster.status()
         yield _g("warren_cluster_leader", "1 on the node that leads the cluster", 1 if st["role"] == "leader" else 0)
         yield _g("warren_cluster_members", "Nodes registered in etcd (live leases)", len(st["members"]))
+        yield _g("warren_cluster_nodes_down", "Nodes on the cluster's node list that are not running",
+                 len(set(st.get("known", [])) - set(st["members"])))
         yield _g("warren_cluster_in_sync_members", "Nodes in the in-sync set, the leader included", len(st["in_sync"]))
         yield _g("warren_cluster_min_in_sync", "Confirms need at least this many nodes in sync", st["min_in_sync"])
         families = {

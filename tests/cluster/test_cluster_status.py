@@ -54,6 +54,7 @@ async def test_status_is_served_on_every_node(cluster3):
         assert "warren_cluster_in_sync_members 3.0" in text
         assert "warren_cluster_leader 1.0" in text  # served by the leader, through the follower
         assert 'warren_cluster_follower_lag_seconds{follower="' in text
+        assert "warren_cluster_nodes_down 0.0" in text
     node = cluster3.nodes[leader]
     out = subprocess.run(
         [sys.executable, "-m", "warren.server.cli", "--port", str(node.mgmt_port), "cluster", "status"],
@@ -296,6 +297,11 @@ async def test_api_nodes_lists_every_member_and_a_stopped_one_as_not_running(clu
     got = await cluster3.wait(lambda: listing(port, gone), 30, f"{follower} listed as not running")
     assert "mem_used" not in got[f"warren@{follower}"]  # down: no figures, not stale ones
     await cluster3.wait(lambda: _not_in_sync(port, f"warren@{follower}"), 30, f"{follower} out of sync")
+    status, text = await _get(cluster3.nodes[leader].prom_port, "/metrics")
+    assert "warren_cluster_nodes_down 1.0" in text
+    out = subprocess.run([sys.executable, "-m", "warren.server.cli", "--port", str(port), "cluster", "status"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert f"down: {follower} " in out
     # the node list is in etcd, not in the leader's memory: a leader started later lists it too
     found, _ = await cluster3.etcd.get_prefix(keys.nodes_prefix(cluster3.cluster))
     assert sorted(keys.unpart(kv.key.rsplit("/", 1)[1]) for kv in found) == sorted(cluster3.nodes)
