@@ -556,6 +556,11 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         """Write and fsync what is buffered, release files and memory; data stays on disk."""
         self._shutdown(durable=True)
 
+    def abandon(self) -> None:
+        """Close without writing or fsyncing anything: the caller removes the files
+        (a replica about to be replaced wholesale; its directory goes at once)."""
+        self._shutdown(durable=False)
+
     def delete(self) -> None:
         """Close and remove everything this store holds on disk."""
         self._shutdown(durable=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from warren.server.cluster.election import Election
 from warren.server.cluster.isr import InSyncReplicas
+from warren.server.cluster.replication import follower as follower_mod
 from warren.server.cluster.replication import wire
 from warren.server.cluster.replication.follower import (
     Follower,
@@ -558,9 +559,12 @@ async def test_replayed_operations_are_harmless(tmp_path):
     assert_equal(primary, tmp_path / "f2", tmp_path)
 
 
-async def test_new_leader_log_means_full_resync(tmp_path):
+async def test_new_leader_log_means_full_resync(tmp_path, monkeypatch):
     """A follower of one leader's log that meets another log (a new term) resyncs fully:
-    nothing of the old log's stores survives."""
+    nothing of the old log's stores survives (their directory is renamed aside and removed
+    in the background), and fsyncs started mid-resync (here after every batch) change
+    nothing of what it holds."""
+    monkeypatch.setattr(follower_mod, "RESYNC_SYNC_BYTES", 1)
     first = Primary(tmp_path / "leader1", {"min_insync": 2})
     followers = await _started(first, tmp_path, ("f1",))
     for i in range(30):
@@ -571,16 +575,34 @@ async def test_new_leader_log_means_full_resync(tmp_path):
     first.close()
 
     second = Primary(tmp_path / "leader2", {"min_insync": 2, "port": port})
-    for i in range(10):
-        second.append(f"new{i % 2}")
+    for i in range(40):  # several reads' worth: the resync spans batches
+        second.append(f"new{i % 2}", os.urandom(64 * 1024))
     try:
         await second.leader.start()
         await wait_for(lambda: second.leader.insync == {"f1"}, 15, what="f1 follows the new log")
         assert followers["f1"].resyncs == 2  # the first connect, and the new log
         await second.leader.replicated(second.append("new0"))
+        await wait_for(lambda: not list((tmp_path / "f1").glob("stores.old-*")), 10,
+                       what="the old log's stores removed")
     finally:
         await _stop(second, followers)
     assert_equal(second, tmp_path / "f1", tmp_path)
+    assert not store_directory(tmp_path / "f1", "old0").exists()
+
+
+async def test_follower_removes_stores_a_crashed_resync_left(tmp_path):
+    """A follower killed between renaming its old stores aside and removing them finds
+    them at its next start and removes them (without a leader to follow)."""
+    left = tmp_path / "f1" / "stores.old-0badcafe" / "71"
+    left.mkdir(parents=True)
+    (left / "0000000000000001.seg").write_bytes(b"x" * 4096)
+    f1 = Follower("f1", "127.0.0.1", 9, SECRET, tmp_path / "f1")  # port 9: nobody there
+    await f1.start()
+    try:
+        await wait_for(lambda: not left.parent.exists(), 10, what="the leftover removed")
+        assert (tmp_path / "f1" / "stores").is_dir()
+    finally:
+        await f1.close()
 
 
 def test_frames_are_checked():
