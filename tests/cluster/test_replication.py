@@ -827,3 +827,63 @@ def test_parse_op_of_a_view_reads_what_it_reads_of_bytes():
             assert [(p, bytes(r)) for p, r in wire.records(b)] == wire.records(a)
         elif a.kind == wire.OP_DELAYED:
             assert type(b.data) is bytes
+
+
+def _resync_events(caplog) -> list[str]:
+    out = []
+    for r in caplog.records:
+        msg = r.getMessage()
+        for f in ("f1", "f2"):
+            if msg.startswith(f"replication: full resync of {f} "):
+                out.append(f"resync {f}")
+            elif msg.startswith(f"replication: {f} has its full resync on disk"):
+                out.append(f"resynced {f}")
+    return out
+
+
+async def test_full_resyncs_run_one_at_a_time(tmp_path, caplog):
+    """Two followers that need a full resync at once (a cluster restarted): the second
+    waits for the first, which is in sync sooner than if both shared the leader."""
+    caplog.set_level("INFO", logger="warren.cluster.replication")
+    primary = Primary(tmp_path / "leader", {"min_insync": 1})
+    for i in range(64):
+        primary.append(f"q{i % 2}", os.urandom(64 * 1024))
+    followers: dict[str, Follower] = {}
+    try:
+        await primary.leader.start()
+        for name in ("f1", "f2"):
+            followers[name] = Follower(name, "127.0.0.1", primary.leader.port, SECRET, tmp_path / name)
+        await asyncio.gather(*(f.start() for f in followers.values()))  # both connect at once
+        await wait_for(lambda: primary.leader.insync == {"f1", "f2"}, 20, what="both in sync")
+        events = _resync_events(caplog)
+        first, second = events[0][-2:], events[2][-2:]
+        assert events == [f"resync {first}", f"resynced {first}", f"resync {second}", f"resynced {second}"]
+    finally:
+        await _stop(primary, followers)
+    assert_equal(primary, tmp_path / "f2", tmp_path)
+
+
+async def test_a_stalled_full_resync_holds_no_other_back(tmp_path, caplog):
+    """A follower that stops reading mid-resync: after ``follower_timeout`` without
+    progress the next follower resyncs alongside it and joins; the stalled one joins once
+    it reads again."""
+    caplog.set_level("INFO", logger="warren.cluster.replication")
+    primary = Primary(tmp_path / "leader", {"min_insync": 1, "follower_timeout": 0.5})
+    for i in range(256):  # more than the socket buffers hold
+        primary.append(f"q{i % 2}", os.urandom(64 * 1024))
+    followers: dict[str, Follower] = {}
+    try:
+        await primary.leader.start()
+        f1 = followers["f1"] = Follower("f1", "127.0.0.1", primary.leader.port, SECRET, tmp_path / "f1")
+        f1.pause()
+        await f1.start()
+        await wait_for(lambda: "resync f1" in _resync_events(caplog), 10, what="f1 resyncing")
+        f2 = followers["f2"] = Follower("f2", "127.0.0.1", primary.leader.port, SECRET, tmp_path / "f2")
+        await f2.start()
+        await wait_for(lambda: primary.leader.insync == {"f2"}, 20, what="f2 in sync beside the stalled f1")
+        assert any("resync of f1 stalled: resyncing f2 alongside" in r.getMessage() for r in caplog.records)
+        f1.resume()
+        await wait_for(lambda: primary.leader.insync == {"f1", "f2"}, 20, what="f1 in sync too")
+    finally:
+        await _stop(primary, followers)
+    assert_equal(primary, tmp_path / "f1", tmp_path)

@@ -123,6 +123,14 @@ class Leader(Operations):
         #: of the check that the leadership still held
         self.last_ok_at = 0.0
         self._decided_at = 0.0
+        #: the follower whose full resync runs (one at a time: the first follower is in
+        #: sync sooner than if all shared the leader and the disk), until it acknowledges
+        #: seq ``_resync_until``, and when it last moved
+        self._resync_owner: _Peer | None = None
+        self._resync_until = -1
+        self._resync_moved = 0.0
+        self._resync_free = asyncio.Event()
+        self._resync_free.set()
 
     # -- life ---------------------------------------------------------------
     async def start(self) -> None:
@@ -350,6 +358,7 @@ class Leader(Operations):
             return
         log.warning("replication: dropping follower %s: %s", peer.node, reason)
         abort(peer.writer)
+        self._release_resync(peer)
         peer.caught.set()  # a join waiting for it gives up
         peer.live = False
         if peer.state in (JOINING, INSYNC):
@@ -479,6 +488,9 @@ class Leader(Operations):
         if seq > self._flushed:
             seq = self._flushed  # never count more than was sent
         peer.acked = seq
+        if peer is self._resync_owner and 0 <= self._resync_until <= seq:
+            log.info("replication: %s has its full resync on disk", peer.node)
+            self._release_resync(peer)
         if peer.state == JOINING and seq >= peer.need:
             peer.caught.set()
         if peer.state == CATCHUP and peer.live and seq >= peer.join_seq:
@@ -523,8 +535,47 @@ class Leader(Operations):
             log.exception("replication: sending to %s failed", peer.node)
             self._drop(peer, "sender failed")
 
+    async def _resync_turn(self, peer: _Peer) -> bool:
+        """Wait while another follower's full resync runs and moves; True once this one
+        runs alone, False if it goes alongside one that sent nothing for
+        ``follower_timeout`` (a stalled follower must not hold the others back)."""
+        while self._resync_owner is not None:
+            try:
+                await asyncio.wait_for(self._resync_free.wait(), self.follower_timeout)
+            except TimeoutError:
+                if time.monotonic() - self._resync_moved >= self.follower_timeout:
+                    log.info("replication: resync of %s stalled: resyncing %s alongside",
+                             self._resync_owner.node, peer.node)
+                    return False
+        self._resync_owner = peer
+        self._resync_moved = time.monotonic()
+        self._resync_free.clear()
+        return True
+
     async def _resync(self, peer: _Peer) -> int:
-        """Stream every live record of every store, then return the seq the tail starts at."""
+        """Stream every live record of every store (one follower at a time, see
+        ``_resync_turn``), then return the seq the tail starts at."""
+        alone = await self._resync_turn(peer)
+        try:
+            nxt = await self._resync_stream(peer)
+        except BaseException:
+            if alone:
+                self._release_resync(peer)
+            raise
+        if alone:
+            # the turn ends when the follower has it all on disk (_on_ack) or is dropped
+            self._resync_until = nxt - 1
+            if peer.acked >= self._resync_until:  # an empty snapshot: nothing to wait for
+                self._release_resync(peer)
+        return nxt
+
+    def _release_resync(self, peer: _Peer) -> None:
+        if self._resync_owner is peer:
+            self._resync_owner = None
+            self._resync_until = -1
+            self._resync_free.set()
+
+    async def _resync_stream(self, peer: _Peer) -> int:
         writer = peer.writer
         self._flush()  # the snapshot is taken at self.seq: everything before it is flushed
         at = self.seq
@@ -547,6 +598,7 @@ class Leader(Operations):
                     # many records to a frame: a follower applies a frame as one batch
                     writer.write(wire.frame(wire.op_records(wire.RESYNC_RECORD, at, sid, len(batch), parts)))
                     await writer.drain()
+                    self._resync_moved = time.monotonic()
             finally:
                 batches.close()
         writer.write(wire.frame(wire.seq_message(wire.RESYNC_END, at)))
