@@ -161,8 +161,6 @@ class Follower:
         self._resync_touched: dict[str, _Replica] = {}
         #: bytes of resync records received since the last fsync started
         self._resync_unsynced = 0
-        #: removals of retired store directories running in worker threads
-        self._removals: set[asyncio.Future[Any]] = set()
 
     # -- life -----------------------------------------------------------------
     async def start(self) -> None:
@@ -457,11 +455,9 @@ class Follower:
         self.applied = self.durable = 0
         self._resyncing = True
 
-
     def _remove_later(self, path: Path) -> None:
-        fut = asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, path, True)
-        self._removals.add(fut)
-        fut.add_done_callback(self._removals.discard)
+        # nothing waits for it (rmtree ignoring errors cannot fail)
+        asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, path, True)
 
 
 def _ignore(ok: bool) -> None:

@@ -59,12 +59,7 @@ class Resyncs:
         """Stream every live record of every store (one follower at a time, see
         ``_resync_turn``), then return the seq the tail starts at."""
         alone = await self._resync_turn(peer)
-        try:
-            nxt = await self._resync_stream(peer)
-        except BaseException:
-            if alone:
-                self._release_resync(peer)
-            raise
+        nxt = await self._resync_stream(peer)  # a failure drops the peer: _drop releases the turn
         if alone:
             # the turn ends when the follower has it all on disk (_on_ack) or is dropped
             self._resync_until = nxt - 1
