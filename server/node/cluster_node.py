@@ -37,6 +37,7 @@ from warren.server.cluster.persistence import ClusterPersistence
 from warren.server.cluster.proxy import LeaderProxy
 from warren.server.cluster.replication.follower import Follower
 from warren.server.cluster.replication.leader import Leader
+from warren.server.cluster.replication.state import NO_LOG, ReplicaState
 from warren.server.cluster.replication.store import ReplicatedSource
 from warren.server.core.config import Config, ConfigError
 from warren.server.core.process import disk_free, process_stats
@@ -396,6 +397,24 @@ class ClusterNode:
             await self.follower.start()
 
     # -- leader -------------------------------------------------------------------
+    def _take_position(self) -> tuple[bytes, int] | None:
+        """The follower position this node's stores hold exactly (its last follower closed
+        cleanly), which the new term's log continues; the position is cleared first, and
+        durably: these stores become the leader's own, and as a follower again this node
+        resyncs (blocking: run it in an executor)."""
+        path = Path(self.config.data_dir) / "replica.state"
+        if not path.exists():
+            return None
+        state = ReplicaState(path)
+        try:
+            held = (state.log_id, state.seq) if state.exact and state.log_id != NO_LOG else None
+            state.write(NO_LOG, 0)
+        finally:
+            state.close()
+        if held is not None:
+            log.info("cluster: node %s continues the log it followed from seq %d", self.name, held[1])
+        return held
+
     async def _lead(self, session: Session, leadership: Leadership) -> None:
         self.role = "leader"
         document, _ = await self.definitions.load()
@@ -413,10 +432,11 @@ class ClusterNode:
             await self.isr.remove(leadership, node)
             log.warning("cluster: %s left the in-sync set", node)
 
+        parent = await asyncio.get_running_loop().run_in_executor(None, self._take_position)
         leader = self.leader = Leader(
             self.secret, source=source, host=self.config.host, port=self.config.replication_port,
             min_insync=cc.min_insync, follower_timeout=cc.follower_timeout, on_add=add, on_remove=remove,
-            alive=lambda: session.alive, ssl=self.link_tls[0],
+            alive=lambda: session.alive, ssl=self.link_tls[0], parent=parent,
         )
 
         def persistence(node: Node) -> ClusterPersistence:

@@ -216,6 +216,25 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         self._wbuf = bytearray(MAGIC)
         self._cursor = cursor if cursor else self._wbase | SEGMENT_HEADER
 
+    def skip_positions(self, beyond: int) -> None:
+        """Make every position pushed from now on greater than ``beyond`` (call before the
+        first push: the empty write segment is renumbered, a gap in segment ids is kept
+        across restarts). For a caller that names records by position and must not reuse
+        names that records copied from elsewhere carry."""
+        wseg = self._wseg
+        if beyond < wseg.base:
+            return
+        if self._wfd >= 0 or self._woff != SEGMENT_HEADER or wseg.live:
+            raise RuntimeError("skip_positions after a push")
+        new = _Segment(self.directory, (beyond >> SEGMENT_SHIFT) + 1)
+        del self._segments[wseg.id]
+        self._segments[new.id] = new
+        at_tail = self._cursor == wseg.base | SEGMENT_HEADER
+        self._wseg = new
+        self._wbase = new.base
+        if at_tail:
+            self._cursor = new.base | SEGMENT_HEADER
+
     # -- the MessageStore interface ----------------------------------------
     def push(self, record: Any) -> int:
         """Append a record; return its position."""

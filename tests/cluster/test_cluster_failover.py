@@ -305,3 +305,95 @@ async def test_declare_ok_means_the_definition_is_in_etcd(tmp_path, etcd_fresh):
         await c.close()
         for link in links.values():
             link.close()
+
+
+async def _drain(url: str, queue: str) -> list[tuple[bytes, bool]]:
+    """Every message of ``queue`` (body, redelivered), each acked."""
+    conn = await aio_pika.connect(url, timeout=10)
+    try:
+        ch = await conn.channel()
+        q = await ch.declare_queue(queue, durable=True, passive=True)
+        got = []
+        while (msg := await q.get(timeout=5, fail=False)) is not None:
+            got.append((msg.body, msg.redelivered))
+            await msg.ack()
+        return got
+    finally:
+        await conn.close()
+
+
+async def test_a_new_term_continues_the_log_without_a_full_resync(cluster3):
+    """After a leader kill the follower left goes on in the new leader's log from where it
+    was (its stores hold exactly what the new leader's do): no full resync. Records keep
+    their names across terms: acks and a purge made by the new leader reach it, and a
+    second failover (to a node that took them in the second term) serves exactly what
+    was confirmed and not acked."""
+    first = await cluster3.wait_serving(size=3)
+    leader = cluster3.nodes[first]
+    conn = await _connect(leader)
+    ch = await conn.channel()
+    await ch.declare_queue("jobs", durable=True)
+    await ch.declare_queue("purged", durable=True)
+    await conn.close()
+    confirmed = await publish_confirmed(leader.url, "jobs", [f"a{i}".encode() for i in range(300)])
+    await publish_confirmed(leader.url, "purged", [f"p{i}".encode() for i in range(50)])
+    # a consumer acks 40 in the first term
+    conn = await _connect(leader)
+    ch = await conn.channel()
+    q = await ch.declare_queue("jobs", durable=True, passive=True)
+    acked = set()
+    for _ in range(40):
+        msg = await q.get(timeout=5)
+        await msg.ack()
+        acked.add(msg.body)
+    await conn.close()
+    marks = await publish_confirmed(leader.url, "jobs", [b"mark1"])  # orders the acks
+    confirmed += marks
+
+    leader.kill()
+    second = await cluster3.wait(lambda: _new_leader(cluster3, first), 30, "a new leader")
+    await cluster3.wait_serving(size=2)
+    other = next(n for n in cluster3.nodes if n not in (first, second))
+    assert "continues the log it followed" in cluster3.nodes[second].log_text()
+    await cluster3.wait(lambda: _logged(cluster3.nodes[other], "continuing at seq", 0), 10,
+                        "the follower continuing in the new log")
+    assert f"full resync of {other}" not in cluster3.nodes[second].log_text()
+
+    # the second term: acks of records named in the first, a purge before any publish to
+    # that queue (covers the records it inherited), new records
+    new = cluster3.nodes[second]
+    conn = await _connect(new)
+    ch = await conn.channel()
+    q = await ch.declare_queue("jobs", durable=True, passive=True)
+    for _ in range(30):
+        msg = await q.get(timeout=5)
+        await msg.ack()
+        acked.add(msg.body)
+    purged = await ch.declare_queue("purged", durable=True, passive=True)
+    assert await purged.purge() is not None
+    await conn.close()
+    confirmed += await publish_confirmed(new.url, "jobs", [f"b{i}".encode() for i in range(100)])
+    conn = await _connect(new)
+    ch = await conn.channel()
+    q = await ch.declare_queue("jobs", durable=True, passive=True)
+    msgs = []
+    while len(msgs) < 300:  # past the first term's records, into the second's
+        msgs.append(await q.get(timeout=5))
+    for msg in msgs[-20:]:
+        await msg.ack()
+        acked.add(msg.body)
+    await conn.close()
+    confirmed += await publish_confirmed(new.url, "jobs", [b"mark2"])
+
+    # the third term, led by the node that continued (the killed one is still down)
+    new.kill()
+    third = await cluster3.wait(lambda: _new_leader(cluster3, second), 30, "a third leader")
+    assert third == other
+    await cluster3.wait(lambda: _serving(cluster3, third), 30, "the third leader serving")
+    url = cluster3.nodes[third].url
+    got = await _drain(url, "jobs")
+    bodies = [b for b, _ in got]
+    assert len(bodies) == len(set(bodies))
+    assert set(confirmed) - acked <= set(bodies)  # nothing confirmed is lost
+    assert not set(bodies) & acked  # nothing acked comes back
+    assert await _drain(url, "purged") == []

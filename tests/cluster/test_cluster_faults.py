@@ -140,8 +140,12 @@ async def _run_rounds(c: LocalCluster, links: dict[str, CuttableLink], rng: rand
           f"{v.redelivered} flagged redelivered), nacked {v.nacked}, reconnects {h.reconnects}, "
           f"failover p50 {p50:.2f}s max {p99:.2f}s")
     overlaps, terms = _fencing(c)
+    logs = [node.log_text() for node in c.nodes.values()]
+    continued = sum(t.count("continuing at seq") for t in logs)
+    resynced = sum(t.count("replication: full resync of") for t in logs)
     print(f"terms {terms}; a deposed leader's last replicated confirm after its successor "
-          f"began: {overlaps}")
+          f"began: {overlaps}; followers that continued in a new term's log {continued}, "
+          f"full resyncs {resynced}")
     assert not overlaps, overlaps
     assert not v.lost, f"confirmed but never delivered: {sorted(v.lost)[:20]}"
     assert not v.unexpected, f"delivered but never published: {sorted(v.unexpected)[:20]}"

@@ -887,3 +887,59 @@ async def test_a_stalled_full_resync_holds_no_other_back(tmp_path, caplog):
     finally:
         await _stop(primary, followers)
     assert_equal(primary, tmp_path / "f1", tmp_path)
+
+
+async def test_a_new_log_continues_only_for_followers_exactly_at_its_parent(tmp_path):
+    """A leader whose log continues ``(X, s)`` resumes a follower without a full resync only
+    if the follower's stores hold exactly X's operations up to s (its clean close said
+    so): one killed after applying (its state not exact) or at another seq resyncs fully."""
+    first = Primary(tmp_path / "leader1", {"min_insync": 2})
+    followers = await _started(first, tmp_path, ("f1", "f2", "f3"))
+    for i in range(30):
+        first.append(f"s{i % 2}")
+    await first.leader.replicated(first.leader.seq)
+    await wait_for(lambda: all(f.durable == first.leader.seq for f in followers.values()), 10,
+                   what="every follower at the last seq")
+    s, log_id, port = first.leader.seq, first.leader.log_id, first.leader.port
+    for f in followers.values():
+        await f.close()
+    await first.leader.close()
+    first.close()
+    for name in ("f1", "f2", "f3"):
+        state = ReplicaState(tmp_path / name / "replica.state")
+        assert (state.log_id, state.seq, state.exact) == (log_id, s, True)
+        if name == "f2":  # as a follower killed with operations applied past its state
+            state.write(log_id, s)
+        if name == "f3":  # exact, but at another seq than the new log's parent
+            state.write(log_id, s - 1, True)
+        state.close()
+
+    second = Primary(tmp_path / "leader2", {"min_insync": 2, "port": port, "parent": (log_id, s)})
+    assert second.leader.seq == s
+    again = {name: Follower(name, "127.0.0.1", port, SECRET, tmp_path / name) for name in followers}
+    for f in again.values():
+        await f.start()
+    # the claim is withdrawn on disk before anything is applied (a crash from here on
+    # may leave more in the files than the state says)
+    state = ReplicaState(tmp_path / "f1" / "replica.state")
+    assert (state.seq, state.exact) == (s, False)
+    state.close()
+    try:
+        await second.leader.start()
+        await wait_for(lambda: second.leader.insync == {"f1", "f2", "f3"}, 15, what="all in sync")
+        assert (again["f1"].continued, again["f1"].resyncs) == (1, 0)
+        assert (again["f2"].continued, again["f2"].resyncs) == (0, 1)
+        assert (again["f3"].continued, again["f3"].resyncs) == (0, 1)
+        # the one that continued takes the new log's operations from s + 1
+        seq = second.append("s0")
+        assert seq == s + 1
+        await second.leader.replicated(seq)
+        assert again["f1"].durable == seq
+        # its state names the new log once written (and is not exact while it follows)
+        await again["f1"].close()
+        state = ReplicaState(tmp_path / "f1" / "replica.state")
+        assert (state.log_id, state.seq, state.exact) == (second.leader.log_id, seq, True)
+        state.close()
+        del again["f1"]
+    finally:
+        await _stop(second, again)

@@ -148,6 +148,8 @@ class Follower:
         self.auth_failures = 0
         self.connects = 0
         self.resyncs = 0
+        #: times this follower went on in a new term's log without a full resync
+        self.continued = 0
         self._resyncing = False
         self._reading = asyncio.Event()
         self._reading.set()
@@ -161,6 +163,12 @@ class Follower:
         self._resync_touched: dict[str, _Replica] = {}
         #: bytes of resync records received since the last fsync started
         self._resync_unsynced = 0
+        #: the stores hold exactly the operations up to ``applied`` as recorded at start
+        #: (said in AUTH: this follower may continue in a new term's log); cleared by
+        #: the first batch applied
+        self._exact = False
+        #: a batch is being applied (or failed half-way): the stores are not exact
+        self._mid_batch = False
 
     # -- life -----------------------------------------------------------------
     async def start(self) -> None:
@@ -173,6 +181,11 @@ class Follower:
         )
         self.log_id, self.applied = self._state.log_id, self._state.seq
         self.durable = self.applied
+        self._exact = self._state.exact
+        if self._exact:
+            # from here on the files may come to hold more than the state says (a crash
+            # after applying): the claim goes, durably, before anything is applied
+            await loop.run_in_executor(None, self._state.write, self.log_id, self.applied, False)
         for entry in os.scandir(self.data_dir):
             if entry.name.startswith(_RETIRED) and entry.is_dir():
                 self._remove_later(Path(entry.path))  # a resync's leftover (crashed meanwhile)
@@ -205,12 +218,18 @@ class Follower:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
+        clean = not self._mid_batch
         for replica in self._stores.values():
-            replica.store.close()
+            replica.store.close()  # writes and fsyncs what it holds
+            clean = clean and replica.store.last_error is None
         self._stores.clear()
         if self._state is not None:
             if self.log_id != NO_LOG and not self._resyncing:
-                self._state.write(self.log_id, self.durable)
+                # every batch applied is on disk now: the position is exact (DESIGN §10.8)
+                if clean:
+                    self._state.write(self.log_id, self.applied, True)
+                else:
+                    self._state.write(self.log_id, self.durable)
             self._state.close()
             self._state = None
 
@@ -265,7 +284,8 @@ class Follower:
         # nothing more goes to a peer that cannot prove it knows the secret
         wire.check(wire.leader_proof(self._secret, nonce_f, nonce_l, self.node), proof)
         proof_f = wire.follower_proof(self._secret, nonce_f, nonce_l, self.node)
-        writer.write(wire.frame(wire.auth(proof_f, self.log_id, self.durable)))
+        exact = self._exact and not self._mid_batch and self.applied == self.durable
+        writer.write(wire.frame(wire.auth(proof_f, self.log_id, self.durable, exact)))
         mode, log_id, seq = wire.parse_start(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
         self.connects += 1
         if mode == wire.MODE_RESYNC:
@@ -273,9 +293,14 @@ class Follower:
             if body[0] != wire.RESYNC_BEGIN:
                 raise wire.WireError("resync without RESYNC_BEGIN")
             await self._begin_resync(log_id)
-        elif log_id != self.log_id or seq != self.durable:
+        elif seq != self.durable or (log_id != self.log_id and not exact):
             raise wire.WireError("leader resumed from a position we did not ask for")
         else:
+            if log_id != self.log_id:
+                # a new term's log that continues ours from exactly this seq: same stores
+                log.info("replication: continuing at seq %d in the new leader's log", seq)
+                self.log_id = log_id
+                self.continued += 1
             self._open_all()
             # ops after `durable` follow; anything applied past it is replayed (harmless)
             self.applied = self.durable
@@ -302,6 +327,8 @@ class Follower:
 
     # -- applying ---------------------------------------------------------------
     async def _apply_batch(self, batch: list[memoryview]) -> None:
+        self._exact = False
+        self._mid_batch = True
         touched: dict[str, _Replica] = {}
         metas: list[Any] = []
         resync_end = -1
@@ -365,6 +392,7 @@ class Follower:
             await loop.run_in_executor(None, state.write, self.log_id, resync_end)
         if not self._resyncing:
             self.durable = self.applied
+        self._mid_batch = False
 
     def _apply(self, op: wire.Op, touched: dict[str, _Replica]) -> Any:
         kind = op.kind

@@ -75,6 +75,7 @@ class Leader(Operations, Resyncs):
         on_remove: Hook | None = None,
         alive: Callable[[], bool] | None = None,
         ssl: _ssl.SSLContext | None = None,
+        parent: tuple[bytes, int] | None = None,
     ) -> None:
         if not secret:
             raise ValueError("the replication link needs a cluster secret")
@@ -96,9 +97,14 @@ class Leader(Operations, Resyncs):
         self._alive = alive
         #: identifies this leader's sequence space: a follower from another log resyncs
         self.log_id = os.urandom(wire.LOG_ID)
-        self.seq = 0
+        #: ``(log id, seq)`` this log continues (DESIGN §10.8): this node's stores hold
+        #: exactly the operations of that log up to that seq, and this log numbers its
+        #: own from the next one; a follower whose stores hold exactly the same resumes
+        #: here without a full resync
+        self.parent = parent
+        self.seq = parent[1] if parent is not None else 0
         #: highest seq handed to the live followers' sockets
-        self._flushed = 0
+        self._flushed = self.seq
         self._pending: list[bytes] = []
         #: appends or acks of one store not framed yet (operations.py)
         self._batch: _Batch | None = None
@@ -106,7 +112,7 @@ class Leader(Operations, Resyncs):
         self._late: asyncio.TimerHandle | None = None
         #: frames of seq _blog_base .. seq, for catch-up
         self._blog: list[bytes] = []
-        self._blog_base = 1
+        self._blog_base = self.seq + 1
         self._blog_size = 0
         #: (last seq of a flush, monotonic time of it): when a follower's oldest unacked op left
         self._marks: deque[tuple[int, float]] = deque()
@@ -119,7 +125,7 @@ class Leader(Operations, Resyncs):
         self._loop: asyncio.AbstractEventLoop | None = None
         self.failed: str | None = None
         #: highest seq a wait completed for (confirmed): every in-sync member holds it
-        self.confirmed = 0
+        self.confirmed = self.seq
         #: wall-clock time a wait last completed successfully (what confirms wait for), as
         #: of the check that the leadership still held
         self.last_ok_at = 0.0
@@ -428,7 +434,7 @@ class Leader(Operations, Resyncs):
             self._tasks.add(task)
         peer: _Peer | None = None
         try:
-            node, log_id, last = await asyncio.wait_for(
+            node, log_id, last, exact = await asyncio.wait_for(
                 self._handshake(reader, writer), self.handshake_timeout
             )
             old = self._peers.get(node)
@@ -438,7 +444,7 @@ class Leader(Operations, Resyncs):
                 await old.gone.wait()
             peer = _Peer(node, writer, -1)
             self._peers[node] = peer
-            peer.task = asyncio.ensure_future(self._send(peer, log_id, last))
+            peer.task = asyncio.ensure_future(self._send(peer, log_id, last, exact))
             self._tasks.add(peer.task)
             peer.task.add_done_callback(self._tasks.discard)
             # acks count as they arrive (AckReader); this task only waits for the end
@@ -468,7 +474,7 @@ class Leader(Operations, Resyncs):
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> tuple[str, bytes, int]:
+    ) -> tuple[str, bytes, int, bool]:
         version, nonce_f, node = wire.parse_hello(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
         if version != wire.VERSION:
             writer.write(wire.frame(wire.error(f"version {version} not supported")))
@@ -479,9 +485,9 @@ class Leader(Operations, Resyncs):
                 wire.challenge(nonce_l, wire.leader_proof(self._secret, nonce_f, nonce_l, node))
             )
         )
-        proof, log_id, last = wire.parse_auth(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
+        proof, log_id, last, exact = wire.parse_auth(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
         wire.check(wire.follower_proof(self._secret, nonce_f, nonce_l, node), proof)
-        return node, log_id, last
+        return node, log_id, last, exact
 
     def _on_ack(self, peer: _Peer, seq: int) -> None:
         if seq <= peer.acked:
@@ -501,10 +507,24 @@ class Leader(Operations, Resyncs):
             if self._timer is None:
                 self._arm_timer()
 
-    async def _send(self, peer: _Peer, log_id: bytes, last: int) -> None:
+    def _resumes(self, log_id: bytes, last: int, exact: bool) -> bool:
+        """A follower at ``(log_id, last)`` can take the tail after ``last`` from the backlog:
+        it follows this log, or its stores hold exactly what this log started from."""
+        if not self._blog_base - 1 <= last <= self.seq:
+            return False
+        if log_id == self.log_id:
+            return True
+        # another log: only the one this log continues, at exactly the seq it continues
+        # from, and only stores that hold nothing past it (ops of the old log after that
+        # seq, which this log does not have, would stay there)
+        return exact and self.parent == (log_id, last)
+
+    async def _send(self, peer: _Peer, log_id: bytes, last: int, exact: bool = False) -> None:
         writer = peer.writer
         try:
-            if log_id == self.log_id and self._blog_base - 1 <= last <= self.seq:
+            if self._resumes(log_id, last, exact):
+                if log_id != self.log_id:
+                    log.info("replication: %s continues from the last term's log at seq %d", peer.node, last)
                 peer.acked = last  # what it has on disk already
                 writer.write(wire.frame(wire.start(wire.MODE_TAIL, self.log_id, last)))
                 nxt = last + 1

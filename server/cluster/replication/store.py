@@ -8,31 +8,46 @@ files as its own stores, and a leader demoted to follower resyncs over them.
 
 Each mutation is also handed to the :class:`Leader` in the order it was applied:
 push -> ``append`` (the bytes just encoded), ack -> ``ack``, purge -> ``purge``
-keeping the positions still unacked (delivered, not acked: they survive a purge),
-delete -> ``delete_store``. ``sync(cb)`` completes when the local fsync is done
+keeping the records still unacked (delivered, not acked: they survive a purge),
+delete -> ``delete_store``.
+
+On the link a record is known by its *name*, the same on every node and in every term
+(DESIGN §10.8): a record this node pushed is named by its position here (its origin
+prefix is 0), a record it holds from a former leader by the name in its prefix (what
+that leader sent). A store opened with such records renumbers its positions past the
+highest name it holds, so names only grow in a store's order and no record pushed
+now takes a name a copied one has. ``sync(cb)`` completes when the local fsync is done
 **and** every in-sync follower acknowledged the store's last operation: the
 publisher confirm waits for both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from warren.server.cluster.replication.follower import store_directory, strip_origin
 from warren.server.cluster.replication.leader import Leader
-from warren.server.cluster.replication.source import LogStoreSource
+from warren.server.cluster.replication.source import LogStoreSource, StoreSnapshot
 from warren.storage.log import LogStore
+from warren.storage.log.scan import scan_records
 
 #: a leader's own records have no origin (a follower's name the leader position they copy)
 NO_ORIGIN = bytes(8)
+_NAME = struct.Struct("<Q")
+
+
+def _stored_name(raw: bytes | memoryview) -> int:
+    return _NAME.unpack_from(raw)[0]
 
 
 class ReplicatedLogStore(LogStore):
     """A LogStore whose mutations are streamed to the followers (module docstring)."""
 
-    __slots__ = ("store_id", "leader", "source", "_unacked", "_last", "_top")
+    __slots__ = ("store_id", "leader", "source", "_unacked", "_last", "_top", "_limit")
 
     def __init__(
         self,
@@ -52,8 +67,10 @@ class ReplicatedLogStore(LogStore):
         #: delivered and not yet acked: what a purge keeps
         self._unacked: set[int] = set()
         self._last = b""
-        #: the last position pushed (a purge covers the records up to it)
+        #: the name of the last record pushed (a purge covers the records up to it)
         self._top = 0
+        #: positions up to this were here when the store was opened (may carry a name)
+        self._limit = 0
 
         def encode_and_keep(record: Any) -> bytes:
             data = self._last = encode(record)
@@ -66,7 +83,18 @@ class ReplicatedLogStore(LogStore):
             decode_requeued=strip_origin(decode_requeued or decode),
             **options,
         )
+        limit = self._limit = self.recovered_position_limit
+        if limit:
+            # the last live record carries the highest name held (names grow in store order)
+            self._top = self.name_of(limit)
+            self.skip_positions(self._top)
         source.register(store_id, self)
+
+    def name_of(self, position: int) -> int:
+        """The name of the record at ``position`` (live: not acked yet)."""
+        if position > self._limit:
+            return position
+        return self.read(position, _stored_name) or position
 
     def push(self, record: Any) -> int:
         pos = self._top = LogStore.push(self, record)
@@ -85,13 +113,14 @@ class ReplicatedLogStore(LogStore):
 
     def ack(self, position: int) -> None:
         self._unacked.discard(position)
+        name = position if position > self._limit else self.name_of(position)
         LogStore.ack(self, position)
-        self.leader.ack(self.store_id, position)
+        self.leader.ack(self.store_id, name)
 
     def purge(self) -> int:
         n = LogStore.purge(self)
         if n:
-            self.leader.purge(self.store_id, sorted(self._unacked), self._top)
+            self.leader.purge(self.store_id, sorted(map(self.name_of, self._unacked)), self._top)
         return n
 
     def sync(self, callback: Callable[[bool], None]) -> None:
@@ -119,8 +148,23 @@ class ReplicatedLogStore(LogStore):
         LogStore.delete(self)
 
 
-class ReplicatedSource(LogStoreSource):
-    """The leader's stores for a full resync, as a follower stores them: the origin
-    prefix of the leader's own files is not sent (the follower adds its own)."""
+def _named(batches: Iterator[list[tuple[int, bytes]]]) -> Iterator[list[tuple[int, bytes]]]:
+    """Scanned ``(position, prefix | bytes)`` as ``(name, bytes)``: the name in the prefix,
+    or the position for a record pushed here (prefix 0)."""
+    unpack = _NAME.unpack_from
+    skip = _NAME.size
+    for batch in batches:
+        yield [(unpack(raw)[0] or pos, raw[skip:]) for pos, raw in batch]
 
-    skip = len(NO_ORIGIN)
+
+def _scan_named(plan: Any) -> Iterator[list[tuple[int, bytes]]]:
+    return _named(scan_records(plan))
+
+
+class ReplicatedSource(LogStoreSource):
+    """The leader's stores for a full resync, as a follower stores them: records by
+    name, the prefix not sent (the follower writes the name there)."""
+
+    def snapshot(self) -> list[StoreSnapshot]:
+        return [StoreSnapshot(store_id, partial(_scan_named, store.scan_plan()))
+                for store_id, store in self.stores.items()]

@@ -7,7 +7,8 @@ over fresh nonces with the shared cluster secret::
     follower -> HELLO     u16 version, 32-byte nonce_f, node id (utf-8)
     leader   -> CHALLENGE 32-byte nonce_l, proof_l = HMAC(secret, "leader"   | nonce_f | nonce_l | node)
     follower -> AUTH      proof_f = HMAC(secret, "follower" | nonce_l | nonce_f | node),
-                          16-byte log id, u64 last durable seq
+                          16-byte log id, u64 last durable seq, u8 exact (its stores hold
+                          nothing past that seq: it may continue in the next term's log)
     leader   -> START     mode (TAIL: ops after the follower's seq follow; RESYNC), log id, seq
 
 Then the leader sends operations, each with its sequence number, and the
@@ -24,8 +25,9 @@ from typing import NamedTuple
 from zlib import crc32
 
 #: 2: OP_PURGE carries the highest position it covers; 3: OP_ACK carries several;
-#: 4: OP_APPEND carries several records; 5: RESYNC_RECORD too
-VERSION = 5
+#: 4: OP_APPEND carries several records; 5: RESYNC_RECORD too; 6: records are named
+#: (not by the leader's position), AUTH says whether the follower's stores are exact
+VERSION = 6
 #: a frame's body may not be larger (a corrupt or hostile length cannot make us allocate more)
 MAX_FRAME = 64 * 1024 * 1024
 NONCE = 32
@@ -56,7 +58,7 @@ MODE_RESYNC = 1
 
 _HELLO = struct.Struct(f"<BH{NONCE}s")
 _CHALLENGE = struct.Struct(f"<B{NONCE}s32s")
-_AUTH = struct.Struct(f"<B32s{LOG_ID}sQ")
+_AUTH = struct.Struct(f"<B32s{LOG_ID}sQ?")
 _START = struct.Struct(f"<BB{LOG_ID}sQ")
 _SEQ = struct.Struct("<BQ")
 #: type, seq, store id length; then the store id
@@ -196,15 +198,15 @@ def parse_challenge(body: bytes) -> tuple[bytes, bytes]:
     return nonce, proof
 
 
-def auth(proof: bytes, log_id: bytes, seq: int) -> bytes:
-    return _AUTH.pack(AUTH, proof, log_id, seq)
+def auth(proof: bytes, log_id: bytes, seq: int, exact: bool = False) -> bytes:
+    return _AUTH.pack(AUTH, proof, log_id, seq, exact)
 
 
-def parse_auth(body: bytes) -> tuple[bytes, bytes, int]:
-    """``(proof, log_id, last durable seq)``."""
+def parse_auth(body: bytes) -> tuple[bytes, bytes, int, bool]:
+    """``(proof, log_id, last durable seq, exact)``."""
     _expect(body, AUTH, _AUTH.size)
-    _t, proof, log_id, seq = _AUTH.unpack_from(body)
-    return proof, log_id, seq
+    _t, proof, log_id, seq, exact = _AUTH.unpack_from(body)
+    return proof, log_id, seq, exact
 
 
 def start(mode: int, log_id: bytes, seq: int) -> bytes:
