@@ -113,3 +113,11 @@ def scan_records(
 def live_positions(store: Any) -> list[int]:
     """Positions of every persistent, not yet acked record of a LogStore, in log order."""
     return [pos for pos, _mm, _at, _n in _walk(store.scan_plan())]
+
+
+def scan_heads(plan: list[SegmentExtent], size: int) -> Iterator[tuple[int, bytes]]:
+    """(position, the first ``size`` bytes) of each record ``scan_records`` would list: for
+    a caller that keeps a key at the start of its records and must rebuild an index of
+    them without copying whole records. Reads files only (any thread)."""
+    for pos, mm, at, n in _walk(plan):
+        yield pos, mm[at : at + min(size, n)]

@@ -40,6 +40,7 @@ from warren.server.cluster.replication import wire
 from warren.server.cluster.replication.positions import PositionMap
 from warren.server.cluster.replication.state import NO_LOG, ReplicaState
 from warren.storage.log import LogStore
+from warren.storage.log.scan import scan_heads
 
 log = logging.getLogger("warren.cluster.replication")
 
@@ -84,6 +85,12 @@ def encode_replica(record: ReplicaRecord) -> bytes | memoryview:
 
 def decode_replica(raw: bytes) -> ReplicaRecord:
     return ReplicaRecord(_ORIGIN.unpack_from(raw)[0], bytes(raw))
+
+
+def _close_opened(fut: asyncio.Future[dict[str, _Replica]]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        for replica in fut.result().values():
+            replica.store.close()
 
 
 def strip_origin(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
@@ -194,11 +201,13 @@ class Follower:
         # delete them cost ~0.5 s per 150 MB queued in every failover
         self._task = asyncio.ensure_future(self._run())
 
-    def _open_all(self) -> None:
-        """Open every local store (rebuilding the position maps), once."""
+    async def _open_all(self) -> None:
+        """Open every local store (rebuilding the position maps), once. In a worker
+        thread: scanning 1 GB took longer than the etcd lease, and a loop blocked that
+        long lost the node its session (and so this follower) again and again."""
         if self._opened:
             return
-        self._opened = True
+        ids = []
         for entry in sorted(os.scandir(self.data_dir / "stores"), key=lambda e: e.name):
             if entry.is_dir():
                 try:
@@ -207,7 +216,26 @@ class Follower:
                     log.warning("replication: ignoring %s (not a replica store)", entry.path)
                     continue
                 if store_id not in self._stores:
-                    self._stores[store_id] = self._open(store_id)
+                    ids.append(store_id)
+        fut = asyncio.get_running_loop().run_in_executor(None, self._open_many, ids)
+        try:
+            opened = await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            fut.add_done_callback(_close_opened)  # nobody will use them
+            raise
+        self._stores.update(opened)
+        self._opened = True
+
+    def _open_many(self, store_ids: list[str]) -> dict[str, _Replica]:
+        opened: dict[str, _Replica] = {}
+        try:
+            for store_id in store_ids:
+                opened[store_id] = self._open(store_id)
+        except BaseException:
+            for replica in opened.values():
+                replica.store.abandon()
+            raise
+        return opened
 
     async def close(self) -> None:
         """Stop following; stores are closed (flushed) and the position recorded."""
@@ -301,7 +329,7 @@ class Follower:
                 log.info("replication: continuing at seq %d in the new leader's log", seq)
                 self.log_id = log_id
                 self.continued += 1
-            self._open_all()
+            await self._open_all()
             # ops after `durable` follow; anything applied past it is replayed (harmless)
             self.applied = self.durable
         await self._follow(reader, writer)
@@ -441,13 +469,13 @@ class Follower:
             **self._store_options,
         )
         replica = _Replica(store)
-        # rebuild leader -> local positions (the follower never consumes: shifting
-        # only walks the files; acks work on shifted records as on any other)
+        # rebuild name -> local position from the records' prefixes (the follower never
+        # consumes: acks work on records never shifted)
         origins: list[int] = []
         positions: list[int] = []
-        while (item := store.shift()) is not None:
-            pos, record = item
-            origins.append(record.origin)
+        unpack = _ORIGIN.unpack_from
+        for pos, head in scan_heads(store.scan_plan(), _ORIGIN.size):
+            origins.append(unpack(head)[0])
             positions.append(pos)
         replica.local.add_many(origins, positions)
         return replica
