@@ -58,6 +58,7 @@ class ClusterPersistence(Persistence):
         leadership: Leadership,
         initial: dict[str, Any],
         known: dict[str, bytes],
+        ahead: dict[str, ReplicatedLogStore] | None = None,
     ) -> None:
         super().__init__(broker, data_dir)
         self.leader = leader
@@ -67,6 +68,8 @@ class ClusterPersistence(Persistence):
         self._initial = initial
         self._known = known
         self.mirror = self._mirror
+        #: stores recovered ahead of the model (``open_ahead``), until it declares them
+        self._ahead = ahead or {}
 
     def prepare(self) -> dict[str, Any]:
         """The definitions come from etcd (the cluster's), not the local file."""
@@ -75,6 +78,10 @@ class ClusterPersistence(Persistence):
 
     def _replicated(self, store_id: str, encode: Callable[[Any], bytes],
                     decode: Callable[[bytes], Any], **options: Any) -> ReplicatedLogStore:
+        store = self._ahead.pop(store_id, None)
+        if store is not None:
+            store.bind(encode, decode, **options)
+            return store
         return ReplicatedLogStore(self.root, store_id, self.leader, self.source, encode, decode,
                                   **options)
 
@@ -94,6 +101,13 @@ class ClusterPersistence(Persistence):
         if not durable:
             return super().delayed_store(vhost, name, durable, encode, decode, **options)
         return self._replicated(delayed_store_id(vhost, name), encode, decode, **options)
+
+    def close_unclaimed(self) -> None:
+        """Close the stores opened ahead that no queue or exchange declared (their files
+        stay; a follower's full resync from this leader will not list them)."""
+        ahead, self._ahead = self._ahead, {}
+        for store in ahead.values():
+            store.close()
 
     async def _mirror(self, payload: bytes) -> None:
         self._known = await self.cluster_definitions.replace(

@@ -12,7 +12,7 @@ from warren.server.cluster.replication.follower import (
     encode_replica,
     store_directory,
 )
-from warren.server.cluster.replication.store import ReplicatedLogStore, ReplicatedSource
+from warren.server.cluster.replication.store import ReplicatedLogStore, ReplicatedSource, open_ahead
 from warren.storage.log import LogStore
 
 from tests.cluster.test_replication import Rec
@@ -98,5 +98,28 @@ def test_a_purge_before_any_push_covers_the_records_the_store_was_opened_with(tm
     try:
         assert store.purge() == 2
         assert link.ops == [("purge", [], names[-1])]
+    finally:
+        store.close()
+
+
+def test_stores_opened_ahead_take_their_codecs_when_claimed(tmp_path):
+    """A promoted follower recovers its stores in a worker thread before the model
+    declares them (``open_ahead``); a store is usable once bound, and those nobody
+    claims are closed and no longer offered to a full resync."""
+    _replica_store(tmp_path, "q", [(2 << 32) | 64])
+    _replica_store(tmp_path, "gone", [(2 << 32) | 64])
+    source = ReplicatedSource()
+    ahead = open_ahead(tmp_path, Link(), source)
+    assert set(ahead) == {"q", "gone"} == set(source.stores)
+    store = ahead.pop("q")
+    with pytest.raises(RuntimeError):
+        store.shift()
+    store.bind(lambda r: r.data, lambda b: Rec(bytes(b)), cache_records=0)
+    try:
+        assert store.shift()[1].data == b"m" + str((2 << 32) | 64).encode()
+        store.push(Rec(b"x"))
+        for leftover in ahead.values():
+            leftover.close()
+        assert set(source.stores) == {"q"}
     finally:
         store.close()
