@@ -387,11 +387,14 @@ class ClusterNode:
         current = self.follower
         if current is not None and repl and (current.host, current.port) == repl:
             return
+        if leadership is None or not repl or len(repl) != 2:
+            if current is not None:
+                await current.retarget(None)  # its stores stay open for the next leader
+            return
+        log.info("cluster: node %s follows %s at %s:%s", self.name, leadership.node, *repl)
         if current is not None:
-            self.follower = None
-            await current.close()
-        if leadership is not None and repl and len(repl) == 2:
-            log.info("cluster: node %s follows %s at %s:%s", self.name, leadership.node, *repl)
+            await current.retarget(str(repl[0]), int(repl[1]))
+        else:
             self.follower = Follower(self.name, str(repl[0]), int(repl[1]), self.secret,
                                      self.config.data_dir, ssl=self.link_tls[1])
             await self.follower.start()

@@ -943,3 +943,75 @@ async def test_a_new_log_continues_only_for_followers_exactly_at_its_parent(tmp_
         del again["f1"]
     finally:
         await _stop(second, again)
+
+
+async def test_a_follower_that_crashed_claims_no_exact_stores_until_a_full_resync(tmp_path):
+    """A follower whose position was recorded without the claim (killed) may hold more in
+    its files than it says, with no bound: resuming in the same log and closing cleanly
+    does not make it exact; a full resync does."""
+    first = Primary(tmp_path / "leader1", {"min_insync": 2})
+    followers = await _started(first, tmp_path, ("f1",))
+    first.append("s")
+    await first.leader.replicated(first.leader.seq)
+    await followers["f1"].close()
+    state = ReplicaState(tmp_path / "f1" / "replica.state")
+    log_id, s = state.log_id, state.seq
+    state.write(log_id, s)  # as a follower killed after its start withdrew the claim
+    state.close()
+    f1 = Follower("f1", "127.0.0.1", first.leader.port, SECRET, tmp_path / "f1")
+    await f1.start()
+    await wait_for(lambda: first.leader.insync == {"f1"}, 10, what="f1 back")
+    assert f1.resyncs == 0  # same log: it resumes
+    await first.leader.replicated(first.append("s"))
+    await f1.close()
+    state = ReplicaState(tmp_path / "f1" / "replica.state")
+    assert (state.seq, state.exact) == (first.leader.seq, False)
+    state.close()
+
+    second = Primary(tmp_path / "leader2", {"min_insync": 2})  # a new log: full resync
+    second.append("s")
+    f1 = Follower("f1", "127.0.0.1", second.leader.port, SECRET, tmp_path / "f1")
+    try:
+        await second.leader.start()
+        f1.port = second.leader.port
+        await f1.start()
+        await wait_for(lambda: second.leader.insync == {"f1"}, 10, what="f1 resynced")
+        assert f1.resyncs == 1
+    finally:
+        await f1.close()
+        await first.leader.close()
+        first.close()
+        await second.leader.close()
+        second.close()
+    state = ReplicaState(tmp_path / "f1" / "replica.state")
+    assert (state.log_id, state.exact) == (second.leader.log_id, True)
+    state.close()
+
+
+async def test_a_follower_retargeted_to_the_next_leader_keeps_its_stores_open(tmp_path):
+    """The node follows a new leader with the same Follower: its stores stay open (no
+    second scan), and it continues in the new log from where it was."""
+    first = Primary(tmp_path / "leader1", {"min_insync": 2})
+    followers = await _started(first, tmp_path, ("f1",))
+    f1 = followers["f1"]
+    for i in range(20):
+        first.append(f"s{i % 2}")
+    await first.leader.replicated(first.leader.seq)
+    stores = dict(f1._stores)
+    await f1.retarget(None)  # the leader is gone, no successor yet
+    s, log_id = first.leader.seq, first.leader.log_id
+    await first.leader.close()
+    first.close()
+    second = Primary(tmp_path / "leader2", {"min_insync": 2, "parent": (log_id, s)})
+    try:
+        await second.leader.start()
+        await f1.retarget("127.0.0.1", second.leader.port)
+        await wait_for(lambda: second.leader.insync == {"f1"}, 10, what="f1 follows the new log")
+        assert (f1.continued, f1.resyncs) == (1, 1)  # the first connect was a resync
+        assert all(f1._stores[sid] is replica for sid, replica in stores.items())
+        await second.leader.replicated(second.append("s0"))
+        assert f1.durable == s + 1
+    finally:
+        await f1.close()
+        await second.leader.close()
+        second.close()

@@ -176,6 +176,8 @@ class Follower:
         self._exact = False
         #: a batch is being applied (or failed half-way): the stores are not exact
         self._mid_batch = False
+        #: the stores may hold operations past any position recorded (see ``start``)
+        self._tainted = False
 
     # -- life -----------------------------------------------------------------
     async def start(self) -> None:
@@ -189,6 +191,10 @@ class Follower:
         self.log_id, self.applied = self._state.log_id, self._state.seq
         self.durable = self.applied
         self._exact = self._state.exact
+        # a position recorded without the claim (a crash, or a close after one) may have
+        # more in its files than it says, with no bound known here: such stores are never
+        # exact again until a full resync replaces them
+        self._tainted = self.log_id != NO_LOG and not self._exact
         if self._exact:
             # from here on the files may come to hold more than the state says (a crash
             # after applying): the claim goes, durably, before anything is applied
@@ -237,6 +243,25 @@ class Follower:
             raise
         return opened
 
+    async def retarget(self, host: str | None, port: int = 0) -> None:
+        """Follow the leader at ``host:port`` from now on (None: nobody for now), keeping the
+        stores open: a follower that continues in a new term's log (DESIGN §10.8) need not
+        scan them again (~1.5 s per GB). Its stores are exact if the link ended between
+        batches (not half-way through one, nor through a full resync)."""
+        if self._writer is not None:
+            self._writer.transport.abort()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+        self._exact = (not (self._mid_batch or self._resyncing or self._tainted)
+                       and self.log_id != NO_LOG and self.applied == self.durable)
+        if host is None or self._closed:
+            return
+        self.host, self.port = host, port
+        self._task = asyncio.ensure_future(self._run())
+
     async def close(self) -> None:
         """Stop following; stores are closed (flushed) and the position recorded."""
         self._closed = True
@@ -246,7 +271,7 @@ class Follower:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
-        clean = not self._mid_batch
+        clean = not self._mid_batch and not self._tainted
         for replica in self._stores.values():
             replica.store.close()  # writes and fsyncs what it holds
             clean = clean and replica.store.last_error is None
@@ -495,6 +520,9 @@ class Follower:
         state = self._state
         assert state is not None
         self.resyncs += 1
+        # before the first await: cut off anywhere below, a close must not record the old
+        # position over stores that are gone
+        self._resyncing = True
         await loop.run_in_executor(None, state.write, NO_LOG, 0)
         for replica in self._stores.values():
             replica.store.abandon()  # its files go with the directory
@@ -509,7 +537,7 @@ class Follower:
         self._dirs_to_sync = set()
         self.log_id = log_id
         self.applied = self.durable = 0
-        self._resyncing = True
+        self._tainted = False  # what the resync brings is all the stores hold
 
     def _remove_later(self, path: Path) -> None:
         # nothing waits for it (rmtree ignoring errors cannot fail)
