@@ -943,49 +943,55 @@ async def test_a_new_log_continues_only_for_followers_exactly_at_its_parent(tmp_
         del again["f1"]
     finally:
         await _stop(second, again)
+    # a full resync replaces whatever a crash left: f2 is exact again
+    state = ReplicaState(tmp_path / "f2" / "replica.state")
+    assert (state.log_id, state.exact) == (second.leader.log_id, True)
+    state.close()
 
 
-async def test_a_follower_that_crashed_claims_no_exact_stores_until_a_full_resync(tmp_path):
-    """A follower whose position was recorded without the claim (killed) may hold more in
-    its files than it says, with no bound: resuming in the same log and closing cleanly
-    does not make it exact; a full resync does."""
-    first = Primary(tmp_path / "leader1", {"min_insync": 2})
+async def test_a_follower_that_crashed_claims_exact_stores_only_past_the_leaders_seq(tmp_path):
+    """A follower whose position was recorded without the claim (killed) may hold ops past
+    it in its files: it claims exact stores again only once it has durably applied the
+    leader's seq at the time it reconnected (nothing it held can be later than that), or
+    after a full resync."""
+    first = Primary(tmp_path / "leader1", {"min_insync": 1})
     followers = await _started(first, tmp_path, ("f1",))
     first.append("s")
     await first.leader.replicated(first.leader.seq)
     await followers["f1"].close()
-    state = ReplicaState(tmp_path / "f1" / "replica.state")
-    log_id, s = state.log_id, state.seq
-    state.write(log_id, s)  # as a follower killed after its start withdrew the claim
-    state.close()
+
+    def taint() -> None:  # as a follower killed after its start withdrew the claim
+        state = ReplicaState(tmp_path / "f1" / "replica.state")
+        state.write(state.log_id, state.seq)
+        state.close()
+
+    def recorded() -> tuple[int, bool]:
+        state = ReplicaState(tmp_path / "f1" / "replica.state")
+        try:
+            return state.seq, state.exact
+        finally:
+            state.close()
+
+    taint()
+    for _ in range(5):
+        first.append("s")  # the leader goes on while f1 is down
+    top = first.leader.seq
+    f1 = Follower("f1", "127.0.0.1", first.leader.port, SECRET, tmp_path / "f1")
+    f1.pause()  # reconnects, reads, applies nothing
+    await f1.start()
+    await wait_for(lambda: f1.connects == 1, 10, what="f1 reconnected")
+    await f1.close()
+    assert recorded()[1] is False  # still tainted: not past the leader's seq
+
+    taint()
     f1 = Follower("f1", "127.0.0.1", first.leader.port, SECRET, tmp_path / "f1")
     await f1.start()
-    await wait_for(lambda: first.leader.insync == {"f1"}, 10, what="f1 back")
-    assert f1.resyncs == 0  # same log: it resumes
-    await first.leader.replicated(first.append("s"))
+    await wait_for(lambda: f1.durable >= top, 10, what="f1 caught up")
+    assert f1.resyncs == 0  # same log: it resumed
     await f1.close()
-    state = ReplicaState(tmp_path / "f1" / "replica.state")
-    assert (state.seq, state.exact) == (first.leader.seq, False)
-    state.close()
-
-    second = Primary(tmp_path / "leader2", {"min_insync": 2})  # a new log: full resync
-    second.append("s")
-    f1 = Follower("f1", "127.0.0.1", second.leader.port, SECRET, tmp_path / "f1")
-    try:
-        await second.leader.start()
-        f1.port = second.leader.port
-        await f1.start()
-        await wait_for(lambda: second.leader.insync == {"f1"}, 10, what="f1 resynced")
-        assert f1.resyncs == 1
-    finally:
-        await f1.close()
-        await first.leader.close()
-        first.close()
-        await second.leader.close()
-        second.close()
-    state = ReplicaState(tmp_path / "f1" / "replica.state")
-    assert (state.log_id, state.exact) == (second.leader.log_id, True)
-    state.close()
+    assert recorded() == (top, True)
+    await first.leader.close()
+    first.close()
 
 
 async def test_a_follower_retargeted_to_the_next_leader_keeps_its_stores_open(tmp_path):

@@ -176,8 +176,10 @@ class Follower:
         self._exact = False
         #: a batch is being applied (or failed half-way): the stores are not exact
         self._mid_batch = False
-        #: the stores may hold operations past any position recorded (see ``start``)
+        #: the stores may hold operations past any position recorded (see ``start``), until
+        #: the follower has durably applied seq ``_untainted_at`` of the same log (-1: unknown)
         self._tainted = False
+        self._untainted_at = -1
 
     # -- life -----------------------------------------------------------------
     async def start(self) -> None:
@@ -195,6 +197,7 @@ class Follower:
         # more in its files than it says, with no bound known here: such stores are never
         # exact again until a full resync replaces them
         self._tainted = self.log_id != NO_LOG and not self._exact
+        self._untainted_at = -1
         if self._exact:
             # from here on the files may come to hold more than the state says (a crash
             # after applying): the claim goes, durably, before anything is applied
@@ -339,7 +342,7 @@ class Follower:
         proof_f = wire.follower_proof(self._secret, nonce_f, nonce_l, self.node)
         exact = self._exact and not self._mid_batch and self.applied == self.durable
         writer.write(wire.frame(wire.auth(proof_f, self.log_id, self.durable, exact)))
-        mode, log_id, seq = wire.parse_start(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
+        mode, log_id, seq, top = wire.parse_start(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
         self.connects += 1
         if mode == wire.MODE_RESYNC:
             body = await wire.read_frame(reader)
@@ -354,6 +357,10 @@ class Follower:
                 log.info("replication: continuing at seq %d in the new leader's log", seq)
                 self.log_id = log_id
                 self.continued += 1
+            elif self._tainted:
+                # whatever a crash left in the files was sent before this link: by the
+                # leader's seq now at the latest. Once applied past it, they hold no more
+                self._untainted_at = top
             await self._open_all()
             # ops after `durable` follow; anything applied past it is replayed (harmless)
             self.applied = self.durable
@@ -445,6 +452,8 @@ class Follower:
             await loop.run_in_executor(None, state.write, self.log_id, resync_end)
         if not self._resyncing:
             self.durable = self.applied
+            if self._tainted and 0 <= self._untainted_at <= self.durable:
+                self._tainted = False
         self._mid_batch = False
 
     def _apply(self, op: wire.Op, touched: dict[str, _Replica]) -> Any:

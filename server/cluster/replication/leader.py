@@ -526,7 +526,7 @@ class Leader(Operations, Resyncs):
                 if log_id != self.log_id:
                     log.info("replication: %s continues from the last term's log at seq %d", peer.node, last)
                 peer.acked = last  # what it has on disk already
-                writer.write(wire.frame(wire.start(wire.MODE_TAIL, self.log_id, last)))
+                writer.write(wire.frame(wire.start(wire.MODE_TAIL, self.log_id, last, self._flushed)))
                 nxt = last + 1
             else:
                 nxt = await self._resync(peer)

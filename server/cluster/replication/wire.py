@@ -9,7 +9,9 @@ over fresh nonces with the shared cluster secret::
     follower -> AUTH      proof_f = HMAC(secret, "follower" | nonce_l | nonce_f | node),
                           16-byte log id, u64 last durable seq, u8 exact (its stores hold
                           nothing past that seq: it may continue in the next term's log)
-    leader   -> START     mode (TAIL: ops after the follower's seq follow; RESYNC), log id, seq
+    leader   -> START     mode (TAIL: ops after the follower's seq follow; RESYNC), log id, seq,
+                          u64 top (the leader's last seq sent to anyone: a follower that
+                          crashed holds no op past it, and is exact again once it has it)
 
 Then the leader sends operations, each with its sequence number, and the
 follower answers ``ACKSEQ u64`` = the highest sequence number durable on its disk.
@@ -59,7 +61,7 @@ MODE_RESYNC = 1
 _HELLO = struct.Struct(f"<BH{NONCE}s")
 _CHALLENGE = struct.Struct(f"<B{NONCE}s32s")
 _AUTH = struct.Struct(f"<B32s{LOG_ID}sQ?")
-_START = struct.Struct(f"<BB{LOG_ID}sQ")
+_START = struct.Struct(f"<BB{LOG_ID}sQQ")
 _SEQ = struct.Struct("<BQ")
 #: type, seq, store id length; then the store id
 _OP = struct.Struct("<BQH")
@@ -209,14 +211,15 @@ def parse_auth(body: bytes) -> tuple[bytes, bytes, int, bool]:
     return proof, log_id, seq, exact
 
 
-def start(mode: int, log_id: bytes, seq: int) -> bytes:
-    return _START.pack(START, mode, log_id, seq)
+def start(mode: int, log_id: bytes, seq: int, top: int = 0) -> bytes:
+    return _START.pack(START, mode, log_id, seq, top)
 
 
-def parse_start(body: bytes) -> tuple[int, bytes, int]:
+def parse_start(body: bytes) -> tuple[int, bytes, int, int]:
+    """``(mode, log_id, seq, top)``."""
     _expect(body, START, _START.size)
-    _t, mode, log_id, seq = _START.unpack_from(body)
-    return mode, log_id, seq
+    _t, mode, log_id, seq, top = _START.unpack_from(body)
+    return mode, log_id, seq, top
 
 
 def error(reason: str) -> bytes:
