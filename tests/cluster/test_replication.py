@@ -1021,3 +1021,41 @@ async def test_a_follower_retargeted_to_the_next_leader_keeps_its_stores_open(tm
         await f1.close()
         await second.leader.close()
         second.close()
+
+
+async def test_ops_a_deposed_leader_streamed_past_the_new_logs_parent_force_a_full_resync(tmp_path):
+    """The old leader keeps streaming after the follower that will lead stopped following
+    (a leader paused or cut off from etcd, not dead): the other follower holds ops of the
+    old log past the new log's parent, which the new leader does not have. It must not
+    continue from there (its stores hold records the new leader never had): it resyncs
+    fully and then holds exactly the new leader's records."""
+    first = Primary(tmp_path / "leader1", {"min_insync": 1})
+    followers = await _started(first, tmp_path, ("f1", "f2"))
+    for i in range(10):
+        first.append(f"s{i % 2}")
+    await first.leader.replicated(first.leader.seq)
+    await wait_for(lambda: followers["f1"].durable == first.leader.seq, 10, what="f1 has it all")
+    s, log_id = first.leader.seq, first.leader.log_id
+    await followers["f1"].retarget(None)  # f1 wins the election here
+    for _ in range(3):
+        first.append("s0")  # the deposed leader streams on, to f2 only
+    await wait_for(lambda: followers["f2"].durable == first.leader.seq, 10, what="f2 took them")
+    await followers["f2"].retarget(None)  # f2 sees the new leader
+    await first.leader.close()
+    first.close()
+
+    # the new leader, continuing (X, s) (its own stores stand in for f1's here)
+    second = Primary(tmp_path / "leader2", {"min_insync": 1, "parent": (log_id, s)})
+    second.append("n0")
+    try:
+        await second.leader.start()
+        await followers["f2"].retarget("127.0.0.1", second.leader.port)
+        await wait_for(lambda: second.leader.insync == {"f2"}, 10, what="f2 follows the new log")
+        assert followers["f2"].continued == 0
+        assert followers["f2"].resyncs == 2  # its first connect, and this one
+    finally:
+        await followers["f1"].close()
+        await followers["f2"].close()
+        await second.leader.close()
+        second.close()
+    assert_equal(second, tmp_path / "f2", tmp_path)
