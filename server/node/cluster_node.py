@@ -444,8 +444,13 @@ class ClusterNode:
 
         # recovering the stores is the slow part of a promotion (~0.8 s per GB queued):
         # not on the loop, which must keep the lease alive meanwhile
-        ahead = await asyncio.get_running_loop().run_in_executor(
+        opening = asyncio.get_running_loop().run_in_executor(
             None, open_ahead, self.config.data_dir, leader, source)
+        try:
+            ahead = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_ahead)  # nobody will claim them
+            raise
 
         def persistence(node: Node) -> ClusterPersistence:
             return ClusterPersistence(
@@ -495,6 +500,12 @@ class ClusterNode:
             # one line to grep for, whatever ended the term
             log.warning("cluster: node %s stopped leading (token %d) last_replicated=%.6f: %s",
                         self.name, leadership.token, leader.last_ok_at, reason)
+
+
+def _close_ahead(fut: asyncio.Future[dict[str, Any]]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        for store in fut.result().values():
+            store.close()
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
