@@ -12,6 +12,7 @@ import aio_pika
 import pytest
 
 from tests.cluster.clusterproc import LocalCluster
+from tests.cluster.test_cluster_clients import _read_all
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -307,21 +308,6 @@ async def test_declare_ok_means_the_definition_is_in_etcd(tmp_path, etcd_fresh):
             link.close()
 
 
-async def _drain(url: str, queue: str) -> list[tuple[bytes, bool]]:
-    """Every message of ``queue`` (body, redelivered), each acked."""
-    conn = await aio_pika.connect(url, timeout=10)
-    try:
-        ch = await conn.channel()
-        q = await ch.declare_queue(queue, durable=True, passive=True)
-        got = []
-        while (msg := await q.get(timeout=5, fail=False)) is not None:
-            got.append((msg.body, msg.redelivered))
-            await msg.ack()
-        return got
-    finally:
-        await conn.close()
-
-
 async def test_a_new_term_continues_the_log_without_a_full_resync(cluster3):
     """After a leader kill the follower left goes on in the new leader's log from where it
     was (its stores hold exactly what the new leader's do): no full resync. Records keep
@@ -391,9 +377,8 @@ async def test_a_new_term_continues_the_log_without_a_full_resync(cluster3):
     assert third == other
     await cluster3.wait(lambda: _serving(cluster3, third), 30, "the third leader serving")
     url = cluster3.nodes[third].url
-    got = await _drain(url, "jobs")
-    bodies = [b for b, _ in got]
+    bodies = await _read_all(url, "jobs")
     assert len(bodies) == len(set(bodies))
     assert set(confirmed) - acked <= set(bodies)  # nothing confirmed is lost
     assert not set(bodies) & acked  # nothing acked comes back
-    assert await _drain(url, "purged") == []
+    assert await _read_all(url, "purged") == []

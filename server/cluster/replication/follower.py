@@ -44,7 +44,8 @@ from warren.storage.log.scan import scan_heads
 
 log = logging.getLogger("warren.cluster.replication")
 
-_ORIGIN = struct.Struct("<Q")
+#: the 8-byte prefix of a stored record: its name (DESIGN §10.8)
+ORIGIN = struct.Struct("<Q")
 
 MetaHook = Callable[[int, str, bytes], Any]
 
@@ -84,7 +85,7 @@ def encode_replica(record: ReplicaRecord) -> bytes | memoryview:
 
 
 def decode_replica(raw: bytes) -> ReplicaRecord:
-    return ReplicaRecord(_ORIGIN.unpack_from(raw)[0], bytes(raw))
+    return ReplicaRecord(ORIGIN.unpack_from(raw)[0], bytes(raw))
 
 
 def _close_opened(fut: asyncio.Future[dict[str, _Replica]]) -> None:
@@ -102,6 +103,21 @@ def strip_origin(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
 def store_directory(data_dir: Path, store_id: str) -> Path:
     """Where a follower keeps ``store_id`` (hex of its utf-8: any id is a safe name)."""
     return Path(data_dir) / "stores" / store_id.encode().hex()
+
+
+def store_ids(data_dir: str | Path) -> list[str]:
+    """The ids of the stores kept under ``data_dir`` (``store_directory``), in name order."""
+    root = Path(data_dir) / "stores"
+    if not root.is_dir():
+        return []
+    ids = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.is_dir():
+            try:
+                ids.append(bytes.fromhex(entry.name).decode())
+            except ValueError:
+                log.warning("replication: ignoring %s (not a replica store)", entry.path)
+    return ids
 
 
 class _Replica:
@@ -170,10 +186,6 @@ class Follower:
         self._resync_touched: dict[str, _Replica] = {}
         #: bytes of resync records received since the last fsync started
         self._resync_unsynced = 0
-        #: the stores hold exactly the operations up to ``applied`` as recorded at start
-        #: (said in AUTH: this follower may continue in a new term's log); cleared by
-        #: the first batch applied
-        self._exact = False
         #: a batch is being applied (or failed half-way): the stores are not exact
         self._mid_batch = False
         #: the stores may hold operations past any position recorded (see ``start``), until
@@ -192,13 +204,11 @@ class Follower:
         )
         self.log_id, self.applied = self._state.log_id, self._state.seq
         self.durable = self.applied
-        self._exact = self._state.exact
         # a position recorded without the claim (a crash, or a close after one) may have
-        # more in its files than it says, with no bound known here: such stores are never
-        # exact again until a full resync replaces them
-        self._tainted = self.log_id != NO_LOG and not self._exact
+        # more in its files than it says: tainted until past a bound the leader gives
+        self._tainted = self.log_id != NO_LOG and not self._state.exact
         self._untainted_at = -1
-        if self._exact:
+        if self._state.exact:
             # from here on the files may come to hold more than the state says (a crash
             # after applying): the claim goes, durably, before anything is applied
             await loop.run_in_executor(None, self._state.write, self.log_id, self.applied, False)
@@ -216,16 +226,7 @@ class Follower:
         long lost the node its session (and so this follower) again and again."""
         if self._opened:
             return
-        ids = []
-        for entry in sorted(os.scandir(self.data_dir / "stores"), key=lambda e: e.name):
-            if entry.is_dir():
-                try:
-                    store_id = bytes.fromhex(entry.name).decode()
-                except ValueError:
-                    log.warning("replication: ignoring %s (not a replica store)", entry.path)
-                    continue
-                if store_id not in self._stores:
-                    ids.append(store_id)
+        ids = [sid for sid in store_ids(self.data_dir) if sid not in self._stores]
         fut = asyncio.get_running_loop().run_in_executor(None, self._open_many, ids)
         try:
             opened = await asyncio.shield(fut)
@@ -251,15 +252,7 @@ class Follower:
         stores open: a follower that continues in a new term's log (DESIGN §10.8) need not
         scan them again (~1.5 s per GB). Its stores are exact if the link ended between
         batches (not half-way through one, nor through a full resync)."""
-        if self._writer is not None:
-            self._writer.transport.abort()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-            self._task = None
-        self._exact = (not (self._mid_batch or self._resyncing or self._tainted)
-                       and self.log_id != NO_LOG and self.applied == self.durable)
+        await self._stop_link()
         if host is None or self._closed:
             return
         self.host, self.port = host, port
@@ -268,12 +261,7 @@ class Follower:
     async def close(self) -> None:
         """Stop following; stores are closed (flushed) and the position recorded."""
         self._closed = True
-        if self._writer is not None:
-            self._writer.transport.abort()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+        await self._stop_link()
         clean = not self._mid_batch and not self._tainted
         for replica in self._stores.values():
             replica.store.close()  # writes and fsyncs what it holds
@@ -288,6 +276,22 @@ class Follower:
                     self._state.write(self.log_id, self.durable)
             self._state.close()
             self._state = None
+
+    async def _stop_link(self) -> None:
+        if self._writer is not None:
+            self._writer.transport.abort()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+
+    def _exact(self) -> bool:
+        """The stores hold exactly the operations up to ``applied`` of ``log_id`` (said in
+        AUTH: this follower may continue in a new term's log): between batches, not in a
+        full resync, not tainted by a crash."""
+        return (not (self._mid_batch or self._resyncing or self._tainted)
+                and self.log_id != NO_LOG and self.applied == self.durable)
 
     def pause(self) -> None:
         """Stop reading from the leader (a stalled follower, for tests and operators)."""
@@ -340,7 +344,7 @@ class Follower:
         # nothing more goes to a peer that cannot prove it knows the secret
         wire.check(wire.leader_proof(self._secret, nonce_f, nonce_l, self.node), proof)
         proof_f = wire.follower_proof(self._secret, nonce_f, nonce_l, self.node)
-        exact = self._exact and not self._mid_batch and self.applied == self.durable
+        exact = self._exact()
         writer.write(wire.frame(wire.auth(proof_f, self.log_id, self.durable, exact)))
         mode, log_id, seq, top = wire.parse_start(await wire.read_frame(reader, wire.MAX_HANDSHAKE))
         self.connects += 1
@@ -387,7 +391,6 @@ class Follower:
 
     # -- applying ---------------------------------------------------------------
     async def _apply_batch(self, batch: list[memoryview]) -> None:
-        self._exact = False
         self._mid_batch = True
         touched: dict[str, _Replica] = {}
         metas: list[Any] = []
@@ -507,8 +510,8 @@ class Follower:
         # consumes: acks work on records never shifted)
         origins: list[int] = []
         positions: list[int] = []
-        unpack = _ORIGIN.unpack_from
-        for pos, head in scan_heads(store.scan_plan(), _ORIGIN.size):
+        unpack = ORIGIN.unpack_from
+        for pos, head in scan_heads(store.scan_plan(), ORIGIN.size):
             origins.append(unpack(head)[0])
             positions.append(pos)
         replica.local.add_many(origins, positions)

@@ -519,7 +519,7 @@ class Leader(Operations, Resyncs):
         # seq, which this log does not have, would stay there)
         return exact and self.parent == (log_id, last)
 
-    async def _send(self, peer: _Peer, log_id: bytes, last: int, exact: bool = False) -> None:
+    async def _send(self, peer: _Peer, log_id: bytes, last: int, exact: bool) -> None:
         writer = peer.writer
         try:
             if self._resumes(log_id, last, exact):

@@ -23,26 +23,27 @@ publisher confirm waits for both.
 
 from __future__ import annotations
 
-import os
-import struct
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from warren.server.cluster.replication.follower import store_directory, strip_origin
+from warren.server.cluster.replication.follower import (
+    ORIGIN,
+    store_directory,
+    store_ids,
+    strip_origin,
+)
 from warren.server.cluster.replication.leader import Leader
-from warren.server.cluster.replication.source import LogStoreSource, StoreSnapshot
+from warren.server.cluster.replication.source import LogStoreSource
 from warren.storage.log import LogStore
 from warren.storage.log.scan import scan_records
 
-#: a leader's own records have no origin (a follower's name the leader position they copy)
+#: a leader's own records carry no name in their prefix: their position is their name
 NO_ORIGIN = bytes(8)
-_NAME = struct.Struct("<Q")
 
 
 def _stored_name(raw: bytes | memoryview) -> int:
-    return _NAME.unpack_from(raw)[0]
+    return ORIGIN.unpack_from(raw)[0]
 
 
 class ReplicatedLogStore(LogStore):
@@ -124,6 +125,7 @@ class ReplicatedLogStore(LogStore):
 
     def ack(self, position: int) -> None:
         self._unacked.discard(position)
+        # name_of's test inline: acks are per message, a call is not free
         name = position if position > self._limit else self.name_of(position)
         LogStore.ack(self, position)
         self.leader.ack(self.store_id, name)
@@ -169,17 +171,9 @@ def open_ahead(data_dir: str | Path, leader: Leader, source: LogStoreSource) -> 
     follower runs it in a worker thread, since recovering 1 GB took 0.8 s, and a loop
     blocked longer than the etcd lease loses the node its leadership."""
     stores: dict[str, ReplicatedLogStore] = {}
-    root = Path(data_dir) / "stores"
-    if not root.is_dir():
-        return stores
     try:
-        for entry in sorted(os.scandir(root), key=lambda e: e.name):
-            try:
-                store_id = bytes.fromhex(entry.name).decode()
-            except ValueError:
-                continue  # not a store (e.g. a full resync's leftovers)
-            if entry.is_dir():
-                stores[store_id] = ReplicatedLogStore(data_dir, store_id, leader, source, None, None)
+        for store_id in store_ids(data_dir):
+            stores[store_id] = ReplicatedLogStore(data_dir, store_id, leader, source, None, None)
     except BaseException:
         for store in stores.values():
             store.close()
@@ -187,23 +181,17 @@ def open_ahead(data_dir: str | Path, leader: Leader, source: LogStoreSource) -> 
     return stores
 
 
-def _named(batches: Iterator[list[tuple[int, bytes]]]) -> Iterator[list[tuple[int, bytes]]]:
-    """Scanned ``(position, prefix | bytes)`` as ``(name, bytes)``: the name in the prefix,
-    or the position for a record pushed here (prefix 0)."""
-    unpack = _NAME.unpack_from
-    skip = _NAME.size
-    for batch in batches:
-        yield [(unpack(raw)[0] or pos, raw[skip:]) for pos, raw in batch]
-
-
 def _scan_named(plan: Any) -> Iterator[list[tuple[int, bytes]]]:
-    return _named(scan_records(plan))
+    """The records of ``plan`` as ``(name, bytes)``: the name in the prefix, or the
+    position for a record pushed here (prefix 0)."""
+    unpack = ORIGIN.unpack_from
+    skip = ORIGIN.size
+    for batch in scan_records(plan):
+        yield [(unpack(raw)[0] or pos, raw[skip:]) for pos, raw in batch]
 
 
 class ReplicatedSource(LogStoreSource):
     """The leader's stores for a full resync, as a follower stores them: records by
     name, the prefix not sent (the follower writes the name there)."""
 
-    def snapshot(self) -> list[StoreSnapshot]:
-        return [StoreSnapshot(store_id, partial(_scan_named, store.scan_plan()))
-                for store_id, store in self.stores.items()]
+    read = staticmethod(_scan_named)
