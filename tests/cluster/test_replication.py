@@ -1059,3 +1059,29 @@ async def test_ops_a_deposed_leader_streamed_past_the_new_logs_parent_force_a_fu
         await second.leader.close()
         second.close()
     assert_equal(second, tmp_path / "f2", tmp_path)
+
+
+async def test_a_follower_has_a_batchs_acks_in_its_files_when_it_acknowledges_it(tmp_path):
+    """A follower killed right after acknowledging a batch (its buffers lost) comes back
+    without the records that batch acked: what its position says is in its files."""
+    primary = Primary(tmp_path / "leader", {"min_insync": 2})
+    followers = await _started(primary, tmp_path, ("f1",))
+    f1 = followers["f1"]
+    for _ in range(10):
+        primary.append("q")
+    positions = sorted(primary.live["q"])
+    await primary.leader.replicated(primary.leader.seq)
+    for pos in positions[:6]:
+        primary.ack("q", pos)
+    await primary.leader.replicated(primary.append("q"))  # the acks ride with it
+    # a kill -9: nothing buffered in the process reaches the files
+    f1._task.cancel()
+    for replica in f1._stores.values():
+        replica.store.abandon()
+    f1._stores.clear()
+    try:
+        assert set(on_disk(tmp_path / "f1", "q", tmp_path)) == set(primary.live["q"])
+    finally:
+        await f1.close()
+        await primary.leader.close()
+        primary.close()

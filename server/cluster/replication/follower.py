@@ -429,6 +429,11 @@ class Follower:
         # bytes, and each hop to a helper process and back cost more than the fsync
         ok = True
         for replica in touched.values():
+            # the batch's acks go to the ack files now, not within the store's flush
+            # interval: a follower killed after acknowledging the batch must not come back
+            # holding records its position says were acked (they would be delivered
+            # again after it is promoted, and its stores would not be exact)
+            replica.store.flush_acks()
             ok = replica.store.sync_now() and ok
         for d in self._dirs_to_sync:
             _fsync_dir(d)
@@ -486,11 +491,13 @@ class Follower:
                 ack = replica.store.ack
                 for local in replica.local.pop_many(op.keep):
                     ack(local)
+                touched[op.store] = replica
         elif kind == wire.OP_PURGE:
             replica = self._stores.get(op.store)
             if replica is not None:
                 for local in replica.local.pop_upto(op.position, set(op.keep)):
                     replica.store.ack(local)
+                touched[op.store] = replica
         elif kind == wire.OP_DELETE:
             self._delete(op.store)
             touched.pop(op.store, None)
