@@ -5,13 +5,14 @@ an optional ``seg-NNNNNNNNN.acks`` ack file.
 
 Segment file::
 
-    b"WLOG" u32 version            (8 bytes, little-endian)
+    b"WLOG" u32 version            (8 bytes, little-endian; 1, 2 or 3)
     record*
 
 Record (13-byte header, little-endian)::
 
     u32 length   of payload
-    u32 crc32    of flags + size + payload (so a flipped flag or size is caught)
+    u32 crc32    of flags + size + payload (so a flipped flag or size is caught);
+                 versions 2 and 3: started from ``crc_seed(segment id)``, version 1: from 0
     u8  flags    bit 0: persistent; other bits must be 0
     u32 size     the record's ``size`` attribute, so that recovery can rebuild
                  byte counts without decoding payloads
@@ -19,6 +20,15 @@ Record (13-byte header, little-endian)::
 
 Ack file: a sequence of u32 little-endian record offsets within its segment, in
 the order they were acked (a torn last entry is ignored).
+
+Version 2 exists for recycled segment files (:mod:`storage.log.spare`): a drained
+segment's file is renamed to the next segment's name and overwritten in place, so
+past the end of the new records the file still holds the old ones, with CRCs that
+were valid. Seeded by the segment id, the old CRCs no longer match: recovery, and a
+resync scan racing a recycle, stop where the new records end. (For one length, the
+CRCs of the same bytes from two different seeds always differ: a whole stale record
+never passes; a torn one is as unlikely as any corruption.) Version 3 is version 2 in a
+recycled file: recovery expects the old records there and does not warn of a torn tail.
 
 A record's *position* is ``segment_id << 32 | offset``: unique and increasing
 within a store (segment ids never repeat, offsets grow within a segment).
@@ -32,7 +42,12 @@ import sys
 from array import array
 from pathlib import Path
 
-MAGIC = b"WLOG" + struct.pack("<I", 1)
+#: the header of segments written now (version 2: CRCs seeded by the segment id)
+MAGIC = b"WLOG" + struct.pack("<I", 2)
+#: version 2 in a recycled file (old records lie past the new ones)
+MAGIC_RECYCLED = b"WLOG" + struct.pack("<I", 3)
+#: the header of segments written before version 2 (CRCs from 0); still read
+MAGIC_V1 = b"WLOG" + struct.pack("<I", 1)
 #: bytes before the first record of a segment
 SEGMENT_HEADER = len(MAGIC)
 
@@ -58,6 +73,23 @@ MAX_OFFSET = 1 << 32
 _SEGMENT_RE = re.compile(r"^seg-(\d+)\.(wlog|acks)$")
 
 _BIG_ENDIAN = sys.byteorder == "big"
+
+
+def crc_seed(segment_id: int) -> int:
+    """The CRC start value of records in version-2 segment ``segment_id``: an odd
+    multiplier is a bijection mod 2**32, so no two ids 2**32 apart share a seed, and
+    only id 0 (never used: ids start at 1) gets 0, version 1's start."""
+    return (segment_id * 0x9E3779B1) & 0xFFFFFFFF
+
+
+def header_seed(header: bytes | memoryview, segment_id: int) -> int | None:
+    """The CRC seed of a segment's records given its first ``SEGMENT_HEADER`` bytes
+    (None: not a segment header)."""
+    if header == MAGIC or header == MAGIC_RECYCLED:
+        return crc_seed(segment_id)
+    if header == MAGIC_V1:
+        return 0
+    return None
 
 
 def segment_name(segment_id: int) -> str:

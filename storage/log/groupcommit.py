@@ -230,6 +230,7 @@ class _GroupCommit:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._drop_spare()  # never kept across a restart
         # wait for the fsync in flight: it uses fds we are about to close
         results = self._wait_job()
         ok = True

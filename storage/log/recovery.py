@@ -14,21 +14,23 @@ import os
 from bisect import bisect_left
 from pathlib import Path
 from typing import Any
-from zlib import crc32
 
+from warren.storage.log.crc import crc32
 from warren.storage.log.format import (
     CRC_START,
     FLAG_PERSISTENT,
     FLAGS_KNOWN,
-    MAGIC,
+    MAGIC_RECYCLED,
     RECORD,
     RECORD_HEADER,
     SEGMENT_HEADER,
     ack_name,
+    header_seed,
     load_acks,
     parse_name,
 )
 from warren.storage.log.segment import _Segment, _unlink
+from warren.storage.log.spare import SPARE_NAME
 
 log = logging.getLogger("warren.storage")
 
@@ -63,6 +65,7 @@ class _Recovery:
             else:
                 ack_ids.add(parsed[0])
         wlogs.sort()
+        _unlink(self.directory / SPARE_NAME)  # a previous run's spare: not kept across a restart
         last_id = max([0, *wlogs, *ack_ids])
         cursor = 0
         for sid in wlogs:
@@ -86,6 +89,8 @@ class _Recovery:
             if parsed is not None:
                 last_id = max(last_id, parsed[0])
                 _unlink(Path(entry.path))
+            elif entry.name == SPARE_NAME:
+                _unlink(Path(entry.path))
         return last_id
 
     def _recover_segment(self, sid: int) -> tuple[_Segment, int] | None:
@@ -100,7 +105,9 @@ class _Recovery:
             return None
         acks = load_acks(seg.ack_path)
         with open(path, "rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mm:
-            if mm[:SEGMENT_HEADER] != MAGIC:
+            seed = header_seed(mm[:SEGMENT_HEADER], sid)
+            recycled = mm[:SEGMENT_HEADER] == MAGIC_RECYCLED
+            if seed is None:
                 log.warning(
                     "%s: dropped segment with bad header at offset 0 (%d bytes)", path, size
                 )
@@ -108,14 +115,17 @@ class _Recovery:
                 live = nbytes = 0
                 first_live = last_live = -1
             else:
-                good, live, nbytes, first_live, last_live = _scan(mm, size, acks)
+                good, live, nbytes, first_live, last_live = _scan(mm, size, acks, seed)
         if good == 0:
             _unlink(path)
             _unlink(seg.ack_path)
             return None
         if good < size:
-            log.warning(
-                "%s: dropped torn/corrupt tail at offset %d (%d bytes)", path, good, size - good
+            # a recycled file (spare.py) always ends in its old records: expected, not loss
+            log.log(
+                logging.INFO if recycled else logging.WARNING,
+                "%s: dropped torn/corrupt tail at offset %d (%d bytes%s)", path, good, size - good,
+                ": a recycled file's old records, or a write torn by a crash" if recycled else "",
             )
         if live == 0:
             # everything acked or transient: nothing to deliver ever again
@@ -143,8 +153,8 @@ class _Recovery:
         return seg, first_live
 
 
-def _scan(mm: mmap.mmap, size: int, acks: Any) -> tuple[int, int, int, int, int]:
-    """Validate the records of one segment.
+def _scan(mm: mmap.mmap, size: int, acks: Any, seed: int) -> tuple[int, int, int, int, int]:
+    """Validate the records of one segment (CRCs from ``seed``: ``format.header_seed``).
 
     Returns ``(good_end, live, live_bytes, first_live, last_live)``: where the
     valid prefix ends, how many persistent unacked records it holds and their
@@ -163,7 +173,7 @@ def _scan(mm: mmap.mmap, size: int, acks: Any) -> tuple[int, int, int, int, int]
         while off + header <= size:
             n, crc, flags, rsize = unpack(mm, off)
             end = off + header + n
-            if end > size or flags & ~FLAGS_KNOWN or crc32(mv[off + CRC_START : end]) != crc:
+            if end > size or flags & ~FLAGS_KNOWN or crc32(mv[off + CRC_START : end], seed) != crc:
                 break
             if flags & FLAG_PERSISTENT:
                 if next_ack >= 0 and next_ack < off:

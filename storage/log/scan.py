@@ -20,11 +20,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from warren.storage.log.crc import crc32
 from warren.storage.log.format import (
+    CRC_START,
     FLAG_PERSISTENT,
+    META,
     RECORD,
     RECORD_HEADER,
     SEGMENT_HEADER,
+    SEGMENT_SHIFT,
+    header_seed,
     load_acks,
 )
 
@@ -66,9 +71,9 @@ class _Scan:
         return plan
 
 
-def _walk(plan: list[SegmentExtent]) -> Iterator[tuple[int, mmap.mmap, int, int]]:
-    """(position, the segment's map, offset of the bytes, their length) of each persistent,
-    not acked record within ``plan``, in file order (the map is valid until the next step)."""
+def _mapped(plan: list[SegmentExtent]) -> Iterator[tuple[int, mmap.mmap, int, set[int], int]]:
+    """(base, the segment's map, how far it reaches, its acked offsets, its CRC seed) of each
+    segment of ``plan`` still there (the map is valid until the next step)."""
     for base, path, ack_path, end in plan:
         acks = set(load_acks(ack_path))
         try:
@@ -80,16 +85,26 @@ def _walk(plan: list[SegmentExtent]) -> Iterator[tuple[int, mmap.mmap, int, int]
             if size <= SEGMENT_HEADER:
                 continue
             with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as mm:
-                off = SEGMENT_HEADER
-                while off + RECORD_HEADER <= size:
-                    n, _crc, flags, _size = _rec_unpack(mm, off)
-                    if off + RECORD_HEADER + n > size:
-                        break
-                    if flags & FLAG_PERSISTENT and off not in acks:
-                        yield base | off, mm, off + RECORD_HEADER, n
-                    off += RECORD_HEADER + n
+                seed = header_seed(mm[:SEGMENT_HEADER], base >> SEGMENT_SHIFT)
+                if seed is not None:  # else: recycled and rewritten since (spare.py)
+                    yield base, mm, size, acks, seed
         finally:
             os.close(fd)
+
+
+def _walk(plan: list[SegmentExtent]) -> Iterator[tuple[int, mmap.mmap, int, int]]:
+    """(position, the segment's map, offset of the bytes, their length) of each persistent,
+    not acked record within ``plan``, in file order (the map is valid until the next step).
+    The records are not checked: for a store no other thread writes to."""
+    for base, mm, size, acks, _seed in _mapped(plan):
+        off = SEGMENT_HEADER
+        while off + RECORD_HEADER <= size:
+            n, _crc, flags, _size = _rec_unpack(mm, off)
+            if off + RECORD_HEADER + n > size:
+                break
+            if flags & FLAG_PERSISTENT and off not in acks:
+                yield base | off, mm, off + RECORD_HEADER, n
+            off += RECORD_HEADER + n
 
 
 def scan_records(
@@ -97,15 +112,32 @@ def scan_records(
 ) -> Iterator[list[tuple[int, bytes]]]:
     """The persistent, not acked records within ``plan`` as (position, stored bytes
     without their first ``skip``), in batches of about ``batch_bytes``: read in file
-    order, not one ``read`` (two ``pread``) per record. Reads files only (any thread)."""
+    order, not one ``read`` (two ``pread``) per record. Reads files only (any thread).
+
+    Each record is copied, then its CRC checked on the copy: a segment drained after the
+    plan may be recycled (``spare.py``) and overwritten while this reads it; where its
+    CRCs stop matching, its records are gone (all acked) and the scan moves on."""
     batch: list[tuple[int, bytes]] = []
     held = 0
-    for pos, mm, at, n in _walk(plan):
-        batch.append((pos, mm[at + skip : at + n]))
-        held += n
-        if held >= batch_bytes:
-            yield batch
-            batch, held = [], 0
+    start = CRC_START
+    cut = META.size + skip
+    for base, mm, size, acks, seed in _mapped(plan):
+        off = SEGMENT_HEADER
+        while off + RECORD_HEADER <= size:
+            n, crc, flags, _size = _rec_unpack(mm, off)
+            end = off + RECORD_HEADER + n
+            if end > size:
+                break
+            if flags & FLAG_PERSISTENT and off not in acks:
+                rec = mm[off + start : end]
+                if crc32(rec, seed) != crc:
+                    break
+                batch.append((base | off, rec[cut:]))
+                held += n
+                if held >= batch_bytes:
+                    yield batch
+                    batch, held = [], 0
+            off = end
     if batch:
         yield batch
 

@@ -2,7 +2,7 @@
 
 ``push``/``shift``/``ack`` in :mod:`storage.log.store` work on in-memory buffers and
 call in here when a buffer fills, the cursor leaves the cached tail, a segment
-is full or emptied, or a write fails. Mixed into
+is full or emptied, or a write fails; ``read`` is random access by position. Mixed into
 :class:`storage.log.store.LogStore`, whose slots hold the state.
 """
 
@@ -11,16 +11,19 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+from collections.abc import Callable
 from typing import Any
 
 from warren.storage.log.format import (
     MAGIC,
+    MAGIC_RECYCLED,
     OFFSET_MASK,
     RECORD,
     RECORD_HEADER,
     SEGMENT_HEADER,
     SEGMENT_SHIFT,
     ack_bytes,
+    crc_seed,
 )
 from warren.storage.log.segment import _Segment, _unlink
 
@@ -86,6 +89,55 @@ class _SegmentIO:
                 nxt = seg.base | end
             return seg.base | off, record, size, nxt
         return None
+
+    def read(self, position: int, decode: Callable[[bytes], Any] | None = None) -> Any:
+        """The record at ``position``, by random access (no cursor move, no count change).
+
+        For a store used as a heap addressed by position (delayed messages: an
+        index elsewhere says which position is due, ``read`` then ``ack``).
+        Looks in the tail cache, then the write buffer, then the segment file:
+        through its mmap if one is open, else with ``pread`` (a random read
+        does not map the segment, so a large store adds no resident pages).
+        The caller must pass a position ``push`` (or ``shift``) returned and
+        not yet acked; raises ``KeyError`` if no segment holds it.
+        """
+        dec = decode or self._decode
+        cache = self._cache
+        if cache and position >= cache[0][0]:
+            lo, hi = 0, len(cache)
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if cache[mid][0] < position:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < len(cache) and cache[lo][0] == position:
+                return cache[lo][1]
+        seg = self._segments.get(position >> SEGMENT_SHIFT)
+        if seg is None:
+            raise KeyError(position)
+        off = position & OFFSET_MASK
+        if seg is self._wseg and off >= self._wflushed:
+            b = off - self._wflushed
+            n = _rec_unpack(self._wbuf, b)[0]
+            return dec(bytes(self._wbuf[b + RECORD_HEADER : b + RECORD_HEADER + n]))
+        mm = seg.mm
+        if mm is not None and off + RECORD_HEADER <= len(mm):
+            n = _rec_unpack(mm, off)[0]
+            return dec(mm[off + RECORD_HEADER : off + RECORD_HEADER + n])
+        fd = seg.rfd
+        if fd < 0:
+            fd = seg.rfd = os.open(seg.path, os.O_RDONLY)
+        data = os.pread(fd, 1024, off)
+        if len(data) < RECORD_HEADER:
+            raise KeyError(position)
+        n = _rec_unpack(data, 0)[0]
+        end = RECORD_HEADER + n
+        if len(data) < end:
+            data += os.pread(fd, end - len(data), off + len(data))
+            if len(data) < end:
+                raise KeyError(position)
+        return dec(data[RECORD_HEADER:end])
 
     def _next_segment_start(self, sid: int) -> int:
         """Position where reading the segment after ``sid`` starts."""
@@ -153,6 +205,7 @@ class _SegmentIO:
         self._segments[seg.id] = seg
         self._wseg = seg
         self._wbase = seg.base
+        self._wseed = crc_seed(seg.id)
         self._woff = SEGMENT_HEADER
         self._wfd = -1
         self._wflushed = 0
@@ -177,7 +230,10 @@ class _SegmentIO:
             if fd < 0:
                 if not self._dir_made:
                     self._make_dir()
-                fd = os.open(self._wseg.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fd, recycled = self._create_segment_file(self._wseg.path)
+                if recycled and buf[:SEGMENT_HEADER] == MAGIC:
+                    # the buffer starts at offset 0 (a new file is written from there)
+                    buf[:SEGMENT_HEADER] = MAGIC_RECYCLED
                 self._wfd = fd
                 if self.directory not in self._sync_dirs:
                     self._sync_dirs.append(self.directory)
@@ -232,7 +288,7 @@ class _SegmentIO:
         self._ack_dirty.discard(seg)
         # segment first: if only the ack file's removal survived a crash the
         # records would come back (redelivered), never vanish unacked
-        _unlink(seg.path)
+        self._retire_file(seg)
         _unlink(seg.ack_path)
         if self._cursor >> SEGMENT_SHIFT == seg.id:
             self._cursor = self._next_segment_start(seg.id)

@@ -17,7 +17,8 @@ Life of a record:
   the tail cache if it is there, else from the segment through ``mmap``.
 * ``ack`` appends the record's offset to its segment's ack file. A segment all
   of whose records are acked (and that is no longer written to) is deleted
-  together with its ack file.
+  together with its ack file; a full one's file is kept a while as the next
+  segment's (:mod:`storage.log.spare`).
 * ``sync`` is group commit (:mod:`storage.log.groupcommit`).
 
 Recovery (in the constructor, :mod:`storage.log.recovery`) scans every
@@ -36,9 +37,9 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from zlib import crc32
 
 from sortedcontainers import SortedDict
+from warren.storage.log.crc import crc32
 from warren.storage.log.format import (
     FLAG_PERSISTENT,
     LEN_CRC,
@@ -50,6 +51,7 @@ from warren.storage.log.format import (
     RECORD_HEADER,
     SEGMENT_HEADER,
     SEGMENT_SHIFT,
+    crc_seed,
     parse_name,
 )
 from warren.storage.log.groupcommit import _GroupCommit, _SyncJob, default_executor
@@ -57,6 +59,7 @@ from warren.storage.log.recovery import _Recovery
 from warren.storage.log.scan import _Scan
 from warren.storage.log.segment import _Segment, _unlink
 from warren.storage.log.segment_io import _SegmentIO
+from warren.storage.log.spare import SPARE_NAME, _Spares
 from warren.storage.log.syncproc import SyncProcess
 
 __all__ = ["LogStore", "default_executor"]
@@ -81,7 +84,7 @@ _lencrc_pack = LEN_CRC.pack
 _meta_pack = META.pack
 
 
-class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
+class LogStore(_Recovery, _SegmentIO, _Spares, _GroupCommit, _Scan):
     """A persistent FIFO lane of records with per-record ack (see module docstring).
 
     ``encode(record) -> bytes`` and ``decode(bytes) -> record`` convert records;
@@ -116,6 +119,9 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         "_wfd",
         "_wflushed",
         "_wbuf",
+        "_wseed",
+        "_spare",
+        "_spare_timer",
         "_cursor",
         "_cache",
         "_cache_bytes",
@@ -192,6 +198,9 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         self._durable = durable
         self.last_error: BaseException | None = None
         self.recovered_position_limit = 0
+        #: a drained segment's file kept for the next segment (storage.log.spare)
+        self._spare = False
+        self._spare_timer: asyncio.TimerHandle | None = None
 
         # A new store makes its directory on its first write: declaring 10k queues
         # that stay idle costs no mkdir (nor an fsync of their parent).
@@ -214,6 +223,8 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         self._wfd = -1  # the file is created on the first write: idle queues cost no fd
         self._wflushed = 0
         self._wbuf = bytearray(MAGIC)
+        #: the CRC seed of the write segment's records
+        self._wseed = crc_seed(self._wseg.id)
         self._cursor = cursor if cursor else self._wbase | SEGMENT_HEADER
 
     def skip_positions(self, beyond: int) -> None:
@@ -232,6 +243,7 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         at_tail = self._cursor == wseg.base | SEGMENT_HEADER
         self._wseg = new
         self._wbase = new.base
+        self._wseed = crc_seed(new.id)
         if at_tail:
             self._cursor = new.base | SEGMENT_HEADER
 
@@ -253,7 +265,7 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         else:
             meta = _meta_pack(0, size)
         buf = self._wbuf
-        buf += _lencrc_pack(n, crc32(payload, crc32(meta)))
+        buf += _lencrc_pack(n, crc32(payload, crc32(meta, self._wseed)))
         buf += meta
         buf += payload
         self._woff = off + total
@@ -289,6 +301,7 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         buf = self._wbuf
         off = self._woff
         base = self._wbase
+        seed = self._wseed
         live = 0
         size_total = 0
         add = out.append
@@ -306,13 +319,14 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
                         raise OSError(f"segment {self._wseg.path} cannot grow: {self.last_error}")
                     base = self._wbase
                     buf = self._wbuf
+                    seed = self._wseed
                 size = record.size
                 if record.persistent and durable:
                     meta = meta_of(FLAG_PERSISTENT, size)
                     self._dirty = True
                 else:
                     meta = meta_of(0, size)
-                buf += lencrc(n, crc32(payload, crc32(meta)))
+                buf += lencrc(n, crc32(payload, crc32(meta, seed)))
                 buf += meta
                 buf += payload
                 add(base | off)
@@ -489,55 +503,6 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         """Sum of ``size`` over ready records."""
         return self._bytes
 
-    def read(self, position: int, decode: Callable[[bytes], Any] | None = None) -> Any:
-        """The record at ``position``, by random access (no cursor move, no count change).
-
-        For a store used as a heap addressed by position (delayed messages: an
-        index elsewhere says which position is due, ``read`` then ``ack``).
-        Looks in the tail cache, then the write buffer, then the segment file:
-        through its mmap if one is open, else with ``pread`` (a random read
-        does not map the segment, so a large store adds no resident pages).
-        The caller must pass a position ``push`` (or ``shift``) returned and
-        not yet acked; raises ``KeyError`` if no segment holds it.
-        """
-        dec = decode or self._decode
-        cache = self._cache
-        if cache and position >= cache[0][0]:
-            lo, hi = 0, len(cache)
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if cache[mid][0] < position:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < len(cache) and cache[lo][0] == position:
-                return cache[lo][1]
-        seg = self._segments.get(position >> SEGMENT_SHIFT)
-        if seg is None:
-            raise KeyError(position)
-        off = position & OFFSET_MASK
-        if seg is self._wseg and off >= self._wflushed:
-            b = off - self._wflushed
-            n = _rec_unpack(self._wbuf, b)[0]
-            return dec(bytes(self._wbuf[b + RECORD_HEADER : b + RECORD_HEADER + n]))
-        mm = seg.mm
-        if mm is not None and off + RECORD_HEADER <= len(mm):
-            n = _rec_unpack(mm, off)[0]
-            return dec(mm[off + RECORD_HEADER : off + RECORD_HEADER + n])
-        fd = seg.rfd
-        if fd < 0:
-            fd = seg.rfd = os.open(seg.path, os.O_RDONLY)
-        data = os.pread(fd, 1024, off)
-        if len(data) < RECORD_HEADER:
-            raise KeyError(position)
-        n = _rec_unpack(data, 0)[0]
-        end = RECORD_HEADER + n
-        if len(data) < end:
-            data += os.pread(fd, end - len(data), off + len(data))
-            if len(data) < end:
-                raise KeyError(position)
-        return dec(data[RECORD_HEADER:end])
-
     def holds_recovered(self) -> bool:
         """True if the store holds records written before the last restart."""
         return self.recovered_position_limit > 0
@@ -588,7 +553,7 @@ class LogStore(_Recovery, _SegmentIO, _GroupCommit, _Scan):
         except FileNotFoundError:
             return
         for entry in entries:
-            if parse_name(entry.name) is not None:
+            if parse_name(entry.name) is not None or entry.name == SPARE_NAME:
                 _unlink(Path(entry.path))
         try:
             self.directory.rmdir()

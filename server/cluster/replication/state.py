@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from zlib import crc32
 
 from warren.server.cluster.replication.wire import LOG_ID
+from warren.storage.log.crc import crc32
 
 _SLOT = struct.Struct(f"<{LOG_ID}sQQ?")
 #: the slot before the exact flag (read as not exact)

@@ -24,7 +24,8 @@ import hashlib
 import hmac
 import struct
 from typing import NamedTuple
-from zlib import crc32
+
+from warren.storage.log.crc import crc32
 
 #: 2: OP_PURGE carries the highest position it covers; 3: OP_ACK carries several;
 #: 4: OP_APPEND carries several records; 5: RESYNC_RECORD too; 6: records are named
