@@ -147,6 +147,74 @@ async def test_torn_segment_serves_every_intact_record(tmp_path: Path) -> None:
         broker.stop()
 
 
+async def _wait_files(root: Path, name: str, present: bool, timeout: float = 30.0) -> None:
+    """Until a file called ``name`` exists under ``root`` (or none does)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while any(root.rglob(name)) != present:
+        assert loop.time() < deadline, f"{name} {'never appeared' if present else 'never went'}"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.timeout(240)
+async def test_kill9_while_writing_a_recycled_segment(tmp_path: Path) -> None:
+    """A drained segment's file is recycled for a later segment (storage.log.spare),
+    overwritten in place. Killed -9 while writing it, the broker comes back with every
+    confirmed message and none of the acked ones the file held before: they lie past the
+    new records with CRCs that were valid, and must not pass as new."""
+    broker = BrokerProcess(tmp_path / "data").start()
+    queues = tmp_path / "data" / "queues"
+    # ~2,080 a 32 MiB segment, every record the same size: the new records end exactly
+    # where an old one begins, which then has all it takes to pass but its CRC's seed
+    pad = b" " + b"r" * 16000
+    try:
+        async with await aio_pika.connect(broker.url) as conn:
+            ch = await conn.channel(publisher_confirms=True)
+            await ch.declare_queue(QUEUE, durable=True)
+            first = 5000  # three segments' worth, all consumed and acked
+            for start in range(0, first, 100):
+                await asyncio.gather(*(
+                    ch.default_exchange.publish(
+                        aio_pika.Message(b"%07d" % i + pad, delivery_mode=2), routing_key=QUEUE)
+                    for i in range(start, start + 100)))
+        assert sorted(await _drain_all(broker.url)) == list(range(first))
+        await _wait_files(queues, "spare.wlog", True)  # segment 1's file, drained
+
+        confirmed: list[int] = []
+        stop = asyncio.Event()
+
+        async def publish() -> None:
+            try:
+                async with await aio_pika.connect(broker.url) as conn:
+                    ch = await conn.channel(publisher_confirms=True)
+                    n = 100_000
+                    while not stop.is_set():
+                        await ch.default_exchange.publish(
+                            aio_pika.Message(b"%07d" % n + pad, delivery_mode=2), routing_key=QUEUE)
+                        confirmed.append(n)
+                        n += 1
+            except Exception:
+                return  # killed under us
+
+        task = asyncio.create_task(publish())
+        await _wait_files(queues, "spare.wlog", False, 120)  # recycled: segment 4 is in it
+        extra = len(confirmed) + random.Random(11).randint(20, 600)
+        while len(confirmed) < extra:
+            await asyncio.sleep(0.002)
+        broker.kill()
+        stop.set()
+        await task
+        broker.start()
+        got = await _drain_all(broker.url)
+        assert set(confirmed) <= set(got)
+        # nothing from the recycled file's first life (segment 1: messages 0..~2,080)
+        assert not [i for i in got if i < 2000]
+        assert all(i < first or i >= 100_000 for i in got)  # nothing never published
+        assert len(got) == len(set(got))
+    finally:
+        broker.stop()
+
+
 @pytest.mark.timeout(60)
 async def test_ttl_survives_restart(tmp_path: Path) -> None:
     """A persistent message with a TTL in a durable queue expires (and is dead-lettered)
