@@ -221,6 +221,8 @@ class _GroupCommit:
             self._flush_write()
         if self._dirty and self._timer is None:
             self._arm()
+        if self._timer is None:
+            self._close_ack_file()  # going idle: an idle store holds no ack file open
 
     # -- shutdown ---------------------------------------------------------
     def _shutdown(self, durable: bool) -> None:
@@ -262,6 +264,7 @@ class _GroupCommit:
         self._unsynced_fds = []
         self._closing_fds = []
         self._wfd = -1
+        self._close_ack_file()
         for seg in self._segments.values():
             seg.unmap()
         wseg = self._wseg

@@ -25,7 +25,7 @@ from warren.storage.log.format import (
     ack_bytes,
     crc_seed,
 )
-from warren.storage.log.segment import _Segment, _unlink
+from warren.storage.log.segment import _close_fd, _Segment, _unlink
 
 log = logging.getLogger("warren.storage")
 
@@ -266,15 +266,23 @@ class _SegmentIO:
         try:
             if not self._dir_made:
                 self._make_dir()
-            fd = os.open(seg.ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                os.write(fd, ack_bytes(buf))
-            finally:
-                os.close(fd)
+            if self._afd_seg is not seg:
+                # one ack file kept open: a replication follower writes one per batch,
+                # and opening and closing it each time cost as much as the write
+                self._close_ack_file()
+                self._afd = os.open(seg.ack_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                self._afd_seg = seg
+            os.write(self._afd, ack_bytes(buf))
         except OSError as exc:
             # a lost ack only means a redelivery after a restart: no error state
             log.warning("%s: ack write failed: %s", seg.ack_path, exc)
         del buf[:]
+
+    def _close_ack_file(self) -> None:
+        if self._afd >= 0:
+            _close_fd(self._afd)
+        self._afd = -1
+        self._afd_seg = None
 
     def _flush_acks(self) -> None:
         for seg in list(self._ack_dirty):
@@ -284,6 +292,8 @@ class _SegmentIO:
         """Delete a segment none of whose records is live any more."""
         self._segments.pop(seg.id, None)
         seg.unmap()
+        if self._afd_seg is seg:
+            self._close_ack_file()
         del seg.ackbuf[:]
         self._ack_dirty.discard(seg)
         # segment first: if only the ack file's removal survived a crash the

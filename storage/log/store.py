@@ -142,6 +142,8 @@ class LogStore(_Recovery, _SegmentIO, _Spares, _GroupCommit, _Scan):
         "_scheduled",
         "_timer",
         "_ack_dirty",
+        "_afd",
+        "_afd_seg",
         "_loop",
         "_flush_interval",
         "_closed",
@@ -192,6 +194,9 @@ class LogStore(_Recovery, _SegmentIO, _Spares, _GroupCommit, _Scan):
         self._scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._ack_dirty: set[_Segment] = set()
+        #: the ack file kept open, and its segment
+        self._afd = -1
+        self._afd_seg: _Segment | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_interval = flush_interval
         self._closed = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
 from pathlib import Path
 
@@ -366,3 +368,37 @@ def test_idle_store_closes_and_deletes_without_a_directory(tmp_path: Path) -> No
     s2 = open_store(tmp_path / "idle2")
     s2.delete()
     assert not (tmp_path / "idle").exists() and not (tmp_path / "idle2").exists()
+
+
+def _open_ack_files() -> list[str]:
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.endswith(".acks"):
+            out.append(target)
+    return out
+
+
+async def test_ack_file_stays_open_while_acking_and_closes_when_idle(tmp_path):
+    """A follower flushes acks every batch: one ack file is kept open for it, and closed
+    once the store goes idle (10k idle queues must not hold 10k files open)."""
+    store = LogStore(tmp_path / "q", enc, dec, flush_interval=0.02)
+    for i in range(10):
+        store.push(rec(i))
+    for _ in range(4):
+        pos, _r = store.shift()
+        store.ack(pos)
+        store.flush_acks()
+        assert len(_open_ack_files()) == 1
+    for _ in range(500):  # the store's flush timer finds nothing more to do
+        if not _open_ack_files():
+            break
+        await asyncio.sleep(0.01)
+    assert not _open_ack_files()
+    store.close()
+    again = LogStore(tmp_path / "q", enc, dec)
+    assert [num(r) for _p, r in again.drain()] == list(range(4, 10))
+    again.close()
