@@ -13,7 +13,20 @@ from warren.server.http.management import start_http, stop_http
 from warren.server.node.broker import Broker
 
 
+def apply_storage_settings(config: Config) -> None:
+    """Settings of the message stores, process-wide, before any store is opened."""
+    from warren.storage.log import set_default_segment_size
+
+    if not 65536 <= config.segment_size <= 1 << 30:
+        logging.getLogger("warren.broker").error(
+            "cannot start: segment_size must be between 65536 and 1073741824 bytes, not %d",
+            config.segment_size)
+        raise SystemExit(2)
+    set_default_segment_size(config.segment_size)
+
+
 async def serve(config: Config) -> None:
+    apply_storage_settings(config)
     if config.cluster:
         await serve_cluster(config)
         return

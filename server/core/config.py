@@ -56,6 +56,8 @@ class Config:
     #: open connections per HTTP listener (capped at a quarter of the file-descriptor limit)
     http_max_connections: int = 1024
     trace_ring_size: int = 10000
+    #: bytes per segment file of a message store (queues, delayed exchanges, replicas)
+    segment_size: int = 33554432
     tls_port: int = 0
     tls_cert: str = ""
     tls_key: str = ""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from warren.storage.lanes import LanedStore
-from warren.storage.log.store import DEFAULT_SEGMENT_SIZE, LogStore
+from warren.storage.log.store import LogStore
 
 
 class LanedLogStore(LanedStore):
@@ -51,7 +51,7 @@ def open_laned_log_store(
     encode: Callable[[Any], bytes],
     decode: Callable[[bytes], Any],
     *,
-    segment_size: int = DEFAULT_SEGMENT_SIZE,
+    segment_size: int | None = None,
     executor: concurrent.futures.Executor | None = None,
     **kwargs: Any,
 ) -> LanedLogStore:

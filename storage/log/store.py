@@ -64,8 +64,19 @@ from warren.storage.log.syncproc import SyncProcess
 
 __all__ = ["LogStore", "default_executor"]
 
-#: default segment file size
+#: default segment file size (``set_default_segment_size`` changes it for the process)
 DEFAULT_SEGMENT_SIZE = 32 * 1024 * 1024
+_default_segment_size = DEFAULT_SEGMENT_SIZE
+
+
+def set_default_segment_size(size: int) -> None:
+    """The segment size of every store opened from now on without one (the broker's
+    ``segment_size`` setting: queues, delayed exchanges and replicas alike)."""
+    global _default_segment_size
+    if not SEGMENT_HEADER + RECORD_HEADER < size <= 1 << 31:
+        raise ValueError("segment_size must be between 22 bytes and 2 GiB")
+    _default_segment_size = size
+
 #: tail cache bounds (records, bytes of ``record.size``)
 DEFAULT_CACHE_RECORDS = 4096
 DEFAULT_CACHE_BYTES = 4 * 1024 * 1024
@@ -159,7 +170,7 @@ class LogStore(_Recovery, _SegmentIO, _Spares, _GroupCommit, _Scan):
         encode: Callable[[Any], bytes],
         decode: Callable[[bytes], Any],
         *,
-        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        segment_size: int | None = None,
         executor: concurrent.futures.Executor | None = None,
         cache_records: int = DEFAULT_CACHE_RECORDS,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
@@ -167,6 +178,8 @@ class LogStore(_Recovery, _SegmentIO, _Spares, _GroupCommit, _Scan):
         durable: bool = True,
         decode_requeued: Callable[[bytes], Any] | None = None,
     ) -> None:
+        if segment_size is None:
+            segment_size = _default_segment_size
         if not SEGMENT_HEADER + RECORD_HEADER < segment_size <= 1 << 31:
             raise ValueError("segment_size must be between 22 bytes and 2 GiB")
         self.directory = Path(directory)

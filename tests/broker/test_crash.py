@@ -215,6 +215,35 @@ async def test_kill9_while_writing_a_recycled_segment(tmp_path: Path) -> None:
         broker.stop()
 
 
+@pytest.mark.timeout(90)
+async def test_segment_size_setting(tmp_path: Path) -> None:
+    """``--segment-size`` sets the queue logs' segment files; out of range, the broker
+    refuses to start (exit 2) and says why."""
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, "-m", "warren.server.main", "--segment-size", "100",
+                          "--data-dir", str(tmp_path / "bad")], capture_output=True, text=True,
+                         timeout=30)
+    assert bad.returncode == 2
+    assert "cannot start: segment_size must be between 65536 and 1073741824" in bad.stderr
+
+    broker = BrokerProcess(tmp_path / "data", extra_args=["--segment-size", "65536"]).start()
+    try:
+        async with await aio_pika.connect(broker.url) as conn:
+            ch = await conn.channel(publisher_confirms=True)
+            await ch.declare_queue(QUEUE, durable=True)
+            for i in range(300):
+                await ch.default_exchange.publish(
+                    aio_pika.Message(b"%d " % i + b"s" * 1000, delivery_mode=2), routing_key=QUEUE)
+        segs = list((tmp_path / "data" / "queues").rglob("seg-*.wlog"))
+        assert len(segs) >= 4 and all(p.stat().st_size <= 65536 for p in segs)
+        broker.restart()
+        assert sorted(await _drain_all(broker.url)) == list(range(300))
+    finally:
+        broker.stop()
+
+
 @pytest.mark.timeout(60)
 async def test_ttl_survives_restart(tmp_path: Path) -> None:
     """A persistent message with a TTL in a durable queue expires (and is dead-lettered)

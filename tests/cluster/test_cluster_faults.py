@@ -9,7 +9,10 @@ consumer run throughout (``workload.py``); at the end the queue is drained and t
 checker verifies that every confirmed message was delivered and nothing unpublished was.
 
 ``WARREN_FAULT_ROUNDS`` (default 3) sets the number of rounds; ``WARREN_FAULT_SEED`` the
-seed. The totals are printed (run with ``-s`` to see them).
+seed. The totals are printed (run with ``-s`` to see them). The nodes run with 1 MiB
+segment files (``WARREN_FAULT_SEGMENT``) and 4 KB bodies (``WARREN_FAULT_PAD``), so that
+drained segments are recycled (``storage/log/spare.py``) and nodes are killed while they
+write recycled files, whose old records must never come back.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from tests.cluster.workload import History, check, consumer, drain, publisher
 
 ROUNDS = int(os.environ.get("WARREN_FAULT_ROUNDS", "3"))
 SEED = int(os.environ.get("WARREN_FAULT_SEED", str(int(time.time()))))
+SEGMENT = int(os.environ.get("WARREN_FAULT_SEGMENT", str(1 << 20)))
 
 pytestmark = pytest.mark.timeout(120 + 60 * ROUNDS)
 
@@ -56,6 +60,8 @@ async def test_confirmed_messages_survive_random_faults(tmp_path, etcd_fresh):
     links = {f"n{i}": CuttableLink(etcd_fresh.endpoint).start() for i in (1, 2, 3)}
     c = LocalCluster(tmp_path / "cluster", etcd_fresh.endpoint,
                      node_etcd={name: link.endpoint for name, link in links.items()})
+    for node in c.nodes.values():
+        node.extra_args += ["--segment-size", str(SEGMENT)]
     try:
         await _run_rounds(c, links, rng)
     finally:

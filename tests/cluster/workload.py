@@ -8,16 +8,37 @@ the queue is drained. The checker then verifies, over what clients observed:
 * every confirmed body was delivered at least once (``lost`` must be empty);
 * nothing was delivered that was never published (``unexpected`` must be empty);
 and counts redeliveries and duplicates.
+
+``WARREN_FAULT_PAD`` (bytes, default 4000) pads every body after its id, so that a run
+writes enough to fill and recycle segment files (the fault suite runs its nodes with
+small ones); a delivered body whose padding is not exactly what was sent counts as
+unexpected (``corrupt:<id>``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 from dataclasses import dataclass, field
 
 import aio_pika
+
+PAD = b"p" * int(os.environ.get("WARREN_FAULT_PAD", "4000"))
+
+
+def body_of(ident: str) -> bytes:
+    """What is published for ``ident`` (the id, then the padding if any)."""
+    return ident.encode() + b" " + PAD if PAD else ident.encode()
+
+
+def ident_of(body: bytes) -> bytes:
+    """The id a delivered body carries (``corrupt:<id>`` if its padding is not intact)."""
+    if not PAD:
+        return body
+    head, _sep, rest = body.partition(b" ")
+    return head if rest == PAD else b"corrupt:" + head
 
 
 @dataclass
@@ -79,7 +100,8 @@ async def publisher(urls: list[str], queue: str, h: History, stop: asyncio.Event
                 h.published.add(body)
                 try:
                     await ch.default_exchange.publish(
-                        aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        aio_pika.Message(body_of(body.decode()),
+                                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                         routing_key=queue, timeout=10,
                     )
                 except aio_pika.exceptions.DeliveryError:
@@ -118,7 +140,7 @@ async def consumer(urls: list[str], queue: str, h: History, stop: asyncio.Event)
                         if conn.is_closed:
                             break
                         continue
-                    h.delivered.append(msg.body)
+                    h.delivered.append(ident_of(msg.body))
                     h.redelivered += msg.redelivered
                     await msg.ack()
         except Exception:  # noqa: BLE001
@@ -136,7 +158,7 @@ async def drain(url: str, queue: str, h: History) -> None:
         ch = await conn.channel()
         q = await ch.declare_queue(queue, durable=True, passive=True)
         while (msg := await q.get(timeout=10, fail=False)) is not None:
-            h.delivered.append(msg.body)
+            h.delivered.append(ident_of(msg.body))
             h.redelivered += msg.redelivered
             await msg.ack()
     finally:
