@@ -9,8 +9,9 @@ Operations are applied in sequence order as they arrive; whatever arrived while
 the previous batch was being made durable forms the next batch: one fsync per
 touched store, in the loop's own thread (``LogStore.sync_now``), then ``ACKSEQ``
 of the batch's last seq. The
-follower's position (``replica.state``) is written with an earlier batch's seq
-in the same round, at most every ``STATE_INTERVAL``: it may lag the disk, and
+follower's position (``replica.state``) is written after that ``ACKSEQ`` went out (its
+fsync would hold the acknowledgement back), with the seq just made durable, at most
+every ``STATE_INTERVAL``: it may lag the disk, and
 replaying operations over a state that already has them is harmless (appends
 of a known position are skipped, acks of an unknown one ignored, a purge only
 covers positions up to its own, delete repeats).
@@ -388,6 +389,20 @@ class Follower:
                 await self._reading.wait()  # paused: even frames read already wait
             await self._apply_batch(bodies)
             writer.write(wire.frame(wire.seq_message(wire.ACKSEQ, self.durable)))
+            self._record_position()
+
+    def _record_position(self) -> None:
+        """Write the durable position to ``replica.state``, at most every STATE_INTERVAL
+        (not every batch: a position that lags only means more, harmless, replay)."""
+        state = self._state
+        if self._resyncing or self._mid_batch or state is None:
+            return
+        if (state.log_id, state.seq) == (self.log_id, self.durable):
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._state_written >= STATE_INTERVAL:
+            self._state_written = now
+            state.write(self.log_id, self.durable)
 
     # -- applying ---------------------------------------------------------------
     async def _apply_batch(self, batch: list[memoryview]) -> None:
@@ -441,14 +456,6 @@ class Follower:
         state = self._state
         assert state is not None
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        if (not self._resyncing and (state.log_id, state.seq) != (self.log_id, self.durable)
-                and now - self._state_written >= STATE_INTERVAL):
-            # the previous batch's position: durable already, so it may be written alongside.
-            # Not every batch: an fsync of its own beside the stores' would slow every
-            # acknowledgement, and a position that lags only means more (harmless) replay
-            self._state_written = now
-            state.write(self.log_id, self.durable)
         for m in metas:
             if (asyncio.iscoroutine(m) or isinstance(m, asyncio.Future)) and await m is False:
                 ok = False

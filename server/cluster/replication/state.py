@@ -68,7 +68,7 @@ class ReplicaState:
         body = _SLOT.pack(log_id, seq, counter, exact)
         slot = (body + _CRC.pack(crc32(body))).ljust(SLOT_SIZE, b"\0")
         os.pwrite(self._fd, slot, (counter % 2) * SLOT_SIZE)
-        os.fsync(self._fd)
+        os.fdatasync(self._fd)  # the data and, if it grew, the size: not the times
         self._counter = counter
         self.log_id, self.seq, self.exact = log_id, seq, exact
 
