@@ -1,11 +1,13 @@
 """Recycling drained segment files: a store keeps one as a *spare* for its next segment.
 
-On ext4 every ``fdatasync`` after an append must also commit the file's new size and
-blocks to the journal, which all writers of the filesystem share: three nodes of a
-cluster on one disk queued behind each other's commits. A drained segment's file is
-already allocated and written: renamed to the next segment's name and overwritten in
-place, an ``fdatasync`` has only data to write. Measured on this machine's disk (3 nodes,
-1 KiB persistent messages with confirms): ~13-60% more messages per second, run to run.
+An ``fdatasync`` after an append must also write the file's new size and block
+allocation (on ext4 with a journal: commit them to the journal, which every writer of
+the filesystem shares), so three nodes of a cluster on one disk waited on each other's
+metadata writes. A drained segment's file is already allocated and written: renamed to
+the next segment's name and overwritten in place, an ``fdatasync`` has only data to
+write. Measured here (3 nodes on one virtual disk, 1 KiB persistent messages with
+confirms, together with the faster CRC): +26% messages per second, confirm p99 ~9 ->
+~6.5 ms (means of 6 runs each, alternating old and new code).
 
 The old records left past the new ones are harmless: version-2 CRCs are seeded by the
 segment id (:mod:`storage.log.format`), so recovery stops where the new records end,
@@ -74,10 +76,14 @@ class _Spares:
             self._cancel_spare_timer()
             try:
                 os.rename(self.directory / SPARE_NAME, path)
-                return os.open(path, os.O_WRONLY), True
             except OSError as exc:
                 log.debug("%s: recycling the spare segment failed: %s", path, exc)
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), False
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), False
+        except FileExistsError:
+            # the spare renamed here (just now, or by a try whose open failed: segment
+            # ids never repeat, so nothing else has this name)
+            return os.open(path, os.O_WRONLY), True
 
     def _expire_spare(self) -> None:
         self._spare_timer = None

@@ -192,3 +192,41 @@ def test_crc32_is_zlibs():
             assert crc32(data, seed) == zlib.crc32(data, seed)
             assert crc32(memoryview(data)[1:], seed) == zlib.crc32(data[1:], seed)
     assert struct.pack("<I", crc32(b"warren")) == struct.pack("<I", zlib.crc32(b"warren"))
+
+
+async def test_a_failed_open_after_taking_the_spare_is_retried(tmp_path, monkeypatch):
+    """The spare is renamed to the new segment's name, then opening it fails (EMFILE):
+    the next write opens that file, recycled, instead of failing for ever on a name
+    that exists."""
+    import errno
+    import os as os_mod
+
+    d = tmp_path / "q"
+    store = open_store(d, segment_size=SEG, cache_records=0)
+    old = push_until_segment(store, 2, 0, 1)
+    await synced(store)
+    take_all(store, len(old))
+    assert (d / SPARE_NAME).exists()
+    real_open = os_mod.open
+    fails = []
+
+    def open_once_failing(path, flags, *args):
+        if str(path).endswith(segment_name(3)) and not fails:
+            fails.append(path)
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(spare_mod.os, "open", open_once_failing)
+    new = push_until_segment(store, 3, len(old), 2)
+    done = Results()
+    store.sync(done)
+    await done.until(1)  # the first try fails (the sync says so, or a later one retries)
+    monkeypatch.setattr(spare_mod.os, "open", real_open)
+    assert fails and (d / segment_name(3)).exists() and not (d / SPARE_NAME).exists()
+    await synced(store)
+    assert store.last_error is None
+    assert (d / segment_name(3)).read_bytes()[:8] == MAGIC_RECYCLED
+    store.close()
+    again = open_store(d, segment_size=SEG)
+    assert drain_nums(again) == new
+    again.close()
