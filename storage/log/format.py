@@ -77,8 +77,8 @@ _BIG_ENDIAN = sys.byteorder == "big"
 
 def crc_seed(segment_id: int) -> int:
     """The CRC start value of records in version-2 segment ``segment_id``: an odd
-    multiplier is a bijection mod 2**32, so no two ids 2**32 apart share a seed, and
-    only id 0 (never used: ids start at 1) gets 0, version 1's start."""
+    multiplier is a bijection mod 2**32, so ids less than 2**32 apart never share a
+    seed, and only id 0 (never used: ids start at 1) gets 0, version 1's start."""
     return (segment_id * 0x9E3779B1) & 0xFFFFFFFF
 
 
