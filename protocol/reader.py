@@ -23,6 +23,7 @@ else goes through pamqp, the codec of record.
 
 from __future__ import annotations
 
+import os
 import struct
 
 from pamqp.base import Frame
@@ -52,10 +53,22 @@ from warren.protocol.constants import (
 from warren.protocol.errors import FrameError
 from warren.protocol.fielddecode import decode_table
 
+try:  # the per-message frames in C when the extension was built (pip builds it if it can)
+    from warren.protocol._framescan import scan as _scan
+except ImportError:  # pragma: no cover - a build without a compiler: the same, in Python
+    _scan = None
+if os.environ.get("WARREN_PURE_PYTHON"):
+    _scan = None
+
 K_ERROR = 99
 #: publish + content header + single body frame, fused:
 #: ``(K_MESSAGE, ch, exchange, routing_key, mandatory, immediate, exrk, header, body)``
 K_MESSAGE = 14
+if _scan is not None:
+    from warren.protocol import _framescan
+
+    if (_framescan.K_ACK, _framescan.K_MESSAGE) != (K_ACK, K_MESSAGE):  # pragma: no cover
+        _scan = None  # built from another version's source: not trusted
 
 
 def unfuse(frames: list[tuple]) -> list[tuple]:
@@ -216,8 +229,15 @@ class FrameReader:
         n = len(data)
         pos = 0
         max_payload = self.max_payload
+        scan = _scan if type(data) is bytes else None
         try:
-            while n - pos >= 7:  # a frame header is enough to refuse an oversized frame
+            while True:
+                if scan is not None:
+                    # the publishes and acks in C; it stops at any other frame (or at
+                    # anything wrong), which the code below takes, with its checks
+                    pos = scan(data, pos, max_payload, out)
+                if n - pos < 7:  # a frame header is enough to refuse an oversized frame
+                    break
                 ftype, ch, size = unpack_hdr(data, pos)
                 if size > max_payload:
                     raise FrameError(  # RabbitMQ's text
