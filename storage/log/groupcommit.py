@@ -112,6 +112,13 @@ class _GroupCommit:
 
         fut.add_done_callback(done)
 
+    def _start_sync_if_waiting(self) -> None:
+        """Scheduled by a durable push: start the fsync if the turn asked for one."""
+        if self._waiters:
+            self._start_sync()
+        else:
+            self._scheduled = False  # nobody waits: sync() or the flush timer starts it
+
     def _sync_done(self, job: _SyncJob, dirs: list[Path]) -> None:
         if job.handled:
             return

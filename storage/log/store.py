@@ -280,6 +280,12 @@ class LogStore(_Recovery, _SegmentIO, _Spares, _GroupCommit, _Scan):
         if record.persistent and self._durable:
             meta = _meta_pack(FLAG_PERSISTENT, size)
             self._dirty = True
+            if not self._scheduled and self._job is None and self._loop is not None:
+                # the fsync this push's confirm will wait for starts first thing when
+                # the turn ends, before the deliveries the push scheduled (a batch's
+                # dispatch held the fsync's start back ~0.7 ms on a cluster leader)
+                self._scheduled = True
+                self._loop.call_soon(self._start_sync_if_waiting)
         else:
             meta = _meta_pack(0, size)
         buf = self._wbuf

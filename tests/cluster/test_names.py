@@ -28,6 +28,9 @@ class Link:
     def __init__(self) -> None:
         self.ops: list[tuple] = []
 
+    def flush_soon(self) -> None:
+        pass
+
     def append(self, store: str, name: int, data: bytes) -> None:
         self.ops.append(("append", name, bytes(data)))
 

@@ -5,6 +5,7 @@ No sleeps: tests await futures that the callbacks (or the fsync executor) resolv
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import shutil
@@ -71,6 +72,34 @@ async def test_sync_callbacks_in_order_and_batched(tmp_path: Path, executor) -> 
     s.close()
     s = open_store(tmp_path)
     assert drain_nums(s) == list(range(50))
+    s.close()
+
+
+async def test_fsync_starts_before_work_the_push_scheduled_after_it(tmp_path: Path, executor) -> None:
+    """A durable push schedules its fsync's start: a callback scheduled after the push
+    (a queue's dispatch) runs with the fsync already submitted, and one fsync serves every
+    sync() of the turn; a push nobody syncs starts none."""
+    s = open_store(tmp_path, executor=executor)
+    done = Results()
+    s.push(rec(0))
+    s.sync(done)  # the first sync: the store now knows its loop
+    assert await done.until(1) == [True]
+    seen: list[int] = []
+    s.push(rec(1))
+    asyncio.get_running_loop().call_soon(lambda: seen.append(executor.submitted))
+    s.push(rec(2))
+    s.sync(done)
+    s.sync(done)
+    assert await done.until(3) == [True] * 3
+    assert seen == [2] and executor.submitted == 2
+    s.push(rec(3))  # no sync(): the flush timer, not the push, makes it durable
+    ran = asyncio.Event()
+    asyncio.get_running_loop().call_soon(ran.set)
+    await ran.wait()
+    assert executor.submitted == 2
+    s.close()
+    s = open_store(tmp_path)
+    assert drain_nums(s) == [0, 1, 2, 3]
     s.close()
 
 

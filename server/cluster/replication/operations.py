@@ -129,6 +129,11 @@ class Operations:
         self._blog_size += len(fr)
         self._pending.append(fr)
 
+    def flush_soon(self) -> None:
+        """Write what is pending to the followers when this loop turn ends (once per turn)."""
+        if not self._scheduled:
+            self._schedule()
+
     def _schedule(self) -> None:
         # one write per follower per loop turn, whatever the turn produced
         if not self._scheduled:

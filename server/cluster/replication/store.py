@@ -109,8 +109,12 @@ class ReplicatedLogStore(LogStore):
         return self.read(position, _stored_name) or position
 
     def push(self, record: Any) -> int:
+        leader = self.leader
+        # the followers' send is scheduled before the local fsync's start (which
+        # LogStore.push schedules): theirs is the longer way
+        leader.flush_soon()
         pos = self._top = LogStore.push(self, record)
-        self.leader.append(self.store_id, pos, self._last)
+        leader.append(self.store_id, pos, self._last)
         return pos
 
     def shift(self) -> tuple[int, Any] | None:
