@@ -54,21 +54,22 @@ from warren.protocol.errors import FrameError
 from warren.protocol.fielddecode import decode_table
 
 try:  # the per-message frames in C when the extension was built (pip builds it if it can)
-    from warren.protocol._framescan import scan as _scan
+    from warren.protocol import _framescan
 except ImportError:  # pragma: no cover - a build without a compiler: the same, in Python
-    _scan = None
-if os.environ.get("WARREN_PURE_PYTHON"):
-    _scan = None
+    _framescan = None
 
 K_ERROR = 99
 #: publish + content header + single body frame, fused:
 #: ``(K_MESSAGE, ch, exchange, routing_key, mandatory, immediate, exrk, header, body)``
 K_MESSAGE = 14
-if _scan is not None:
-    from warren.protocol import _framescan
-
-    if (_framescan.K_ACK, _framescan.K_MESSAGE) != (K_ACK, K_MESSAGE):  # pragma: no cover
-        _scan = None  # built from another version's source: not trusted
+#: the C scanner, unless absent, switched off, or built from another version's constants
+_scan = (
+    _framescan.scan
+    if _framescan is not None
+    and not os.environ.get("WARREN_PURE_PYTHON")
+    and (_framescan.K_ACK, _framescan.K_MESSAGE) == (K_ACK, K_MESSAGE)
+    else None
+)
 
 
 def unfuse(frames: list[tuple]) -> list[tuple]:

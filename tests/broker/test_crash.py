@@ -56,6 +56,14 @@ async def _consumer(url: str, acked: set[int], stop: asyncio.Event, limit: int) 
         return
 
 
+async def _publish_durable(conn: aio_pika.abc.AbstractConnection, bodies: list[bytes]) -> None:
+    """Declare the durable QUEUE and publish ``bodies`` to it persistent, each confirmed."""
+    ch = await conn.channel(publisher_confirms=True)
+    await ch.declare_queue(QUEUE, durable=True)
+    for body in bodies:
+        await ch.default_exchange.publish(aio_pika.Message(body, delivery_mode=2), routing_key=QUEUE)
+
+
 async def _drain_all(url: str, timeout: float = 60.0) -> list[int]:
     async with await aio_pika.connect(url) as conn:
         ch = await conn.channel()
@@ -122,12 +130,7 @@ async def test_torn_segment_serves_every_intact_record(tmp_path: Path) -> None:
     broker = BrokerProcess(tmp_path / "data").start()
     try:
         async with await aio_pika.connect(broker.url) as conn:
-            ch = await conn.channel(publisher_confirms=True)
-            await ch.declare_queue(QUEUE, durable=True)
-            for i in range(200):
-                await ch.default_exchange.publish(
-                    aio_pika.Message(f"{i} {'y' * 100}".encode(), delivery_mode=2), routing_key=QUEUE
-                )
+            await _publish_durable(conn, [f"{i} {'y' * 100}".encode() for i in range(200)])
         broker.kill()
         segs = sorted((tmp_path / "data" / "queues").rglob("seg-*.wlog"))
         assert segs, "no segment written"
@@ -231,11 +234,7 @@ async def test_segment_size_setting(tmp_path: Path) -> None:
     broker = BrokerProcess(tmp_path / "data", extra_args=["--segment-size", "65536"]).start()
     try:
         async with await aio_pika.connect(broker.url) as conn:
-            ch = await conn.channel(publisher_confirms=True)
-            await ch.declare_queue(QUEUE, durable=True)
-            for i in range(300):
-                await ch.default_exchange.publish(
-                    aio_pika.Message(b"%d " % i + b"s" * 1000, delivery_mode=2), routing_key=QUEUE)
+            await _publish_durable(conn, [b"%d " % i + b"s" * 1000 for i in range(300)])
         segs = list((tmp_path / "data" / "queues").rglob("seg-*.wlog"))
         assert len(segs) >= 4 and all(p.stat().st_size <= 65536 for p in segs)
         broker.restart()

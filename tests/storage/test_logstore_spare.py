@@ -140,13 +140,19 @@ async def test_version_1_segments_are_read_and_never_recycled(tmp_path):
     store.close()
 
 
-async def test_a_spare_not_needed_within_its_ttl_is_removed(tmp_path, monkeypatch):
-    monkeypatch.setattr(spare_mod, "SPARE_TTL", 0.05)
-    d = tmp_path / "q"
+async def store_with_spare(d):
+    """A store whose first segment was filled, synced and drained: its file is the spare."""
     store = open_store(d, segment_size=SEG, cache_records=0)
     old = push_until_segment(store, 2, 0, 1)
     await synced(store)
     take_all(store, len(old))
+    return store, old
+
+
+async def test_a_spare_not_needed_within_its_ttl_is_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(spare_mod, "SPARE_TTL", 0.05)
+    d = tmp_path / "q"
+    store, old = await store_with_spare(d)
     assert (d / SPARE_NAME).exists()
     for _ in range(500):  # the condition, bounded (the TTL timer is on this loop)
         if not (d / SPARE_NAME).exists():
@@ -164,10 +170,7 @@ async def test_a_spare_not_needed_within_its_ttl_is_removed(tmp_path, monkeypatc
 
 async def test_a_spare_left_by_a_crash_is_removed_on_open_and_delete_takes_it(tmp_path):
     d = tmp_path / "q"
-    store = open_store(d, segment_size=SEG, cache_records=0)
-    old = push_until_segment(store, 2, 0, 1)
-    await synced(store)
-    take_all(store, len(old))
+    store, old = await store_with_spare(d)
     store.flush_acks()
     crash = tmp_path / "crash"
     shutil.copytree(d, crash)
@@ -202,10 +205,7 @@ async def test_a_failed_open_after_taking_the_spare_is_retried(tmp_path, monkeyp
     import os as os_mod
 
     d = tmp_path / "q"
-    store = open_store(d, segment_size=SEG, cache_records=0)
-    old = push_until_segment(store, 2, 0, 1)
-    await synced(store)
-    take_all(store, len(old))
+    store, old = await store_with_spare(d)
     assert (d / SPARE_NAME).exists()
     real_open = os_mod.open
     fails = []

@@ -242,7 +242,7 @@ class Leader(Operations, Resyncs):
             callback(True)
             return
         if seq > self._flushed:
-            self._schedule()  # a wait for deferred acks (a purge or a delete waits) sends them now
+            self.flush_soon()  # a wait for deferred acks (a purge or a delete waits) sends them now
         waiters = self._waiters
         if waiters and seq < waiters[-1][0]:
             # rare: registered out of order; keep the deque sorted

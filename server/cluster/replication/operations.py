@@ -98,7 +98,7 @@ class Operations:
         self.seq += 1
         batch = self._batch = _Batch(kind, self.seq, store)
         if urgent:
-            self._schedule()
+            self.flush_soon()
         else:
             self._schedule_late()
         return batch
@@ -120,7 +120,7 @@ class Operations:
             self._finish_batch()
         self.seq += 1
         self._queue(body_of(self.seq))
-        self._schedule()
+        self.flush_soon()
         return self.seq
 
     def _queue(self, body: bytes) -> None:
@@ -130,12 +130,8 @@ class Operations:
         self._pending.append(fr)
 
     def flush_soon(self) -> None:
-        """Write what is pending to the followers when this loop turn ends (once per turn)."""
-        if not self._scheduled:
-            self._schedule()
-
-    def _schedule(self) -> None:
-        # one write per follower per loop turn, whatever the turn produced
+        """Write what is pending to the followers when this loop turn ends: one write per
+        follower per loop turn, whatever the turn produced."""
         if not self._scheduled:
             self._scheduled = True
             (self._loop or asyncio.get_running_loop()).call_soon(self._flush)
